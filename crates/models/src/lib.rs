@@ -1,0 +1,42 @@
+//! sqlmatic's data models: ids, threads, messages, database schemas, query results and the
+//! error kinds every layer maps its errors onto.
+//!
+//! Owns plain data and the validation of newtypes (parse once, trust afterwards).
+//! Must not do IO of any kind: no files, sockets, SQLite or HTTP.
+
+mod error;
+mod ids;
+mod query;
+mod schema;
+mod thread;
+
+pub use error::ErrorKind;
+pub use ids::{InvalidId, MessageId, ThreadId};
+pub use query::{ColumnMeta, InvalidSql, QueryParams, QueryResult, SqlQuery};
+pub use schema::{
+    ColumnInfo, DatabaseMetadata, DatabaseSchema, DatabaseSummary, ForeignKeyInfo, IndexInfo,
+    TableInfo, TableKind, TableSummary, TriggerInfo,
+};
+pub use thread::{Message, MessageStatus, Role, Thread, ThreadTitle};
+
+/// Cursor-less pagination parameters shared by list endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u32,
+}
+
+impl Page {
+    pub const MAX_LIMIT: u32 = 200;
+
+    /// Clamps the limit to `1..=MAX_LIMIT`.
+    pub fn new(limit: u32, offset: u32) -> Self {
+        Self { limit: limit.clamp(1, Self::MAX_LIMIT), offset }
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self { limit: 50, offset: 0 }
+    }
+}

@@ -1,0 +1,107 @@
+//! SQL text, parameters and query results.
+
+use serde::{Deserialize, Serialize};
+
+/// SQL text that passed the cheap checks every tool relies on: not blank, not absurdly long.
+/// The read-only sandbox still decides whether it may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlQuery(String);
+
+/// Why a string is not acceptable SQL text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSql {
+    #[error("the SQL is empty")]
+    Empty,
+    #[error("the SQL is {len} bytes long; the limit is {max}")]
+    TooLong { len: usize, max: usize },
+    #[error("the SQL contains a NUL character")]
+    Nul,
+}
+
+impl SqlQuery {
+    pub const MAX_BYTES: usize = 100_000;
+
+    pub fn parse(sql: &str) -> Result<Self, InvalidSql> {
+        let trimmed = sql.trim();
+        if trimmed.is_empty() || trimmed.chars().all(|c| c == ';' || c.is_whitespace()) {
+            return Err(InvalidSql::Empty);
+        }
+        if trimmed.len() > Self::MAX_BYTES {
+            return Err(InvalidSql::TooLong { len: trimmed.len(), max: Self::MAX_BYTES });
+        }
+        if trimmed.contains('\0') {
+            return Err(InvalidSql::Nul);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Bound parameters: positional (`?`, `?1`) or named (`:name`, `@name`, `$name`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum QueryParams {
+    #[default]
+    #[serde(skip)]
+    None,
+    Positional(Vec<serde_json::Value>),
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    Named(serde_json::Map<String, serde_json::Value>),
+}
+
+/// A result column: its name and the type it was declared with, if it comes from a table column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ColumnMeta {
+    pub name: String,
+    pub decl_type: Option<String>,
+}
+
+/// The rows a read-only query returned, bounded by the row and byte caps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueryResult {
+    pub columns: Vec<ColumnMeta>,
+    /// Rows as typed JSON values: integers stay integers, blobs are `{"$blob": base64}` or
+    /// `{"$blob_bytes": n}` when large.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<Object>>))]
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// Rows returned here.
+    pub row_count: u64,
+    /// Rows the query produced in all, when they could be counted within the time limit.
+    pub total_rows: Option<u64>,
+    /// True when the row or byte cap cut the result.
+    pub truncated: bool,
+    pub elapsed_ms: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_parse_rejects_blank_and_nul() {
+        assert_eq!(SqlQuery::parse("  ;; "), Err(InvalidSql::Empty));
+        assert_eq!(SqlQuery::parse("select 1\0"), Err(InvalidSql::Nul));
+        assert!(matches!(
+            SqlQuery::parse(&"x".repeat(SqlQuery::MAX_BYTES + 1)),
+            Err(InvalidSql::TooLong { .. })
+        ));
+        assert_eq!(
+            SqlQuery::parse(" select 1 ").map(|q| q.as_str().to_owned()),
+            Ok("select 1".into())
+        );
+    }
+
+    #[test]
+    fn params_deserialize_by_shape() {
+        let p: QueryParams = serde_json::from_str("[1, \"a\"]").unwrap();
+        assert!(matches!(p, QueryParams::Positional(v) if v.len() == 2));
+        let p: QueryParams = serde_json::from_str("{\"id\": 3}").unwrap();
+        assert!(matches!(p, QueryParams::Named(m) if m.contains_key("id")));
+    }
+}

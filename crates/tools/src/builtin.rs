@@ -1,0 +1,174 @@
+//! The four built-in SQLite tools. Their names and argument names are a public contract:
+//! models call them by name.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlmatic_models::{DatabaseMetadata, DatabaseSchema, QueryParams, QueryResult, TableSummary};
+
+use crate::{Tool, ToolContext, ToolError};
+
+/// No arguments.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+fn no_params() -> Value {
+    json!({"type": "object", "properties": {}, "additionalProperties": false})
+}
+
+/// `list_tables {}`
+pub struct ListTables;
+
+#[derive(Debug, Serialize)]
+pub struct TableList {
+    pub database: String,
+    pub tables: Vec<TableSummary>,
+}
+
+impl Tool for ListTables {
+    const NAME: &'static str = "list_tables";
+    type Args = NoArgs;
+    type Output = TableList;
+
+    fn description(&self) -> &str {
+        "List the tables and views of the database with their row counts and descriptions. \
+         Cheap; call it first on an unfamiliar database, then get_schema for the tables you need. \
+         Example: list_tables {}"
+    }
+
+    fn parameters(&self) -> Value {
+        no_params()
+    }
+
+    async fn call(&self, ctx: &ToolContext, _args: NoArgs) -> Result<TableList, ToolError> {
+        ctx.blocking(|ctx| {
+            Ok(TableList {
+                database: ctx.database.name().to_owned(),
+                tables: ctx.database.list_tables(&ctx.limits)?,
+            })
+        })
+        .await
+    }
+}
+
+/// `get_metadata {}`
+pub struct GetMetadata;
+
+impl Tool for GetMetadata {
+    const NAME: &'static str = "get_metadata";
+    type Args = NoArgs;
+    type Output = DatabaseMetadata;
+
+    fn description(&self) -> &str {
+        "Facts about the database file: SQLite version, size, page size and count, journal mode, \
+         encoding, schema version, number of tables and views, total rows, last modification time. \
+         Example: get_metadata {}"
+    }
+
+    fn parameters(&self) -> Value {
+        no_params()
+    }
+
+    async fn call(&self, ctx: &ToolContext, _args: NoArgs) -> Result<DatabaseMetadata, ToolError> {
+        ctx.blocking(|ctx| ctx.database.metadata(&ctx.limits)).await
+    }
+}
+
+/// `get_schema {"tables"?: [...], "sample_rows"?: N}`
+pub struct GetSchema;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetSchemaArgs {
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+    #[serde(default)]
+    pub sample_rows: Option<usize>,
+}
+
+impl Tool for GetSchema {
+    const NAME: &'static str = "get_schema";
+    type Args = GetSchemaArgs;
+    type Output = DatabaseSchema;
+
+    fn description(&self) -> &str {
+        "The structure of tables and views: columns with types, nullability, defaults and primary \
+         keys; foreign keys; indexes; triggers; row counts; descriptions; optionally a few sample \
+         rows. Never guess table or column names: read them here before writing SQL. \
+         Example: get_schema {\"tables\": [\"orders\", \"customers\"], \"sample_rows\": 3}"
+    }
+
+    fn parameters(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "tables": {"type": "array", "items": {"type": "string"},
+                           "description": "Only these tables or views (default: all)."},
+                "sample_rows": {"type": "integer", "minimum": 0, "maximum": 20,
+                                "description": "Sample rows per table (default 0)."}
+            },
+            "additionalProperties": false
+        })
+    }
+
+    async fn call(
+        &self,
+        ctx: &ToolContext,
+        args: GetSchemaArgs,
+    ) -> Result<DatabaseSchema, ToolError> {
+        let tables = args.tables.unwrap_or_default();
+        let sample_rows = args.sample_rows.unwrap_or(0);
+        ctx.blocking(move |ctx| ctx.database.schema_with(&tables, sample_rows, &ctx.limits)).await
+    }
+}
+
+/// `execute_query {"sql": "...", "params"?: [...] | {...}}`
+pub struct ExecuteQuery;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteQueryArgs {
+    pub sql: String,
+    #[serde(default)]
+    pub params: Option<QueryParams>,
+}
+
+impl Tool for ExecuteQuery {
+    const NAME: &'static str = "execute_query";
+    type Args = ExecuteQueryArgs;
+    type Output = QueryResult;
+
+    fn description(&self) -> &str {
+        "Run exactly one read-only SQL statement (SQLite dialect: SELECT, WITH, VALUES, EXPLAIN) and \
+         get columns and rows back. Writes, DDL, ATTACH and PRAGMA writes are blocked. Results are \
+         capped; `truncated` says when rows were cut and `total_rows` how many exist. Prefer LIMIT \
+         and aggregates. Use `params` for values: positional `?` with an array, or `:name` with an \
+         object. Example: execute_query {\"sql\": \"SELECT name FROM customers WHERE country = ? \
+         LIMIT 10\", \"params\": [\"France\"]}"
+    }
+
+    fn parameters(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "sql": {"type": "string", "description": "One SQLite SELECT/WITH/VALUES statement."},
+                "params": {
+                    "description": "Bound parameters: an array for ?/?N, an object for :name.",
+                    "anyOf": [{"type": "array"}, {"type": "object"}]
+                }
+            },
+            "required": ["sql"],
+            "additionalProperties": false
+        })
+    }
+
+    async fn call(
+        &self,
+        ctx: &ToolContext,
+        args: ExecuteQueryArgs,
+    ) -> Result<QueryResult, ToolError> {
+        let params = args.params.unwrap_or_default();
+        ctx.blocking(move |ctx| ctx.database.query(&args.sql, &params, &ctx.limits, &ctx.audit()))
+            .await
+    }
+}

@@ -1,0 +1,91 @@
+//! The `tools` configuration section.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `tools:` in `config/config.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// Wall-clock limit of one query, enforced by SQLite's progress handler.
+    pub query_timeout_ms: u64,
+    /// Rows a query returns at most; the result says `truncated` past that.
+    pub max_rows: usize,
+    /// Approximate JSON bytes of a result at most; the result says `truncated` past that.
+    pub max_result_bytes: usize,
+    /// Largest string or blob SQLite may build (`SQLITE_LIMIT_LENGTH`): stops huge `zeroblob`s.
+    pub max_value_bytes: usize,
+    /// Blobs up to this size are returned as base64; larger ones as their size only.
+    pub inline_blob_bytes: usize,
+    /// Sample rows per table `get_schema` may return at most.
+    pub max_sample_rows: usize,
+    /// Read-only connections per target database.
+    pub pool_size: u32,
+    /// The tools an agent gets, by name.
+    pub enabled: Vec<String>,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            query_timeout_ms: 2000,
+            max_rows: 1000,
+            max_result_bytes: 4 << 20,
+            max_value_bytes: 16 << 20,
+            inline_blob_bytes: 1024,
+            max_sample_rows: 20,
+            pool_size: 4,
+            enabled: vec![
+                "list_tables".into(),
+                "get_metadata".into(),
+                "get_schema".into(),
+                "execute_query".into(),
+            ],
+        }
+    }
+}
+
+impl ToolsConfig {
+    pub fn limits(&self) -> QueryLimits {
+        QueryLimits {
+            timeout: Duration::from_millis(self.query_timeout_ms.max(1)),
+            max_rows: self.max_rows.max(1),
+            max_result_bytes: self.max_result_bytes.max(1024),
+            inline_blob_bytes: self.inline_blob_bytes,
+            max_sample_rows: self.max_sample_rows,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.query_timeout_ms == 0 {
+            return Err("tools.query_timeout_ms must be greater than 0".into());
+        }
+        if self.max_rows == 0 {
+            return Err("tools.max_rows must be greater than 0".into());
+        }
+        if self.pool_size == 0 {
+            return Err("tools.pool_size must be greater than 0".into());
+        }
+        if self.max_value_bytes < 1024 || self.max_value_bytes > 1 << 30 {
+            return Err("tools.max_value_bytes must be between 1024 and 1073741824".into());
+        }
+        Ok(())
+    }
+}
+
+/// Per-query limits, injected through the tool context (never chosen by the model).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueryLimits {
+    pub timeout: Duration,
+    pub max_rows: usize,
+    pub max_result_bytes: usize,
+    pub inline_blob_bytes: usize,
+    pub max_sample_rows: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        ToolsConfig::default().limits()
+    }
+}

@@ -1,0 +1,28 @@
+//! sqlmatic's SQLite tools for LLM agents, usable from Rust without the server.
+//!
+//! Owns the [`Tool`] trait and [`ToolRegistry`], the read-only sandbox every query runs in
+//! ([`sandbox`]), introspection of a target database ([`introspect`]) and the four built-in
+//! tools: `list_tables`, `get_metadata`, `get_schema`, `execute_query`.
+//!
+//! Must not know reqwest or actix. Blocking SQLite work runs inside
+//! `tokio::task::spawn_blocking`, never on the async executor.
+
+mod builtin;
+mod config;
+mod error;
+pub mod introspect;
+pub mod sandbox;
+mod target;
+pub mod test_support;
+mod tool;
+
+pub use builtin::{
+    ExecuteQuery, ExecuteQueryArgs, GetMetadata, GetSchema, GetSchemaArgs, ListTables,
+};
+pub use config::{QueryLimits, ToolsConfig};
+pub use error::{Result, ToolError, ToolErrorCode};
+pub use target::{
+    QueryAudit, QueryEvent, QueryObserver, QueryOutcome, TableDescription, TargetDatabase,
+    TargetSpec,
+};
+pub use tool::{DynTool, Tool, ToolContext, ToolDefinition, ToolRegistry, Toolset};

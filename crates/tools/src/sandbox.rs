@@ -1,0 +1,443 @@
+//! The read-only sandbox. SQLite enforces it, in layers, so that no single mistake opens a hole:
+//!
+//! 1. connections open the file `SQLITE_OPEN_READ_ONLY`;
+//! 2. `PRAGMA query_only = ON`;
+//! 3. an authorizer allows reads and functions only (no writes, DDL, ATTACH/DETACH,
+//!    transactions, `load_extension`, PRAGMAs outside a read-only allow-list);
+//! 4. every statement must start with SELECT/WITH/VALUES/EXPLAIN/PRAGMA and be
+//!    `sqlite3_stmt_readonly` (this catches `VACUUM INTO`, which no authorizer code covers);
+//! 5. exactly one statement; attached databases limited to 0;
+//! 6. a progress handler stops a query at its deadline; `SQLITE_LIMIT_LENGTH` stops huge values;
+//! 7. rows and bytes returned are capped, and the result says `truncated`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use serde_json::Value;
+use sqlmatic_models::{ColumnMeta, QueryParams, QueryResult, SqlQuery};
+
+use crate::{QueryLimits, ToolError, ToolErrorCode};
+
+/// PRAGMAs that read settings; allowed only without a value (with one they would write).
+const READ_PRAGMAS: &[&str] = &[
+    "application_id",
+    "auto_vacuum",
+    "cache_size",
+    "collation_list",
+    "compile_options",
+    "data_version",
+    "encoding",
+    "foreign_keys",
+    "freelist_count",
+    "function_list",
+    "journal_mode",
+    "module_list",
+    "page_count",
+    "page_size",
+    "pragma_list",
+    "query_only",
+    "schema_version",
+    "table_list",
+    "user_version",
+];
+
+/// PRAGMAs whose argument names a table or index to describe; the argument never writes.
+const INFO_PRAGMAS: &[&str] =
+    &["foreign_key_list", "index_info", "index_list", "index_xinfo", "table_info", "table_xinfo"];
+
+/// Functions that touch the file system or load code, denied even if compiled in.
+const DENIED_FUNCTIONS: &[&str] =
+    &["load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "sqlite_dbpage"];
+
+/// The authorizer's decision for one action; a pure function so it can be tested as data.
+pub fn authorize(action: &AuthAction<'_>) -> Authorization {
+    match action {
+        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => {
+            Authorization::Allow
+        }
+        AuthAction::Function { function_name } => {
+            if DENIED_FUNCTIONS.iter().any(|f| f.eq_ignore_ascii_case(function_name)) {
+                Authorization::Deny
+            } else {
+                Authorization::Allow
+            }
+        }
+        AuthAction::Pragma { pragma_name, pragma_value } => {
+            let name = pragma_name.to_ascii_lowercase();
+            let allowed = match pragma_value {
+                None => {
+                    READ_PRAGMAS.contains(&name.as_str()) || INFO_PRAGMAS.contains(&name.as_str())
+                }
+                Some(_) => INFO_PRAGMAS.contains(&name.as_str()),
+            };
+            if allowed { Authorization::Allow } else { Authorization::Deny }
+        }
+        _ => Authorization::Deny,
+    }
+}
+
+fn authorizer(ctx: AuthContext<'_>) -> Authorization {
+    let decision = authorize(&ctx.action);
+    if decision == Authorization::Deny {
+        log::debug!("sandbox denied {:?}", ctx.action);
+    }
+    decision
+}
+
+/// Applies every per-connection layer of the sandbox. Used for pooled connections and tests.
+pub fn harden(conn: &Connection, max_value_bytes: usize) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "query_only", true)?;
+    conn.busy_timeout(Duration::from_secs(2))?;
+    let max_value = i32::try_from(max_value_bytes).unwrap_or(i32::MAX);
+    conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, SqlQuery::MAX_BYTES as i32 + 1)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 500)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 200)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 1000)?;
+    conn.authorizer(Some(authorizer))?;
+    Ok(())
+}
+
+/// Opens a target database file strictly read-only and sandboxed.
+pub fn open_connection(path: &Path, max_value_bytes: usize) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, read_only_flags())?;
+    harden(&conn, max_value_bytes)?;
+    Ok(conn)
+}
+
+fn read_only_flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+/// A pool of sandboxed read-only connections. Connections open lazily, so a missing file
+/// is reported when a query needs it, and recovers when the file comes back.
+pub fn open_pool(path: &Path, size: u32, max_value_bytes: usize) -> Pool<SqliteConnectionManager> {
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(read_only_flags())
+        .with_init(move |c| harden(c, max_value_bytes));
+    Pool::builder()
+        .max_size(size.max(1))
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_secs(5))
+        .build_unchecked(manager)
+}
+
+/// Sets a deadline on a connection for as long as the guard lives.
+pub struct Deadline<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> Deadline<'c> {
+    pub fn set(conn: &'c Connection, timeout: Duration) -> rusqlite::Result<Self> {
+        let deadline = Instant::now() + timeout;
+        conn.progress_handler(1000, Some(move || Instant::now() >= deadline))?;
+        Ok(Self { conn })
+    }
+}
+
+impl Drop for Deadline<'_> {
+    fn drop(&mut self) {
+        let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
+    }
+}
+
+/// Skips whitespace and comments, returns the first keyword in lower case.
+fn leading_keyword(sql: &str) -> String {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            break;
+        }
+    }
+    rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_ascii_lowercase()
+}
+
+const ALLOWED_KEYWORDS: &[&str] = &["select", "with", "values", "explain", "pragma"];
+
+fn blocked(reason: &str) -> ToolError {
+    ToolError::new(
+        ToolErrorCode::ReadOnly,
+        format!(
+            "blocked ({reason}): queries are read-only; only SELECT/WITH/VALUES/EXPLAIN and \
+             read-only PRAGMAs may run (no writes, DDL, ATTACH, transactions or extensions)"
+        ),
+    )
+}
+
+/// Maps a rusqlite error from preparing or running a statement onto the tool's error vocabulary.
+pub fn classify(err: rusqlite::Error) -> ToolError {
+    match &err {
+        rusqlite::Error::MultipleStatement => ToolError::new(
+            ToolErrorCode::MultipleStatements,
+            "only one SQL statement per call; send the statements one at a time",
+        ),
+        rusqlite::Error::SqliteFailure(e, msg) => match e.code {
+            ErrorCode::AuthorizationForStatementDenied | ErrorCode::ReadOnly => {
+                blocked(msg.as_deref().unwrap_or("not authorized"))
+            }
+            ErrorCode::OperationInterrupted => ToolError::new(
+                ToolErrorCode::QueryTimeout,
+                "the query hit its time limit; add a WHERE filter, use an index, or LIMIT the rows",
+            ),
+            ErrorCode::TooBig => ToolError::new(
+                ToolErrorCode::ValueTooLarge,
+                "a string or blob in the query is larger than the configured limit",
+            ),
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => ToolError::new(
+                ToolErrorCode::DatabaseUnavailable,
+                "the database is busy; try again",
+            )
+            .retryable(),
+            ErrorCode::CannotOpen | ErrorCode::NotADatabase | ErrorCode::SystemIoFailure => {
+                ToolError::new(
+                    ToolErrorCode::DatabaseUnavailable,
+                    "the database file cannot be read right now",
+                )
+                .with_detail(err.to_string())
+                .retryable()
+            }
+            _ => {
+                let text = msg.clone().unwrap_or_else(|| e.to_string());
+                if text.contains("too many attached databases") {
+                    return ToolError::new(
+                        ToolErrorCode::ReadOnly,
+                        "blocked: ATTACH is not allowed; query the configured database only",
+                    );
+                }
+                ToolError::new(ToolErrorCode::SqlError, text)
+            }
+        },
+        rusqlite::Error::SqlInputError { msg, .. } if msg.contains("not authorized") => {
+            blocked(msg)
+        }
+        rusqlite::Error::SqlInputError { msg, offset, .. } => {
+            ToolError::new(ToolErrorCode::SqlError, format!("{msg} (at byte {offset})"))
+        }
+        _ => ToolError::new(ToolErrorCode::SqlError, err.to_string()),
+    }
+}
+
+fn json_to_sql(v: &Value, what: &str) -> Result<SqlValue, ToolError> {
+    Ok(match v {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => SqlValue::Text(s.clone()),
+        Value::Array(_) | Value::Object(_) => {
+            return Err(ToolError::invalid_args(format!(
+                "parameter {what} must be a string, number, boolean or null"
+            )));
+        }
+    })
+}
+
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: &QueryParams) -> Result<(), ToolError> {
+    let expected = stmt.parameter_count();
+    match params {
+        QueryParams::None => {
+            if expected > 0 {
+                return Err(ToolError::invalid_args(format!(
+                    "the SQL has {expected} parameter(s) but no `params` were given"
+                )));
+            }
+        }
+        QueryParams::Positional(values) => {
+            if values.len() != expected {
+                return Err(ToolError::invalid_args(format!(
+                    "the SQL has {expected} parameter(s) but {} were given",
+                    values.len()
+                )));
+            }
+            for (i, v) in values.iter().enumerate() {
+                let value = json_to_sql(v, &format!("#{}", i + 1))?;
+                stmt.raw_bind_parameter(i + 1, value).map_err(classify)?;
+            }
+        }
+        QueryParams::Named(map) => {
+            for i in 1..=expected {
+                let Some(name) = stmt.parameter_name(i).map(str::to_owned) else {
+                    return Err(ToolError::invalid_args(
+                        "the SQL uses positional parameters; pass `params` as an array",
+                    ));
+                };
+                let bare = name.trim_start_matches([':', '@', '$']);
+                let v = map.get(bare).or_else(|| map.get(&name)).ok_or_else(|| {
+                    ToolError::invalid_args(format!("missing value for parameter {name}"))
+                })?;
+                let value = json_to_sql(v, &name)?;
+                stmt.raw_bind_parameter(i, value).map_err(classify)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A SQLite value as typed JSON.
+pub fn to_json(v: ValueRef<'_>, inline_blob_bytes: usize) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) if b.len() <= inline_blob_bytes => serde_json::json!({
+            "$blob": base64::engine::general_purpose::STANDARD.encode(b)
+        }),
+        ValueRef::Blob(b) => serde_json::json!({ "$blob_bytes": b.len() }),
+    }
+}
+
+fn approx_json_len(v: &Value) -> usize {
+    match v {
+        Value::Null => 4,
+        Value::Bool(_) => 5,
+        Value::Number(_) => 12,
+        Value::String(s) => s.len() + 2,
+        other => other.to_string().len(),
+    }
+}
+
+/// Checks that `sql` is one read-only statement and runs it within `limits`.
+pub fn run_query(
+    conn: &Connection,
+    sql: &SqlQuery,
+    params: &QueryParams,
+    limits: &QueryLimits,
+) -> Result<QueryResult, ToolError> {
+    let started = Instant::now();
+    let _deadline = Deadline::set(conn, limits.timeout).map_err(ToolError::internal)?;
+    // Prepare first so syntax errors read as such; preparing runs the authorizer, executes nothing.
+    let mut stmt = conn.prepare(sql.as_str()).map_err(classify)?;
+    let keyword = leading_keyword(sql.as_str());
+    if !ALLOWED_KEYWORDS.contains(&keyword.as_str()) {
+        return Err(ToolError::new(
+            ToolErrorCode::ReadOnly,
+            format!(
+                "blocked: `{}` statements are not allowed; only SELECT, WITH, VALUES, EXPLAIN and \
+                 read-only PRAGMAs may run",
+                if keyword.is_empty() { "this" } else { &keyword }
+            ),
+        ));
+    }
+    if !stmt.readonly() {
+        return Err(ToolError::new(
+            ToolErrorCode::ReadOnly,
+            "blocked: the statement would modify a database; only reads may run",
+        ));
+    }
+    bind(&mut stmt, params)?;
+    let columns: Vec<ColumnMeta> = stmt
+        .columns()
+        .iter()
+        .map(|c| ColumnMeta {
+            name: c.name().to_owned(),
+            decl_type: c.decl_type().map(str::to_owned),
+        })
+        .collect();
+    let width = columns.len();
+    let mut out_rows = Vec::new();
+    let mut bytes = 0usize;
+    let mut truncated = false;
+    let mut total: u64 = 0;
+    let mut counted_all = true;
+    let mut rows = stmt.raw_query();
+    loop {
+        let row = match rows.next() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(e) => {
+                let err = classify(e);
+                // Interrupted while only counting rows past the cap: the shown rows stand.
+                if truncated && err.code == ToolErrorCode::QueryTimeout {
+                    counted_all = false;
+                    break;
+                }
+                return Err(err);
+            }
+        };
+        total += 1;
+        if truncated {
+            continue;
+        }
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            let v = row.get_ref(i).map_err(classify)?;
+            let json = to_json(v, limits.inline_blob_bytes);
+            bytes += approx_json_len(&json) + 1;
+            values.push(json);
+        }
+        out_rows.push(values);
+        if out_rows.len() >= limits.max_rows || bytes >= limits.max_result_bytes {
+            truncated = true;
+        }
+    }
+    let row_count = out_rows.len() as u64;
+    let truncated = truncated && (total > row_count || !counted_all);
+    Ok(QueryResult {
+        columns,
+        rows: out_rows,
+        row_count,
+        total_rows: counted_all.then_some(total),
+        truncated,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_keyword_skips_comments() {
+        assert_eq!(leading_keyword("  -- hi\n /* x */ SELECT 1"), "select");
+        assert_eq!(leading_keyword("WITH x AS (select 1) select * from x"), "with");
+        assert_eq!(leading_keyword("vacuum into 'x'"), "vacuum");
+        assert_eq!(leading_keyword("/* unterminated"), "");
+    }
+
+    #[test]
+    fn policy_as_data() {
+        let cases: &[(AuthAction<'_>, Authorization)] = &[
+            (AuthAction::Select, Authorization::Allow),
+            (AuthAction::Read { table_name: "t", column_name: "c" }, Authorization::Allow),
+            (AuthAction::Function { function_name: "count" }, Authorization::Allow),
+            (AuthAction::Function { function_name: "LOAD_EXTENSION" }, Authorization::Deny),
+            (
+                AuthAction::Pragma { pragma_name: "table_info", pragma_value: Some("t") },
+                Authorization::Allow,
+            ),
+            (
+                AuthAction::Pragma { pragma_name: "user_version", pragma_value: None },
+                Authorization::Allow,
+            ),
+            (
+                AuthAction::Pragma { pragma_name: "user_version", pragma_value: Some("3") },
+                Authorization::Deny,
+            ),
+            (
+                AuthAction::Pragma { pragma_name: "writable_schema", pragma_value: None },
+                Authorization::Deny,
+            ),
+            (AuthAction::Insert { table_name: "t" }, Authorization::Deny),
+            (AuthAction::Attach { filename: "x" }, Authorization::Deny),
+        ];
+        for (action, expected) in cases {
+            assert_eq!(authorize(action), *expected, "{action:?}");
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! A target database: the configured SQLite file users ask questions about, its sandboxed pool,
+//! and its cached schema.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use serde::{Deserialize, Serialize};
+use sqlmatic_models::{
+    DatabaseMetadata, DatabaseSchema, DatabaseSummary, QueryParams, QueryResult, SqlQuery,
+    TableSummary, ThreadId,
+};
+
+use crate::{QueryLimits, ToolError, ToolErrorCode, ToolsConfig, introspect, sandbox};
+
+/// Descriptions an operator gives a table and its columns; the schema tool returns them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableDescription {
+    pub description: Option<String>,
+    pub columns: BTreeMap<String, String>,
+}
+
+/// One entry of `database.targets` in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    pub name: String,
+    pub path: PathBuf,
+    /// Queries always run read-only; `false` is reserved for approved writes.
+    #[serde(default = "yes")]
+    pub read_only: bool,
+    #[serde(default)]
+    pub default: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableDescription>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl TargetSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(format!(
+                "database.targets: name `{}` must be 1-64 characters of a-z, A-Z, 0-9, _ or -",
+                self.name
+            ));
+        }
+        if self.path.as_os_str().is_empty() {
+            return Err(format!("database.targets[{}].path must not be empty", self.name));
+        }
+        Ok(())
+    }
+}
+
+/// How a query ended, for the query log and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryOutcome {
+    Ok,
+    Blocked,
+    Failed,
+    TimedOut,
+}
+
+impl QueryOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Blocked => "blocked",
+            Self::Failed => "failed",
+            Self::TimedOut => "timed_out",
+        }
+    }
+
+    fn of(result: &Result<QueryResult, ToolError>) -> Self {
+        match result {
+            Ok(_) => Self::Ok,
+            Err(e) if e.code == ToolErrorCode::ReadOnly => Self::Blocked,
+            Err(e) if e.code == ToolErrorCode::QueryTimeout => Self::TimedOut,
+            Err(_) => Self::Failed,
+        }
+    }
+}
+
+/// One SQL statement a tool ran (or refused), as observers see it.
+#[derive(Debug, Clone)]
+pub struct QueryEvent<'a> {
+    pub database: &'a str,
+    pub sql: &'a str,
+    pub user: &'a str,
+    pub thread_id: Option<ThreadId>,
+    pub source: &'a str,
+    pub outcome: QueryOutcome,
+    pub rows: u64,
+    pub elapsed_ms: f64,
+    pub error_code: Option<&'static str>,
+}
+
+/// Receives every query a tool ran: the app's query log and metrics implement it.
+/// Called on the blocking thread that ran the query.
+pub trait QueryObserver: Send + Sync {
+    fn on_query(&self, event: &QueryEvent<'_>);
+}
+
+/// Stamp of what the cached schema was built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SchemaStamp {
+    schema_version: i64,
+    files: [Option<(SystemTime, u64)>; 2],
+}
+
+pub struct TargetDatabase {
+    spec: TargetSpec,
+    pool: Pool<SqliteConnectionManager>,
+    schema_cache: Mutex<Option<(SchemaStamp, Arc<DatabaseSchema>)>>,
+}
+
+impl std::fmt::Debug for TargetDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetDatabase").field("spec", &self.spec).finish_non_exhaustive()
+    }
+}
+
+fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+impl TargetDatabase {
+    /// Builds the sandboxed pool; connections open lazily, so this never fails on a missing file.
+    pub fn new(spec: TargetSpec, config: &ToolsConfig) -> Arc<Self> {
+        let pool = sandbox::open_pool(&spec.path, config.pool_size, config.max_value_bytes);
+        Arc::new(Self { spec, pool, schema_cache: Mutex::new(None) })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn spec(&self) -> &TargetSpec {
+        &self.spec
+    }
+
+    pub fn summary(&self, is_default: bool) -> DatabaseSummary {
+        DatabaseSummary {
+            name: self.spec.name.clone(),
+            read_only: self.spec.read_only,
+            is_default,
+            description: self.spec.description.clone(),
+        }
+    }
+
+    /// A sandboxed connection. Blocking: call from `spawn_blocking`.
+    pub fn connection(&self) -> Result<PooledConnection<SqliteConnectionManager>, ToolError> {
+        if !self.spec.path.exists() {
+            return Err(ToolError::new(
+                ToolErrorCode::DatabaseUnavailable,
+                format!("database `{}` is not available: its file is missing", self.spec.name),
+            )
+            .with_detail(self.spec.path.display())
+            .retryable());
+        }
+        self.pool.get().map_err(|e| {
+            ToolError::new(
+                ToolErrorCode::DatabaseUnavailable,
+                format!("database `{}` cannot be opened right now", self.spec.name),
+            )
+            .with_detail(e)
+            .retryable()
+        })
+    }
+
+    /// Runs one read-only query, logs it and tells the observer. Blocking.
+    pub fn query(
+        &self,
+        sql: &str,
+        params: &QueryParams,
+        limits: &QueryLimits,
+        audit: &QueryAudit<'_>,
+    ) -> Result<QueryResult, ToolError> {
+        let started = std::time::Instant::now();
+        let result = SqlQuery::parse(sql)
+            .map_err(|e| ToolError::new(ToolErrorCode::SqlError, e.to_string()))
+            .and_then(|q| {
+                let conn = self.connection()?;
+                sandbox::run_query(&conn, &q, params, limits)
+                    .map_err(|e| self.explain_error(&conn, sql, e))
+            });
+        let outcome = QueryOutcome::of(&result);
+        let elapsed_ms = match &result {
+            Ok(r) => r.elapsed_ms,
+            Err(_) => started.elapsed().as_secs_f64() * 1000.0,
+        };
+        let rows = result.as_ref().map_or(0, |r| r.row_count);
+        match &result {
+            Ok(_) => log::debug!(
+                "query ok db={} rows={rows} elapsed_ms={elapsed_ms:.2} sql={sql}",
+                self.spec.name
+            ),
+            Err(e) if matches!(outcome, QueryOutcome::Blocked | QueryOutcome::TimedOut) => {
+                log::warn!(
+                    "query {} db={} user={} elapsed_ms={elapsed_ms:.2} sql={sql} ({e})",
+                    outcome.as_str(),
+                    self.spec.name,
+                    audit.user
+                )
+            }
+            Err(e) => log::debug!("query failed db={} sql={sql} ({e})", self.spec.name),
+        }
+        if let Some(observer) = audit.observer {
+            observer.on_query(&QueryEvent {
+                database: &self.spec.name,
+                sql,
+                user: audit.user,
+                thread_id: audit.thread_id,
+                source: audit.source,
+                outcome,
+                rows,
+                elapsed_ms,
+                error_code: result.as_ref().err().map(|e| e.code.as_str()),
+            });
+        }
+        result
+    }
+
+    /// Adds the valid names to "no such table/column" errors so a model can correct itself.
+    fn explain_error(
+        &self,
+        conn: &rusqlite::Connection,
+        sql: &str,
+        mut err: ToolError,
+    ) -> ToolError {
+        if err.code != ToolErrorCode::SqlError {
+            return err;
+        }
+        let Ok(tables) = introspect::table_names(conn) else { return err };
+        if err.model_message.starts_with("no such table") {
+            err.model_message = format!("{}; tables are: {}", err.model_message, tables.join(", "));
+        } else if err.model_message.starts_with("no such column") {
+            let lower = sql.to_ascii_lowercase();
+            let mentioned: Vec<String> = tables
+                .iter()
+                .filter(|t| lower.contains(&t.to_ascii_lowercase()))
+                .filter_map(|t| {
+                    let cols = introspect::column_names(conn, t).ok()?;
+                    Some(format!("{t}({})", cols.join(", ")))
+                })
+                .collect();
+            if !mentioned.is_empty() {
+                err.model_message =
+                    format!("{}; columns are: {}", err.model_message, mentioned.join("; "));
+            }
+        }
+        err
+    }
+
+    fn stamp(&self, conn: &rusqlite::Connection) -> Result<SchemaStamp, ToolError> {
+        let schema_version = introspect::schema_version(conn)?;
+        let wal = PathBuf::from(format!("{}-wal", self.spec.path.display()));
+        Ok(SchemaStamp { schema_version, files: [file_stamp(&self.spec.path), file_stamp(&wal)] })
+    }
+
+    /// The current `schema_version` (cheap: reads the file header). Blocking.
+    pub fn schema_version(&self) -> Result<i64, ToolError> {
+        let conn = self.connection()?;
+        introspect::schema_version(&conn)
+    }
+
+    /// The full schema, rebuilt only when the schema or data changed since the last call. Blocking.
+    pub fn schema(&self, limits: &QueryLimits) -> Result<Arc<DatabaseSchema>, ToolError> {
+        let conn = self.connection()?;
+        let stamp = self.stamp(&conn)?;
+        {
+            let cache = self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((cached_stamp, schema)) = cache.as_ref() {
+                if *cached_stamp == stamp {
+                    return Ok(schema.clone());
+                }
+            }
+        }
+        let schema = Arc::new(introspect::schema(&conn, &self.spec, limits, &[], 0)?);
+        // The stamp is re-read so a change during the build is picked up next time.
+        let stamp = SchemaStamp { schema_version: schema.schema_version, ..stamp };
+        *self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((stamp, schema.clone()));
+        Ok(schema)
+    }
+
+    /// The schema filtered to `tables`, optionally with sample rows. Blocking.
+    pub fn schema_with(
+        &self,
+        tables: &[String],
+        sample_rows: usize,
+        limits: &QueryLimits,
+    ) -> Result<DatabaseSchema, ToolError> {
+        if sample_rows == 0 {
+            let full = self.schema(limits)?;
+            return introspect::filter_schema(&full, tables);
+        }
+        let conn = self.connection()?;
+        introspect::schema(
+            &conn,
+            &self.spec,
+            limits,
+            tables,
+            sample_rows.min(limits.max_sample_rows),
+        )
+    }
+
+    pub fn metadata(&self, limits: &QueryLimits) -> Result<DatabaseMetadata, ToolError> {
+        let schema = self.schema(limits)?;
+        let conn = self.connection()?;
+        introspect::metadata(&conn, &self.spec, &schema)
+    }
+
+    pub fn list_tables(&self, limits: &QueryLimits) -> Result<Vec<TableSummary>, ToolError> {
+        let schema = self.schema(limits)?;
+        Ok(schema
+            .tables
+            .iter()
+            .map(|t| TableSummary {
+                name: t.name.clone(),
+                kind: t.kind,
+                row_count: t.row_count,
+                description: t.description.clone(),
+            })
+            .collect())
+    }
+}
+
+/// Who runs a query and who hears about it; never chosen by the model.
+#[derive(Clone, Copy)]
+pub struct QueryAudit<'a> {
+    pub user: &'a str,
+    pub thread_id: Option<ThreadId>,
+    pub source: &'a str,
+    pub observer: Option<&'a dyn QueryObserver>,
+}

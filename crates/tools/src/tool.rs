@@ -1,0 +1,208 @@
+//! The `Tool` trait (typed arguments), its object-safe twin `DynTool` (JSON in, JSON out), and
+//! the registry agents build their toolsets from by name.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sqlmatic_models::ThreadId;
+
+use crate::{QueryAudit, QueryLimits, QueryObserver, TargetDatabase, ToolError, ToolErrorCode};
+
+/// What a tool call gets that the model must never choose: the database, limits, who is asking.
+#[derive(Clone)]
+pub struct ToolContext {
+    pub database: Arc<TargetDatabase>,
+    pub limits: QueryLimits,
+    pub user: String,
+    pub thread_id: Option<ThreadId>,
+    /// Where the call comes from, for the query log (`agent`, `api`).
+    pub source: &'static str,
+    pub observer: Option<Arc<dyn QueryObserver>>,
+}
+
+impl ToolContext {
+    pub fn new(database: Arc<TargetDatabase>, limits: QueryLimits) -> Self {
+        Self {
+            database,
+            limits,
+            user: "local".into(),
+            thread_id: None,
+            source: "api",
+            observer: None,
+        }
+    }
+
+    pub fn audit(&self) -> QueryAudit<'_> {
+        QueryAudit {
+            user: &self.user,
+            thread_id: self.thread_id,
+            source: self.source,
+            observer: self.observer.as_deref(),
+        }
+    }
+
+    /// Runs blocking SQLite work on the blocking pool with an owned copy of this context.
+    pub async fn blocking<T, F>(&self, work: F) -> Result<T, ToolError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ToolContext) -> Result<T, ToolError> + Send + 'static,
+    {
+        let ctx = self.clone();
+        tokio::task::spawn_blocking(move || work(&ctx)).await.map_err(ToolError::internal)?
+    }
+}
+
+/// A tool the model can call by `NAME` with JSON arguments matching `parameters()`.
+pub trait Tool: Send + Sync + 'static {
+    const NAME: &'static str;
+    type Args: DeserializeOwned + Send;
+    type Output: Serialize;
+    /// Written for the model: what it does, when to use it, an example.
+    fn description(&self) -> &str;
+    /// JSON Schema of `Args`.
+    fn parameters(&self) -> Value;
+    fn call(
+        &self,
+        ctx: &ToolContext,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Object-safe view of a [`Tool`]: parses arguments, serializes the output.
+pub trait DynTool: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &str;
+    fn parameters(&self) -> Value;
+    fn call_json<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<Value, ToolError>>;
+}
+
+impl<T: Tool> DynTool for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn description(&self) -> &str {
+        Tool::description(self)
+    }
+
+    fn parameters(&self) -> Value {
+        Tool::parameters(self)
+    }
+
+    fn call_json<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, Result<Value, ToolError>> {
+        Box::pin(async move {
+            // Models often send `null` or nothing for tools without arguments.
+            let args = if args.is_null() { Value::Object(Default::default()) } else { args };
+            let args: T::Args = serde_json::from_value(args).map_err(|e| {
+                ToolError::invalid_args(format!("invalid arguments for {}: {e}", T::NAME))
+            })?;
+            let out = self.call(ctx, args).await?;
+            serde_json::to_value(out).map_err(ToolError::internal)
+        })
+    }
+}
+
+/// Name, description and JSON Schema: what a provider advertises to the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolDefinition {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+}
+
+/// Every tool the server knows, by name.
+#[derive(Clone, Default)]
+pub struct ToolRegistry {
+    tools: BTreeMap<&'static str, Arc<dyn DynTool>>,
+}
+
+impl ToolRegistry {
+    /// The four built-in SQLite tools.
+    pub fn builtin() -> Self {
+        let mut r = Self::default();
+        r.register(crate::ListTables);
+        r.register(crate::GetMetadata);
+        r.register(crate::GetSchema);
+        r.register(crate::ExecuteQuery);
+        r
+    }
+
+    pub fn register<T: Tool>(&mut self, tool: T) {
+        self.tools.insert(T::NAME, Arc::new(tool));
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.tools.keys().copied().collect()
+    }
+
+    /// A toolset of the named tools, in the order given; an unknown name is an error.
+    pub fn toolset(&self, names: &[String]) -> Result<Toolset, ToolError> {
+        let tools = names
+            .iter()
+            .map(|n| {
+                self.tools.get(n.as_str()).cloned().ok_or_else(|| {
+                    ToolError::new(
+                        ToolErrorCode::UnknownTool,
+                        format!("unknown tool `{n}`; tools are: {}", self.names().join(", ")),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Toolset { tools })
+    }
+}
+
+/// The tools one agent may call.
+#[derive(Clone)]
+pub struct Toolset {
+    tools: Vec<Arc<dyn DynTool>>,
+}
+
+impl Toolset {
+    pub fn definitions(&self) -> Vec<ToolDefinition> {
+        self.tools
+            .iter()
+            .map(|t| ToolDefinition {
+                name: t.name().to_owned(),
+                description: t.description().to_owned(),
+                parameters: t.parameters(),
+            })
+            .collect()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tools.iter().any(|t| t.name() == name)
+    }
+
+    /// Calls a tool by name; an unknown name is a tool error the model can act on.
+    pub async fn call(
+        &self,
+        name: &str,
+        ctx: &ToolContext,
+        args: Value,
+    ) -> Result<Value, ToolError> {
+        let Some(tool) = self.tools.iter().find(|t| t.name() == name) else {
+            let names: Vec<&str> = self.tools.iter().map(|t| t.name()).collect();
+            return Err(ToolError::new(
+                ToolErrorCode::UnknownTool,
+                format!("unknown tool `{name}`; available tools are: {}", names.join(", ")),
+            ));
+        };
+        tool.call_json(ctx, args).await
+    }
+}

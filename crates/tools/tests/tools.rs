@@ -1,0 +1,246 @@
+//! The built-in tools through the registry, as an agent calls them.
+
+use serde_json::{Value, json};
+use sqlmatic_tools::test_support::{fixture_context, fixture_target};
+use sqlmatic_tools::{
+    QueryEvent, QueryObserver, ToolContext, ToolErrorCode, ToolRegistry, ToolsConfig,
+};
+use std::sync::{Arc, Mutex};
+
+const SHOP: &str = "
+    CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL, country TEXT DEFAULT 'FR', score REAL, avatar BLOB);
+    CREATE TABLE orders(id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE, total REAL);
+    CREATE INDEX orders_customer ON orders(customer_id);
+    CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
+    CREATE TRIGGER orders_audit AFTER INSERT ON orders BEGIN SELECT 1; END;
+    INSERT INTO customers VALUES (1,'Ada','UK',9.5,x'00ff'),(2,'Linus','FI',NULL,NULL),(3,'Grace','US',7.25,zeroblob(5000));
+    INSERT INTO orders VALUES (1,1,50.0),(2,1,150.0),(3,2,300.5);
+";
+
+async fn call(
+    ctx: &ToolContext,
+    tool: &str,
+    args: Value,
+) -> Result<Value, sqlmatic_tools::ToolError> {
+    let registry = ToolRegistry::builtin();
+    let toolset = registry.toolset(&ToolsConfig::default().enabled).unwrap();
+    toolset.call(tool, ctx, args).await
+}
+
+#[tokio::test]
+async fn execute_query_returns_typed_values() {
+    let (_dir, ctx) = fixture_context(SHOP);
+    let out = call(
+        &ctx,
+        "execute_query",
+        json!({"sql": "SELECT id, name, score, avatar FROM customers ORDER BY id"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["columns"][0], json!({"name": "id", "decl_type": "INTEGER"}));
+    assert_eq!(out["rows"][0], json!([1, "Ada", 9.5, {"$blob": "AP8="}]));
+    assert_eq!(out["rows"][1], json!([2, "Linus", null, null]));
+    assert_eq!(out["rows"][2][3], json!({"$blob_bytes": 5000}));
+    assert_eq!(out["row_count"], 3);
+    assert_eq!(out["total_rows"], 3);
+    assert_eq!(out["truncated"], false);
+    assert!(out["elapsed_ms"].as_f64().unwrap() >= 0.0);
+}
+
+#[tokio::test]
+async fn positional_and_named_parameters() {
+    let (_dir, ctx) = fixture_context(SHOP);
+    let out = call(
+        &ctx,
+        "execute_query",
+        json!({"sql": "SELECT name FROM customers WHERE country = ?", "params": ["FI"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["rows"], json!([["Linus"]]));
+    let out = call(
+        &ctx,
+        "execute_query",
+        json!({"sql": "SELECT count(*) AS n FROM orders WHERE customer_id = :c AND total > $min", "params": {"c": 1, "min": 60}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["rows"], json!([[1]]));
+    let err =
+        call(&ctx, "execute_query", json!({"sql": "SELECT ?", "params": []})).await.unwrap_err();
+    assert_eq!(err.code, ToolErrorCode::InvalidArgs);
+    let err = call(&ctx, "execute_query", json!({"sql": "SELECT :a", "params": {"b": 1}}))
+        .await
+        .unwrap_err();
+    assert!(err.model_message.contains(":a"), "{err}");
+    let err =
+        call(&ctx, "execute_query", json!({"sql": "SELECT ?", "params": [[1]]})).await.unwrap_err();
+    assert_eq!(err.code, ToolErrorCode::InvalidArgs);
+}
+
+#[tokio::test]
+async fn row_and_byte_caps_truncate_and_say_so() {
+    let config = ToolsConfig { max_rows: 2, ..ToolsConfig::default() };
+    let (_dir, target) = fixture_target(SHOP, &config);
+    let ctx = ToolContext::new(target, config.limits());
+    let out = call(&ctx, "execute_query", json!({"sql": "SELECT * FROM orders"})).await.unwrap();
+    assert_eq!(out["row_count"], 2);
+    assert_eq!(out["total_rows"], 3);
+    assert_eq!(out["truncated"], true);
+
+    let config = ToolsConfig { max_result_bytes: 1024, ..ToolsConfig::default() };
+    let (_dir, target) = fixture_target(
+        "CREATE TABLE s(x TEXT); WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r WHERE i < 100) INSERT INTO s SELECT printf('%0100d', i) FROM r;",
+        &config,
+    );
+    let ctx = ToolContext::new(target, config.limits());
+    let out = call(&ctx, "execute_query", json!({"sql": "SELECT x FROM s"})).await.unwrap();
+    assert!(out["row_count"].as_u64().unwrap() < 100);
+    assert_eq!(out["total_rows"], 100);
+    assert_eq!(out["truncated"], true);
+}
+
+#[tokio::test]
+async fn errors_tell_the_model_what_to_do() {
+    let (_dir, ctx) = fixture_context(SHOP);
+    let err =
+        call(&ctx, "execute_query", json!({"sql": "SELECT * FROM customer"})).await.unwrap_err();
+    assert_eq!(err.code, ToolErrorCode::SqlError);
+    assert!(
+        err.model_message.contains("tables are: big_orders, customers, orders"),
+        "{}",
+        err.model_message
+    );
+    let err = call(&ctx, "execute_query", json!({"sql": "SELECT nmae FROM customers"}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.model_message.contains("customers(id, name, country, score, avatar)"),
+        "{}",
+        err.model_message
+    );
+    let err = call(&ctx, "execute_query", json!({"sql": "SELEC 1"})).await.unwrap_err();
+    assert!(err.model_message.contains("syntax error"), "{}", err.model_message);
+    let err = call(&ctx, "execute_query", json!({"query": "SELECT 1"})).await.unwrap_err();
+    assert_eq!(err.code, ToolErrorCode::InvalidArgs);
+    let err = call(&ctx, "drop_everything", json!({})).await.unwrap_err();
+    assert_eq!(err.code, ToolErrorCode::UnknownTool);
+    assert!(err.model_message.contains("execute_query"));
+}
+
+#[tokio::test]
+async fn get_schema_describes_everything() {
+    let (_dir, ctx) = fixture_context(SHOP);
+    let out = call(&ctx, "get_schema", json!({})).await.unwrap();
+    let tables = out["tables"].as_array().unwrap();
+    let names: Vec<&str> = tables.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["big_orders", "customers", "orders"]);
+    let orders = &tables[2];
+    assert_eq!(orders["row_count"], 3);
+    assert_eq!(
+        orders["columns"][0],
+        json!({"name": "id", "type": "INTEGER", "nullable": true, "default": null, "primary_key": 1})
+    );
+    assert_eq!(orders["columns"][1]["nullable"], false);
+    assert_eq!(
+        orders["foreign_keys"][0],
+        json!({"columns": ["customer_id"], "references_table": "customers", "references_columns": ["id"], "on_update": "NO ACTION", "on_delete": "CASCADE"})
+    );
+    assert_eq!(orders["indexes"][0]["name"], "orders_customer");
+    assert_eq!(orders["triggers"][0]["name"], "orders_audit");
+    assert_eq!(tables[0]["kind"], "view");
+    assert_eq!(tables[0]["row_count"], Value::Null);
+    assert_eq!(tables[1]["columns"][2]["default"], "'FR'");
+    let ddl = out["ddl"].as_str().unwrap();
+    assert!(ddl.contains("TABLE orders(id INTEGER PK, customer_id INTEGER NOT NULL -> customers.id, total REAL) -- 3 rows"), "{ddl}");
+
+    let out =
+        call(&ctx, "get_schema", json!({"tables": ["Customers"], "sample_rows": 2})).await.unwrap();
+    assert_eq!(out["tables"].as_array().unwrap().len(), 1);
+    assert_eq!(out["tables"][0]["sample_rows"].as_array().unwrap().len(), 2);
+    let err = call(&ctx, "get_schema", json!({"tables": ["nope"]})).await.unwrap_err();
+    assert_eq!(err.code, ToolErrorCode::TableNotFound);
+    assert!(err.model_message.contains("customers"));
+}
+
+#[tokio::test]
+async fn descriptions_from_config_reach_the_schema() {
+    let (_dir, path) = sqlmatic_tools::test_support::fixture_db(SHOP);
+    let spec: sqlmatic_tools::TargetSpec = serde_json::from_value(json!({
+        "name": "shop", "path": path,
+        "tables": {"customers": {"description": "People who buy", "columns": {"score": "loyalty 0-10"}}}
+    }))
+    .unwrap();
+    let config = ToolsConfig::default();
+    let ctx = ToolContext::new(sqlmatic_tools::TargetDatabase::new(spec, &config), config.limits());
+    let out = call(&ctx, "list_tables", json!({})).await.unwrap();
+    assert_eq!(
+        out["tables"][1],
+        json!({"name": "customers", "kind": "table", "row_count": 3, "description": "People who buy"})
+    );
+    let out = call(&ctx, "get_schema", json!({"tables": ["customers"]})).await.unwrap();
+    assert_eq!(out["tables"][0]["columns"][3]["description"], "loyalty 0-10");
+    assert!(out["ddl"].as_str().unwrap().contains("score REAL /* loyalty 0-10 */"));
+}
+
+#[tokio::test]
+async fn get_metadata_reports_the_file() {
+    let (_dir, ctx) = fixture_context(SHOP);
+    let out = call(&ctx, "get_metadata", Value::Null).await.unwrap();
+    assert_eq!(out["table_count"], 2);
+    assert_eq!(out["view_count"], 1);
+    assert_eq!(out["total_rows"], 6);
+    assert_eq!(out["encoding"], "UTF-8");
+    assert!(out["sqlite_version"].as_str().unwrap().starts_with("3."));
+    assert!(out["file_size_bytes"].as_u64().unwrap() > 0);
+    assert!(out["page_count"].as_u64().unwrap() > 0);
+    assert!(out["last_modified"].is_string());
+}
+
+#[tokio::test]
+async fn the_schema_cache_follows_ddl_from_another_connection() {
+    let (_dir, ctx) = fixture_context(SHOP);
+    let first = ctx.database.schema(&ctx.limits).unwrap();
+    let again = ctx.database.schema(&ctx.limits).unwrap();
+    assert!(Arc::ptr_eq(&first, &again), "an unchanged schema must come from the cache");
+    let writer = rusqlite::Connection::open(&ctx.database.spec().path).unwrap();
+    writer.execute_batch("CREATE TABLE added(x)").unwrap();
+    let after = ctx.database.schema(&ctx.limits).unwrap();
+    assert!(after.schema_version > first.schema_version);
+    assert!(after.tables.iter().any(|t| t.name == "added"));
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, &'static str, u64)>>);
+
+impl QueryObserver for Recorder {
+    fn on_query(&self, e: &QueryEvent<'_>) {
+        self.0.lock().unwrap().push((e.sql.to_owned(), e.outcome.as_str(), e.rows));
+    }
+}
+
+#[tokio::test]
+async fn observers_see_every_query() {
+    let (_dir, mut ctx) = fixture_context(SHOP);
+    let recorder = Arc::new(Recorder::default());
+    ctx.observer = Some(recorder.clone());
+    call(&ctx, "execute_query", json!({"sql": "SELECT * FROM orders"})).await.unwrap();
+    call(&ctx, "execute_query", json!({"sql": "DELETE FROM orders"})).await.unwrap_err();
+    let seen = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [("SELECT * FROM orders".into(), "ok", 3), ("DELETE FROM orders".into(), "blocked", 0)]
+    );
+}
+
+#[tokio::test]
+async fn a_missing_file_is_a_clear_error_and_recovers() {
+    let (dir, ctx) = fixture_context(SHOP);
+    let path = ctx.database.spec().path.clone();
+    let moved = dir.path().join("moved.db");
+    std::fs::rename(&path, &moved).unwrap();
+    let err = call(&ctx, "list_tables", json!({})).await.unwrap_err();
+    assert_eq!(err.code, ToolErrorCode::DatabaseUnavailable);
+    std::fs::rename(&moved, &path).unwrap();
+    call(&ctx, "list_tables", json!({})).await.unwrap();
+}
