@@ -1,1 +1,18 @@
-//! placeholder
+//! sqlmatic's chat domain: what the server does, without HTTP.
+//!
+//! [`Sqlmatic`] is the application core the server wraps: it owns the app database services,
+//! the target databases and tools, the [`sqlmatic_events::EventBus`], [`Metrics`], the
+//! background [`watch`] tasks (schema changes, metrics pushes) and the chat turn
+//! ([`Sqlmatic::chat`]).
+//!
+//! Must not know actix or HTTP status codes; errors carry an [`sqlmatic_models::ErrorKind`] and a
+//! stable code, which only the server maps onto HTTP.
+
+mod app;
+mod error;
+mod metrics;
+pub mod watch;
+
+pub use app::{ChatRequest, CoreConfig, MAX_MESSAGE_CHARS, Sqlmatic, ThreadWithMessages};
+pub use error::{Error, Result};
+pub use metrics::Metrics;

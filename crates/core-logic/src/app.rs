@@ -1,0 +1,345 @@
+//! The application core: one value the server (or an embedding app) holds and calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlmatic_events::{DatabaseUpdate, Event, EventBus, SubscriberId, Topic};
+use sqlmatic_models::{
+    DatabaseSchema, DatabaseSummary, Message, MessageStatus, Page, QueryParams, QueryResult, Role,
+    Thread, ThreadId, ThreadTitle,
+};
+use sqlmatic_services::{
+    AgentConfig, AppDb, DatabaseConfig, NewMessage, QueryLog, QueryLogEntry, Targets, ThreadService,
+};
+use sqlmatic_tools::{
+    QueryEvent, QueryObserver, TargetDatabase, ToolContext, ToolRegistry, ToolsConfig,
+};
+
+use crate::{Error, Metrics, Result};
+
+/// Everything the core needs; the server composes it from each crate's config section.
+#[derive(Debug, Clone, Default)]
+pub struct CoreConfig {
+    pub database: DatabaseConfig,
+    pub tools: ToolsConfig,
+    pub agent: AgentConfig,
+    /// How often `metrics_update` is pushed to `metrics` subscribers.
+    pub metrics_interval: Duration,
+}
+
+/// A chat turn's input.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub thread_id: Option<ThreadId>,
+    pub message: String,
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ThreadWithMessages {
+    #[serde(flatten)]
+    pub thread: Thread,
+    pub messages: Vec<Message>,
+}
+
+/// Query observers in sequence: the query log, then metrics.
+struct Observers(Vec<Arc<dyn QueryObserver>>);
+
+impl QueryObserver for Observers {
+    fn on_query(&self, event: &QueryEvent<'_>) {
+        for o in &self.0 {
+            o.on_query(event);
+        }
+    }
+}
+
+pub struct Sqlmatic {
+    config: CoreConfig,
+    app_db: AppDb,
+    threads: ThreadService,
+    query_log: QueryLog,
+    targets: Targets,
+    tools: ToolRegistry,
+    bus: EventBus,
+    metrics: Arc<Metrics>,
+    observer: Arc<dyn QueryObserver>,
+}
+
+impl std::fmt::Debug for Sqlmatic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sqlmatic").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// The longest question accepted, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 32_000;
+
+impl Sqlmatic {
+    /// Opens the app database (migrating it), the target databases (generating the demo one if
+    /// needed) and the tools. Blocking: call it before the runtime or in `spawn_blocking`.
+    pub fn open(config: CoreConfig) -> Result<Arc<Self>> {
+        let app_db = AppDb::open(&config.database)?;
+        let targets = Targets::open(&config.database, &config.tools)?;
+        let tools = ToolRegistry::builtin();
+        tools.toolset(&config.tools.enabled)?;
+        let query_log = QueryLog::new(app_db.clone());
+        let metrics = Arc::new(Metrics::new());
+        let observer: Arc<dyn QueryObserver> =
+            Arc::new(Observers(vec![Arc::new(query_log.clone()), metrics.clone()]));
+        log::info!(
+            "sqlmatic core ready: databases [{}], default `{}`, chat {}",
+            targets.all().map(|t| t.name().to_owned()).collect::<Vec<_>>().join(", "),
+            targets.default_name(),
+            if config.agent.is_configured() { "configured" } else { "not configured" }
+        );
+        Ok(Arc::new(Self {
+            threads: ThreadService::new(app_db.clone()),
+            config,
+            app_db,
+            query_log,
+            targets,
+            tools,
+            bus: EventBus::new(),
+            metrics,
+            observer,
+        }))
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn tools(&self) -> &ToolRegistry {
+        &self.tools
+    }
+
+    pub fn default_database(&self) -> &str {
+        self.targets.default_name()
+    }
+
+    pub fn databases(&self) -> Vec<DatabaseSummary> {
+        self.targets.summaries()
+    }
+
+    pub fn target(&self, name: Option<&str>) -> Result<Arc<TargetDatabase>> {
+        Ok(self.targets.get(name)?)
+    }
+
+    pub(crate) fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// A tool context for `user` on `database`: what the agent and `/api/query` run tools with.
+    pub fn tool_context(
+        &self,
+        user: &str,
+        database: Option<&str>,
+        thread_id: Option<ThreadId>,
+        source: &'static str,
+    ) -> Result<ToolContext> {
+        let mut ctx = ToolContext::new(self.target(database)?, self.config.tools.limits());
+        ctx.user = user.to_owned();
+        ctx.thread_id = thread_id;
+        ctx.source = source;
+        ctx.observer = Some(self.observer.clone());
+        Ok(ctx)
+    }
+
+    /// Readiness: the app database answers and the default target can be read.
+    pub async fn ready(&self) -> Result<()> {
+        self.app_db.ping().await?;
+        let target = self.target(None)?;
+        let ctx = ToolContext::new(target, self.config.tools.limits());
+        ctx.blocking(|ctx| ctx.database.schema_version()).await?;
+        Ok(())
+    }
+
+    /// The structure of a database, from cache unless it changed.
+    pub async fn structure(&self, database: Option<&str>) -> Result<Arc<DatabaseSchema>> {
+        let ctx = ToolContext::new(self.target(database)?, self.config.tools.limits());
+        Ok(ctx.blocking(|ctx| ctx.database.schema(&ctx.limits)).await?)
+    }
+
+    /// Runs one read-only query for a user of the REST API.
+    pub async fn query(
+        &self,
+        user: &str,
+        database: Option<&str>,
+        sql: String,
+        params: QueryParams,
+    ) -> Result<QueryResult> {
+        let ctx = self.tool_context(user, database, None, "api")?;
+        Ok(ctx
+            .blocking(move |ctx| ctx.database.query(&sql, &params, &ctx.limits, &ctx.audit()))
+            .await?)
+    }
+
+    pub async fn query_log(&self, user: Option<&str>, limit: u32) -> Result<Vec<QueryLogEntry>> {
+        Ok(self.query_log.recent(user, limit.clamp(1, 1000)).await?)
+    }
+
+    // --- threads ---
+
+    pub async fn list_threads(&self, user: &str, page: Page) -> Result<(Vec<Thread>, u64)> {
+        Ok(self.threads.list(user, page).await?)
+    }
+
+    pub async fn create_thread(
+        &self,
+        user: &str,
+        title: Option<&str>,
+        database: Option<&str>,
+    ) -> Result<Thread> {
+        let title = match title {
+            Some(t) => ThreadTitle::parse(t).map_err(|m| Error::invalid("invalid_title", m))?,
+            None => ThreadTitle::from_question(""),
+        };
+        let target = self.target(database)?;
+        let thread = self.threads.create(user, title, target.name()).await?;
+        self.bus.publish(&Topic::Threads, &Event::ThreadCreated(thread.clone()));
+        Ok(thread)
+    }
+
+    pub async fn get_thread(&self, user: &str, id: ThreadId) -> Result<ThreadWithMessages> {
+        let thread = self.threads.get(user, id).await?;
+        let messages = self.threads.messages(user, id).await?;
+        Ok(ThreadWithMessages { thread, messages })
+    }
+
+    pub async fn rename_thread(&self, user: &str, id: ThreadId, title: &str) -> Result<Thread> {
+        let title = ThreadTitle::parse(title).map_err(|m| Error::invalid("invalid_title", m))?;
+        Ok(self.threads.rename(user, id, title).await?)
+    }
+
+    pub async fn delete_thread(&self, user: &str, id: ThreadId) -> Result<()> {
+        Ok(self.threads.delete(user, id).await?)
+    }
+
+    // --- chat ---
+
+    /// One chat turn. The user's message is stored before anything else can fail, in a new
+    /// thread (announced with `thread_created`) when none is given.
+    pub async fn chat(&self, user: &str, request: ChatRequest) -> Result<Message> {
+        let text = request.message.trim();
+        if text.is_empty() {
+            return Err(Error::invalid("empty_message", "the message is empty; ask a question"));
+        }
+        if text.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(Error::invalid(
+                "message_too_long",
+                format!("the message is longer than {MAX_MESSAGE_CHARS} characters"),
+            ));
+        }
+        let thread = match request.thread_id {
+            Some(id) => {
+                let thread = self.threads.get(user, id).await?;
+                if let Some(db) = request.database.as_deref().filter(|db| *db != thread.database) {
+                    return Err(Error::invalid(
+                        "database_mismatch",
+                        format!(
+                            "thread {id} is about database `{}`, not `{db}`; start a new thread",
+                            thread.database
+                        ),
+                    ));
+                }
+                thread
+            }
+            None => {
+                let target = self.target(request.database.as_deref())?;
+                let thread = self
+                    .threads
+                    .create(user, ThreadTitle::from_question(text), target.name())
+                    .await?;
+                self.bus.publish(&Topic::Threads, &Event::ThreadCreated(thread.clone()));
+                thread
+            }
+        };
+        let stored = self
+            .threads
+            .add_message(
+                user,
+                thread.id,
+                NewMessage {
+                    role: Role::User,
+                    content: text.to_owned(),
+                    tool_calls: None,
+                    status: MessageStatus::Complete,
+                },
+            )
+            .await?;
+        log::info!("chat: stored message {} in thread {}", stored.id, thread.id);
+        // The agent (LLM providers and the tool-calling loop) is the next layer to land; until a
+        // provider is configured the turn ends here, with the question safely stored.
+        Err(Error::LlmNotConfigured { thread_id: thread.id, message_id: stored.id })
+    }
+
+    // --- events ---
+
+    /// The `database_update` event for a database's current structure.
+    pub async fn database_update(&self, database: &str) -> Result<Event> {
+        let schema = self.structure(Some(database)).await?;
+        Ok(Event::DatabaseUpdate(Box::new(DatabaseUpdate {
+            database: schema.database.clone(),
+            schema_version: schema.schema_version,
+            schema: (*schema).clone(),
+        })))
+    }
+
+    /// Resolves a topic for `user`: `database` becomes the default database's topic; unknown
+    /// databases and other users' threads are refused (as not found).
+    pub async fn resolve_topic(&self, user: &str, topic: Topic) -> Result<Topic> {
+        match topic {
+            Topic::Database(name) => {
+                Ok(Topic::Database(Some(self.target(name.as_deref())?.name().to_owned())))
+            }
+            Topic::Thread(id) => {
+                self.threads.get(user, id).await?;
+                Ok(Topic::Thread(id))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Subscribes a bus subscriber to resolved topics, pushing the current schema for database
+    /// topics right away.
+    pub async fn subscribe(&self, subscriber: SubscriberId, topics: Vec<Topic>) -> Result<()> {
+        self.bus.add_topics(subscriber, topics.iter().cloned());
+        for topic in topics {
+            if let Topic::Database(Some(name)) = topic {
+                let event = self.database_update(&name).await?;
+                self.bus.send_to(subscriber, &event);
+            }
+        }
+        Ok(())
+    }
+
+    /// The metrics snapshot, with levels refreshed from the bus and the app database.
+    pub async fn metrics_snapshot(&self) -> serde_json::Value {
+        self.refresh_levels().await;
+        self.metrics.snapshot()
+    }
+
+    pub async fn prometheus_text(&self) -> String {
+        self.refresh_levels().await;
+        self.metrics.prometheus_text()
+    }
+
+    async fn refresh_levels(&self) {
+        let (threads, messages) = match self.threads.counts().await {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("metrics: cannot count threads: {e}");
+                (0, 0)
+            }
+        };
+        self.metrics.set_levels(self.bus.stats().events_sent, threads, messages);
+    }
+}

@@ -1,0 +1,93 @@
+//! Background tasks: schema-change detection and periodic metrics pushes.
+//!
+//! Each runs until its [`BackgroundTasks`] is dropped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlmatic_events::{Event, Topic};
+use sqlmatic_tools::ToolContext;
+
+use crate::Sqlmatic;
+
+/// Handles of the background tasks; dropping it stops them.
+#[derive(Debug, Default)]
+pub struct BackgroundTasks {
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
+
+/// Starts the schema watcher and the metrics publisher. Must be called inside a Tokio runtime.
+pub fn start(core: &Arc<Sqlmatic>) -> BackgroundTasks {
+    let poll = Duration::from_millis(core.config().database.schema_poll_interval_ms);
+    let metrics_every = core.config().metrics_interval.max(Duration::from_millis(100));
+    BackgroundTasks {
+        handles: vec![
+            tokio::spawn(watch_schemas(Arc::downgrade(core), poll)),
+            tokio::spawn(publish_metrics(Arc::downgrade(core), metrics_every)),
+        ],
+    }
+}
+
+/// Polls each target's `PRAGMA schema_version`; when it changes, every subscriber of the
+/// database's topic gets a fresh `database_update`.
+async fn watch_schemas(core: std::sync::Weak<Sqlmatic>, every: Duration) {
+    let mut last: HashMap<String, i64> = HashMap::new();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    log::info!("schema watcher started (every {} ms)", every.as_millis());
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else { break };
+        let targets: Vec<_> = core.targets().all().cloned().collect();
+        for target in targets {
+            let name = target.name().to_owned();
+            let ctx = ToolContext::new(target, core.config().tools.limits());
+            let version = match ctx.blocking(|ctx| ctx.database.schema_version()).await {
+                Ok(v) => v,
+                Err(e) => {
+                    log::debug!("schema watcher: `{name}` unreadable: {e}");
+                    continue;
+                }
+            };
+            let changed = last.insert(name.clone(), version).is_some_and(|old| old != version);
+            let topic = Topic::Database(Some(name.clone()));
+            if changed && core.bus().subscriber_count(&topic) > 0 {
+                match core.database_update(&name).await {
+                    Ok(event) => {
+                        let n = core.bus().publish(&topic, &event);
+                        log::info!(
+                            "schema of `{name}` changed (version {version}); told {n} subscriber(s)"
+                        );
+                    }
+                    Err(e) => {
+                        log::warn!("schema watcher: cannot read the new schema of `{name}`: {e}")
+                    }
+                }
+            }
+        }
+    }
+    log::info!("schema watcher stopped");
+}
+
+async fn publish_metrics(core: std::sync::Weak<Sqlmatic>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else { break };
+        if core.bus().subscriber_count(&Topic::Metrics) == 0 {
+            continue;
+        }
+        let snapshot = core.metrics_snapshot().await;
+        core.bus().publish(&Topic::Metrics, &Event::MetricsUpdate(snapshot));
+    }
+}

@@ -1,0 +1,73 @@
+//! The target databases users query, by name, with one default.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sqlmatic_models::DatabaseSummary;
+use sqlmatic_tools::{TargetDatabase, TargetSpec, ToolsConfig};
+
+use crate::{DatabaseConfig, Error, Result, demo};
+
+#[derive(Clone, Debug)]
+pub struct Targets {
+    by_name: BTreeMap<String, Arc<TargetDatabase>>,
+    default: String,
+}
+
+impl Targets {
+    /// Builds the configured targets; with none configured, the bundled demo database
+    /// (generated at `database.demo_path` if missing). Blocking when it generates the demo.
+    pub fn open(config: &DatabaseConfig, tools: &ToolsConfig) -> Result<Self> {
+        let specs = if config.targets.is_empty() {
+            demo::ensure(&config.demo_path)?;
+            vec![demo::spec(&config.demo_path)]
+        } else {
+            config.targets.clone()
+        };
+        Ok(Self::from_specs(specs, tools))
+    }
+
+    pub fn from_specs(specs: Vec<TargetSpec>, tools: &ToolsConfig) -> Self {
+        let default = specs
+            .iter()
+            .find(|s| s.default)
+            .or(specs.first())
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let by_name = specs
+            .into_iter()
+            .map(|s| {
+                if !s.path.exists() {
+                    log::warn!(
+                        "target database `{}` has no file at {} yet",
+                        s.name,
+                        s.path.display()
+                    );
+                }
+                (s.name.clone(), TargetDatabase::new(s, tools))
+            })
+            .collect();
+        Self { by_name, default }
+    }
+
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+
+    /// The named target, or the default for `None`.
+    pub fn get(&self, name: Option<&str>) -> Result<Arc<TargetDatabase>> {
+        let name = name.unwrap_or(&self.default);
+        self.by_name.get(name).cloned().ok_or_else(|| Error::UnknownDatabase {
+            name: name.chars().take(100).collect(),
+            known: self.by_name.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<TargetDatabase>> {
+        self.by_name.values()
+    }
+
+    pub fn summaries(&self) -> Vec<DatabaseSummary> {
+        self.by_name.values().map(|t| t.summary(t.name() == self.default)).collect()
+    }
+}

@@ -1,0 +1,330 @@
+//! Threads and their messages in the app database.
+
+use std::str::FromStr;
+
+use rusqlite::{OptionalExtension, Row, params};
+use sqlmatic_models::{
+    Message, MessageId, MessageStatus, Page, Role, Thread, ThreadId, ThreadTitle,
+};
+
+use crate::app_db::now;
+use crate::{AppDb, Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct ThreadService {
+    db: AppDb,
+}
+
+/// A message to append to a thread.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub role: Role,
+    pub content: String,
+    pub tool_calls: Option<serde_json::Value>,
+    pub status: MessageStatus,
+}
+
+fn parse_time(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_default()
+}
+
+const THREAD_COLUMNS: &str = "t.id, t.owner, t.title, t.database, t.created_at, t.updated_at, \
+     (SELECT count(*) FROM messages m WHERE m.thread_id = t.id)";
+
+fn thread_from_row(r: &Row<'_>) -> rusqlite::Result<Thread> {
+    let id: String = r.get(0)?;
+    Ok(Thread {
+        id: ThreadId::from_str(&id).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        owner: r.get(1)?,
+        title: r.get(2)?,
+        database: r.get(3)?,
+        created_at: parse_time(&r.get::<_, String>(4)?),
+        updated_at: parse_time(&r.get::<_, String>(5)?),
+        message_count: r.get::<_, i64>(6)?.try_into().unwrap_or(0),
+    })
+}
+
+fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    let thread_id: String = r.get(1)?;
+    let role: String = r.get(2)?;
+    let status: String = r.get(5)?;
+    let tool_calls: Option<String> = r.get(4)?;
+    Ok(Message {
+        id: MessageId(r.get(0)?),
+        thread_id: ThreadId::from_str(&thread_id).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        role: Role::parse(&role).unwrap_or(Role::System),
+        content: r.get(3)?,
+        tool_calls: tool_calls.and_then(|t| serde_json::from_str(&t).ok()),
+        status: MessageStatus::parse(&status).unwrap_or(MessageStatus::Error),
+        created_at: parse_time(&r.get::<_, String>(6)?),
+    })
+}
+
+impl ThreadService {
+    pub fn new(db: AppDb) -> Self {
+        Self { db }
+    }
+
+    pub async fn create(&self, owner: &str, title: ThreadTitle, database: &str) -> Result<Thread> {
+        let (owner, database) = (owner.to_owned(), database.to_owned());
+        self.db
+            .run(move |c| {
+                let id = ThreadId::random();
+                let ts = now();
+                c.execute(
+                    "INSERT INTO threads(id, owner, title, database, created_at, updated_at) VALUES (?1,?2,?3,?4,?5,?5)",
+                    params![id.to_string(), owner, title.as_str(), database, ts],
+                )?;
+                get_thread(c, &owner, id)
+            })
+            .await
+    }
+
+    /// The owner's threads, most recently active first.
+    pub async fn list(&self, owner: &str, page: Page) -> Result<(Vec<Thread>, u64)> {
+        let owner = owner.to_owned();
+        self.db
+            .run(move |c| {
+                let total: i64 =
+                    c.query_row("SELECT count(*) FROM threads WHERE owner = ?1", [&owner], |r| {
+                        r.get(0)
+                    })?;
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {THREAD_COLUMNS} FROM threads t WHERE t.owner = ?1 \
+                     ORDER BY t.updated_at DESC, t.rowid DESC LIMIT ?2 OFFSET ?3"
+                ))?;
+                let threads = stmt
+                    .query_map(params![owner, page.limit, page.offset], thread_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok((threads, total.try_into().unwrap_or(0)))
+            })
+            .await
+    }
+
+    /// A thread of this owner; another owner's thread is "not found" (no existence leak).
+    pub async fn get(&self, owner: &str, id: ThreadId) -> Result<Thread> {
+        let owner = owner.to_owned();
+        self.db.run(move |c| get_thread(c, &owner, id)).await
+    }
+
+    pub async fn messages(&self, owner: &str, id: ThreadId) -> Result<Vec<Message>> {
+        let owner = owner.to_owned();
+        self.db
+            .run(move |c| {
+                get_thread(c, &owner, id)?;
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, thread_id, role, content, tool_calls, status, created_at \
+                     FROM messages WHERE thread_id = ?1 ORDER BY id",
+                )?;
+                let rows = stmt.query_map([id.to_string()], message_from_row)?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
+    }
+
+    pub async fn rename(&self, owner: &str, id: ThreadId, title: ThreadTitle) -> Result<Thread> {
+        let owner = owner.to_owned();
+        self.db
+            .run(move |c| {
+                let n = c.execute(
+                    "UPDATE threads SET title = ?1, updated_at = ?2 WHERE id = ?3 AND owner = ?4",
+                    params![title.as_str(), now(), id.to_string(), owner],
+                )?;
+                if n == 0 {
+                    return Err(Error::NotFound { what: "thread" });
+                }
+                get_thread(c, &owner, id)
+            })
+            .await
+    }
+
+    pub async fn delete(&self, owner: &str, id: ThreadId) -> Result<()> {
+        let owner = owner.to_owned();
+        self.db
+            .run(move |c| {
+                let n = c.execute(
+                    "DELETE FROM threads WHERE id = ?1 AND owner = ?2",
+                    params![id.to_string(), owner],
+                )?;
+                if n == 0 { Err(Error::NotFound { what: "thread" }) } else { Ok(()) }
+            })
+            .await
+    }
+
+    /// Appends a message and touches the thread, in one transaction; returns the stored message.
+    pub async fn add_message(
+        &self,
+        owner: &str,
+        thread: ThreadId,
+        message: NewMessage,
+    ) -> Result<Message> {
+        let owner = owner.to_owned();
+        self.db
+            .run(move |c| {
+                let tx = c.transaction()?;
+                get_thread(&tx, &owner, thread)?;
+                let ts = now();
+                let tool_calls = message.tool_calls.as_ref().map(serde_json::Value::to_string);
+                tx.execute(
+                    "INSERT INTO messages(thread_id, role, content, tool_calls, status, created_at) VALUES (?1,?2,?3,?4,?5,?6)",
+                    params![thread.to_string(), message.role.as_str(), message.content, tool_calls, message.status.as_str(), ts],
+                )?;
+                let id = tx.last_insert_rowid();
+                tx.execute("UPDATE threads SET updated_at = ?1 WHERE id = ?2", params![ts, thread.to_string()])?;
+                let stored = tx.query_row(
+                    "SELECT id, thread_id, role, content, tool_calls, status, created_at FROM messages WHERE id = ?1",
+                    [id],
+                    message_from_row,
+                )?;
+                tx.commit()?;
+                Ok(stored)
+            })
+            .await
+    }
+
+    /// Changes a message's status (and optionally its content), e.g. pending → complete.
+    pub async fn set_message_status(
+        &self,
+        id: MessageId,
+        status: MessageStatus,
+        content: Option<String>,
+    ) -> Result<()> {
+        self.db
+            .run(move |c| {
+                let n = c.execute(
+                    "UPDATE messages SET status = ?1, content = coalesce(?2, content) WHERE id = ?3",
+                    params![status.as_str(), content, id.0],
+                )?;
+                if n == 0 { Err(Error::NotFound { what: "message" }) } else { Ok(()) }
+            })
+            .await
+    }
+
+    /// Counts for metrics: (threads, messages).
+    pub async fn counts(&self) -> Result<(u64, u64)> {
+        self.db
+            .run(|c| {
+                let t: i64 = c.query_row("SELECT count(*) FROM threads", [], |r| r.get(0))?;
+                let m: i64 = c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+                Ok((t.try_into().unwrap_or(0), m.try_into().unwrap_or(0)))
+            })
+            .await
+    }
+}
+
+fn get_thread(c: &rusqlite::Connection, owner: &str, id: ThreadId) -> Result<Thread> {
+    c.query_row(
+        &format!("SELECT {THREAD_COLUMNS} FROM threads t WHERE t.id = ?1 AND t.owner = ?2"),
+        params![id.to_string(), owner],
+        thread_from_row,
+    )
+    .optional()?
+    .ok_or(Error::NotFound { what: "thread" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn service() -> (tempfile::TempDir, ThreadService) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = AppDb::open_path(&dir.path().join("app.db")).unwrap();
+        (dir, ThreadService::new(db))
+    }
+
+    fn title(s: &str) -> ThreadTitle {
+        ThreadTitle::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn thread_lifecycle() {
+        let (_dir, threads) = service().await;
+        let a = threads.create("local", title("first"), "demo").await.unwrap();
+        let b = threads.create("local", title("second"), "demo").await.unwrap();
+        let (list, total) = threads.list("local", Page::default()).await.unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(list.iter().map(|t| t.id).collect::<Vec<_>>(), [b.id, a.id], "newest first");
+        let (page, _) = threads.list("local", Page::new(1, 1)).await.unwrap();
+        assert_eq!(page[0].id, a.id);
+
+        let renamed = threads.rename("local", a.id, title("renamed")).await.unwrap();
+        assert_eq!(renamed.title, "renamed");
+        let (list, _) = threads.list("local", Page::default()).await.unwrap();
+        assert_eq!(list[0].id, a.id, "renaming is activity");
+
+        threads.delete("local", a.id).await.unwrap();
+        assert!(matches!(
+            threads.get("local", a.id).await,
+            Err(Error::NotFound { what: "thread" })
+        ));
+        assert!(matches!(threads.delete("local", a.id).await, Err(Error::NotFound { .. })));
+    }
+
+    #[tokio::test]
+    async fn messages_keep_their_order_and_fields() {
+        let (_dir, threads) = service().await;
+        let t = threads.create("local", title("q"), "demo").await.unwrap();
+        let user = threads
+            .add_message(
+                "local",
+                t.id,
+                NewMessage {
+                    role: Role::User,
+                    content: "how many?".into(),
+                    tool_calls: None,
+                    status: MessageStatus::Pending,
+                },
+            )
+            .await
+            .unwrap();
+        let calls = serde_json::json!([{"id": "c1", "name": "execute_query", "arguments": {"sql": "select 1"}}]);
+        threads
+            .add_message(
+                "local",
+                t.id,
+                NewMessage {
+                    role: Role::Assistant,
+                    content: String::new(),
+                    tool_calls: Some(calls.clone()),
+                    status: MessageStatus::Complete,
+                },
+            )
+            .await
+            .unwrap();
+        threads.set_message_status(user.id, MessageStatus::Complete, None).await.unwrap();
+        let msgs = threads.messages("local", t.id).await.unwrap();
+        assert_eq!(msgs.len(), 2);
+        assert_eq!(msgs[0].content, "how many?");
+        assert_eq!(msgs[0].status, MessageStatus::Complete);
+        assert_eq!(msgs[1].tool_calls, Some(calls));
+        assert!(msgs[0].id < msgs[1].id);
+        assert_eq!(threads.get("local", t.id).await.unwrap().message_count, 2);
+    }
+
+    #[tokio::test]
+    async fn other_owners_see_nothing() {
+        let (_dir, threads) = service().await;
+        threads
+            .db
+            .run(|c| Ok(c.execute("INSERT INTO users(name, created_at) VALUES ('bob', 'x')", [])?))
+            .await
+            .unwrap();
+        let t = threads.create("local", title("mine"), "demo").await.unwrap();
+        assert!(matches!(threads.get("bob", t.id).await, Err(Error::NotFound { .. })));
+        assert!(matches!(threads.messages("bob", t.id).await, Err(Error::NotFound { .. })));
+        assert_eq!(threads.list("bob", Page::default()).await.unwrap().1, 0);
+        let msg = NewMessage {
+            role: Role::User,
+            content: "x".into(),
+            tool_calls: None,
+            status: MessageStatus::Complete,
+        };
+        assert!(matches!(threads.add_message("bob", t.id, msg).await, Err(Error::NotFound { .. })));
+    }
+}
