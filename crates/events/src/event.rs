@@ -17,6 +17,13 @@ pub enum Event {
     MetricsUpdate(serde_json::Value),
     /// Something the client sent, or something the server did for it, failed.
     Error(ErrorPayload),
+    /// Acknowledges `subscribe`/`unsubscribe`: the connection's topics now.
+    Subscribed { topics: Vec<String> },
+    /// Answers the client's `ping` action.
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<serde_json::Value>,
+    },
 }
 
 impl Event {
@@ -27,6 +34,8 @@ impl Event {
             Self::MessageStream(_) => "message_stream",
             Self::MetricsUpdate(_) => "metrics_update",
             Self::Error(_) => "error",
+            Self::Subscribed { .. } => "subscribed",
+            Self::Pong { .. } => "pong",
         }
     }
 

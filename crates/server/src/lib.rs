@@ -1,1 +1,156 @@
-//! placeholder
+//! sqlmatic's server: the REST API (actix-web) and WebSocket events (actix-ws) over the chat
+//! domain in `sqlmatic-core-logic`, plus configuration loading (figment), logging (log4rs) and
+//! the error → HTTP mapping.
+//!
+//! Owns HTTP, WebSocket framing and configuration; must not contain SQL or prompt text.
+//! Handlers stay thin: extract, call the core, convert.
+
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod routes;
+pub mod wire;
+pub mod ws;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next, from_fn};
+use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, web};
+use sqlmatic_core_logic::{CoreConfig, Sqlmatic, watch};
+use sqlmatic_models::ErrorKind;
+
+use crate::config::{ApiConfig, Config};
+use crate::error::ApiError;
+
+/// What every handler can reach: the core and the API settings. Handlers never see pools.
+pub struct State {
+    pub core: Arc<Sqlmatic>,
+    pub api: ApiConfig,
+}
+
+/// The user a request acts for. With `api.auth.mode: none` (the only mode so far) every request
+/// is the implicit local user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentUser(pub String);
+
+pub const LOCAL_USER: &str = "local";
+
+impl FromRequest for CurrentUser {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(_req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(Self(LOCAL_USER.to_owned())))
+    }
+}
+
+/// Logs every request (method, path, status, latency), counts it in the metrics by route
+/// pattern, and tags the response with an `X-Request-Id`.
+async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let metrics = req.app_data::<web::Data<State>>().map(|s| s.core.clone());
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut res = next.call(req).await?;
+    let elapsed = started.elapsed();
+    let status = res.status();
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    if let Ok(v) = header::HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+    }
+    if let Some(core) = metrics {
+        core.metrics().observe_http(&route, &method, status.as_u16(), elapsed);
+    }
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        let cause = res.response().error().map(|e| format!(" ({e})")).unwrap_or_default();
+        log::warn!("{method} {path} {} {ms:.2}ms request_id={request_id}{cause}", status.as_u16());
+    } else {
+        log::info!("{method} {path} {} {ms:.2}ms request_id={request_id}", status.as_u16());
+    }
+    Ok(res)
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let e = ApiError::new(ErrorKind::NotFound, "route_not_found", format!("no route for {} {}", req.method(), req.path()));
+    HttpResponse::NotFound().json(e.body())
+}
+
+/// Turns actix's empty 405 into our JSON error.
+fn method_not_allowed<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let (req, _) = res.into_parts();
+    let e = ApiError::new(ErrorKind::InvalidInput, "method_not_allowed", format!("{} is not allowed on {}", req.method(), req.path()));
+    let response = HttpResponse::MethodNotAllowed().json(e.body());
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body()))
+}
+
+/// A bound, not yet running server. `main` and the tests take the same path.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    core: Arc<Sqlmatic>,
+    _tasks: watch::BackgroundTasks,
+}
+
+impl Application {
+    /// Opens the core (app database, targets), starts the background tasks and binds the
+    /// listener (port 0 picks a free one).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let core_config = CoreConfig {
+            database: config.database.clone(),
+            tools: config.tools.clone(),
+            agent: config.agent.clone(),
+            metrics_interval: Duration::from_millis(config.api.metrics_interval_ms),
+        };
+        let core = tokio::task::spawn_blocking(move || Sqlmatic::open(core_config)).await??;
+        let tasks = watch::start(&core);
+        let listener = TcpListener::bind((config.api.host.as_str(), config.api.port))
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", config.api.host, config.api.port))?;
+        let port = listener.local_addr()?.port();
+        let api = config.api.clone();
+        let state = web::Data::new(State { core: core.clone(), api: api.clone() });
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::JsonConfig::default().limit(api.body_limit_bytes).error_handler(error::json_error))
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
+                .wrap(from_fn(observe))
+                .configure(routes::configure)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(config.api.shutdown_timeout_secs);
+        if config.api.workers > 0 {
+            server = server.workers(config.api.workers);
+        }
+        log::info!("listening on http://{}:{port}", config.api.host);
+        Ok(Self { port, server: server.run(), core, _tasks: tasks })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn core(&self) -> &Arc<Sqlmatic> {
+        &self.core
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (Ctrl-C / SIGTERM, or the handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        log::info!("server stopped");
+        result
+    }
+}

@@ -432,7 +432,14 @@ pub fn generate(path: &Path) -> Result<()> {
         let mut conn = Connection::open(tmp.path())?;
         populate(&mut conn)?;
     }
-    tmp.persist(path).map_err(|e| io(e.error))?;
+    let file = tmp.persist(path).map_err(|e| io(e.error))?;
+    // tempfile creates 0600 files; the demo database is not secret, let other local users read it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+    }
+    drop(file);
     log::info!("generated the demo database at {}", path.display());
     Ok(())
 }

@@ -1,0 +1,311 @@
+//! Configuration loading with figment. Later wins: built-in defaults → `config/config.yaml`
+//! (`default` profile, then the profile named by `SQLMATIC_ENV`, default `development`) →
+//! `SQLMATIC_<SECTION>__<KEY>` environment variables → CLI flags. Each crate owns its section.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Yaml};
+use serde::{Deserialize, Serialize};
+use sqlmatic_services::{AgentConfig, DatabaseConfig};
+use sqlmatic_tools::ToolsConfig;
+
+use crate::logging::LoggingConfig;
+
+/// The file read when `--config` is not given; it may be missing.
+pub const DEFAULT_CONFIG_PATH: &str = "config/config.yaml";
+/// The environment variable naming the profile.
+pub const PROFILE_ENV: &str = "SQLMATIC_ENV";
+pub const DEFAULT_PROFILE: &str = "development";
+pub const PROFILES: &[&str] = &["default", "development", "production"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub logging: LoggingConfig,
+    pub agent: AgentConfig,
+    pub database: DatabaseConfig,
+    pub api: ApiConfig,
+    pub tools: ToolsConfig,
+}
+
+/// `api:`: the HTTP and WebSocket server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// HTTP worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Largest JSON request body accepted.
+    pub body_limit_bytes: usize,
+    /// Largest WebSocket frame (and message) accepted from a client.
+    pub ws_max_frame_bytes: usize,
+    /// Events queued for one WebSocket client at most; a client that falls further behind is
+    /// disconnected.
+    pub ws_buffer_size: usize,
+    /// How often the server pings WebSocket clients.
+    pub ws_heartbeat_interval_ms: u64,
+    /// A WebSocket client silent (no message, no pong) this long is disconnected.
+    pub ws_idle_timeout_ms: u64,
+    /// How often `metrics_update` is pushed to `metrics` subscribers.
+    pub metrics_interval_ms: u64,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            workers: 0,
+            body_limit_bytes: 256 * 1024,
+            ws_max_frame_bytes: 64 * 1024,
+            ws_buffer_size: 256,
+            ws_heartbeat_interval_ms: 15_000,
+            ws_idle_timeout_ms: 45_000,
+            metrics_interval_ms: 5_000,
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+impl ApiConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.host.trim().is_empty() {
+            return Err("api.host must not be empty".into());
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err("api.body_limit_bytes must be at least 1024".into());
+        }
+        if self.ws_max_frame_bytes < 1024 {
+            return Err("api.ws_max_frame_bytes must be at least 1024".into());
+        }
+        if self.ws_buffer_size == 0 {
+            return Err("api.ws_buffer_size must be greater than 0".into());
+        }
+        if self.ws_heartbeat_interval_ms == 0 || self.ws_idle_timeout_ms <= self.ws_heartbeat_interval_ms {
+            return Err("api.ws_idle_timeout_ms must be greater than api.ws_heartbeat_interval_ms (> 0)".into());
+        }
+        if self.metrics_interval_ms < 100 {
+            return Err("api.metrics_interval_ms must be at least 100".into());
+        }
+        Ok(())
+    }
+}
+
+/// Values from CLI flags, applied last.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CliOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("unknown profile `{0}` in {PROFILE_ENV}; profiles are: default, development, production")]
+    UnknownProfile(String),
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// `--config`; `None` means the default path, which may be missing.
+    pub file: Option<PathBuf>,
+    /// The profile; `None` reads `SQLMATIC_ENV`.
+    pub profile: Option<String>,
+    pub cli: CliOverrides,
+}
+
+impl Config {
+    pub fn figment(sources: &Sources) -> Result<Figment, ConfigError> {
+        let path = match &sources.file {
+            Some(p) if !p.exists() => return Err(ConfigError::MissingFile(p.clone())),
+            Some(p) => p.clone(),
+            None => PathBuf::from(DEFAULT_CONFIG_PATH),
+        };
+        let profile = match &sources.profile {
+            Some(p) => p.clone(),
+            None => std::env::var(PROFILE_ENV).unwrap_or_else(|_| DEFAULT_PROFILE.into()),
+        };
+        if !PROFILES.contains(&profile.as_str()) {
+            return Err(ConfigError::UnknownProfile(profile));
+        }
+        let mut cli = serde_json::Map::new();
+        if let Some(host) = &sources.cli.host {
+            cli.insert("host".into(), host.clone().into());
+        }
+        if let Some(port) = sources.cli.port {
+            cli.insert("port".into(), port.into());
+        }
+        Ok(Figment::from(Serialized::defaults(Config::default()))
+            .merge(Yaml::file(&path).nested())
+            .select(profile)
+            .merge(Env::prefixed("SQLMATIC_").ignore(&["ENV"]).split("__").global())
+            .merge(Serialized::global("api", serde_json::Value::Object(cli))))
+    }
+
+    /// Loads, validates and checks that secrets did not come from a file.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let figment = Self::figment(sources)?;
+        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        if config.agent.api_key.is_some() {
+            if let Some(meta) = figment.find_metadata("agent.api_key") {
+                if !meta.name.to_lowercase().contains("environment") {
+                    return Err(ConfigError::Invalid(format!(
+                        "agent.api_key was set in {}; secrets are read from the environment only \
+                         (SQLMATIC_AGENT__API_KEY)",
+                        meta.name
+                    )));
+                }
+            }
+        }
+        config.validate().map_err(ConfigError::Invalid)?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.logging.validate()?;
+        self.agent.validate()?;
+        self.database.validate()?;
+        self.api.validate()?;
+        self.tools.validate()?;
+        Ok(())
+    }
+
+    /// A copy safe to print: secrets replaced by a marker.
+    pub fn redacted(&self) -> Self {
+        Self { agent: self.agent.redacted(), ..self.clone() }
+    }
+
+    pub fn config_path(sources: &Sources) -> &Path {
+        sources.file.as_deref().unwrap_or(Path::new(DEFAULT_CONFIG_PATH))
+    }
+}
+
+/// Every error figment found, each naming its key and where the value came from.
+fn describe(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| {
+            let mut line = e.to_string();
+            if !e.path.is_empty() && !line.contains(&e.path.join(".")) {
+                line = format!("{}: {line}", e.path.join("."));
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn sources(file: Option<&str>) -> Sources {
+        Sources { file: file.map(PathBuf::from), profile: None, cli: CliOverrides::default() }
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        Jail::expect_with(|_jail| {
+            let c = Config::load(&sources(None)).map_err(|e| e.to_string())?;
+            assert_eq!(c, Config::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_explicit_missing_file_is_an_error() {
+        Jail::expect_with(|_jail| {
+            let err = Config::load(&sources(Some("nope.yaml"))).unwrap_err();
+            assert!(matches!(err, ConfigError::MissingFile(_)));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn layering_profile_env_cli() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.yaml",
+                "default:\n  api:\n    port: 9000\n    host: 0.0.0.0\n  tools:\n    max_rows: 10\n\
+                 production:\n  api:\n    port: 9100\n",
+            )?;
+            let c = Config::load(&sources(Some("c.yaml"))).map_err(|e| e.to_string())?;
+            assert_eq!((c.api.port, c.tools.max_rows), (9000, 10), "development falls back to default");
+            jail.set_env("SQLMATIC_ENV", "production");
+            let c = Config::load(&sources(Some("c.yaml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.api.port, 9100);
+            jail.set_env("SQLMATIC_API__PORT", "9200");
+            jail.set_env("SQLMATIC_TOOLS__MAX_ROWS", "20");
+            let c = Config::load(&sources(Some("c.yaml"))).map_err(|e| e.to_string())?;
+            assert_eq!((c.api.port, c.tools.max_rows), (9200, 20), "env beats the profile");
+            let mut s = sources(Some("c.yaml"));
+            s.cli.port = Some(9300);
+            let c = Config::load(&s).map_err(|e| e.to_string())?;
+            assert_eq!((c.api.port, c.api.host.as_str()), (9300, "0.0.0.0"), "CLI beats env");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key_and_source() {
+        Jail::expect_with(|jail| {
+            jail.create_file("c.yaml", "default:\n  api:\n    prot: 1\n")?;
+            let err = Config::load(&sources(Some("c.yaml"))).unwrap_err().to_string();
+            assert!(err.contains("prot") && err.contains("c.yaml"), "{err}");
+            jail.create_file("d.yaml", "default:\n  tools:\n    max_rows: many\n")?;
+            let err = Config::load(&sources(Some("d.yaml"))).unwrap_err().to_string();
+            assert!(err.contains("max_rows") && err.contains("d.yaml"), "{err}");
+            jail.set_env("SQLMATIC_API__PORT", "high");
+            let err = Config::load(&sources(None)).unwrap_err().to_string();
+            assert!(err.contains("port") && err.contains("SQLMATIC_API__PORT"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn validation_and_secrets() {
+        Jail::expect_with(|jail| {
+            jail.create_file("c.yaml", "default:\n  tools:\n    max_rows: 0\n")?;
+            let err = Config::load(&sources(Some("c.yaml"))).unwrap_err().to_string();
+            assert!(err.contains("tools.max_rows"), "{err}");
+            jail.create_file("s.yaml", "default:\n  agent:\n    api_key: sk-oops\n")?;
+            let err = Config::load(&sources(Some("s.yaml"))).unwrap_err().to_string();
+            assert!(err.contains("environment only"), "{err}");
+            jail.set_env("SQLMATIC_AGENT__API_KEY", "sk-secret");
+            let c = Config::load(&sources(None)).map_err(|e| e.to_string())?;
+            assert_eq!(c.agent.api_key.as_deref(), Some("sk-secret"));
+            let printed = serde_yaml_like(&c.redacted());
+            assert!(!printed.contains("sk-secret") && printed.contains("<redacted>"));
+            jail.set_env("SQLMATIC_ENV", "staging");
+            assert!(matches!(Config::load(&sources(None)), Err(ConfigError::UnknownProfile(_))));
+            Ok(())
+        });
+    }
+
+    fn serde_yaml_like(c: &Config) -> String {
+        serde_json::to_string(c).unwrap()
+    }
+
+    #[test]
+    fn the_committed_config_parses_in_every_profile() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/config.yaml");
+        assert!(path.exists(), "{} is missing", path.display());
+        for profile in PROFILES {
+            let s = Sources { file: Some(path.clone()), profile: Some((*profile).into()), cli: CliOverrides::default() };
+            let figment = Config::figment(&s).unwrap();
+            let c: Config = figment.extract().unwrap_or_else(|e| panic!("profile {profile}: {e}"));
+            c.validate().unwrap_or_else(|e| panic!("profile {profile}: {e}"));
+        }
+    }
+}

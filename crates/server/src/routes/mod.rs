@@ -1,0 +1,30 @@
+//! REST routes, one file per resource, wired in [`configure`].
+
+use actix_web::web;
+
+pub mod chat;
+pub mod databases;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod query;
+pub mod threads;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(databases::list)
+        .service(databases::structure)
+        .service(query::run)
+        .service(threads::list)
+        .service(threads::create)
+        .service(threads::get)
+        .service(threads::rename)
+        .service(threads::delete)
+        .service(chat::post)
+        .service(metrics::json)
+        .service(metrics::prometheus)
+        .service(metrics::query_log)
+        .service(openapi::spec)
+        .route("/ws", web::get().to(crate::ws::connect));
+}

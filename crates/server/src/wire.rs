@@ -1,0 +1,116 @@
+//! Request and response bodies of the REST API (wire DTOs). Models stay free of HTTP concerns.
+
+use serde::{Deserialize, Serialize};
+use sqlmatic_models::{Message, QueryParams, Thread, ThreadId};
+use utoipa::{IntoParams, ToSchema};
+
+/// `POST /api/query`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    /// One read-only SQLite statement.
+    pub sql: String,
+    /// Positional (array) or named (object) parameters.
+    #[serde(default)]
+    pub params: Option<QueryParams>,
+    /// Target database name; the default one when absent.
+    #[serde(default)]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QueryFormat {
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DatabaseParam {
+    /// Target database name; the default one when absent.
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Pagination {
+    /// 1-200, default 50.
+    pub limit: Option<u32>,
+    /// Default 0.
+    pub offset: Option<u32>,
+}
+
+/// `POST /api/threads`
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateThread {
+    pub title: Option<String>,
+    pub database: Option<String>,
+}
+
+/// `PATCH /api/threads/{id}`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameThread {
+    pub title: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThreadList {
+    pub threads: Vec<Thread>,
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThreadDetail {
+    #[serde(flatten)]
+    pub thread: Thread,
+    pub messages: Vec<Message>,
+}
+
+/// `POST /chat`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    /// Continue this thread; a new thread is created when absent.
+    pub thread_id: Option<ThreadId>,
+    pub message: String,
+    /// For a new thread: which database it is about.
+    pub database: Option<String>,
+    /// Stream the answer as `message_stream` events (the REST reply still carries the answer).
+    #[serde(default)]
+    pub stream: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    pub status: &'static str,
+    pub app_db: bool,
+    pub default_database: String,
+}
+
+/// The error body every failing route returns.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `read_only`, `sql_error`, `thread_not_found`.
+    pub code: String,
+    /// The error's class: invalid_input, not_found, forbidden, timeout, unavailable…
+    pub kind: String,
+    pub message: String,
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
