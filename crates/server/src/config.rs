@@ -86,8 +86,13 @@ impl ApiConfig {
         if self.ws_buffer_size == 0 {
             return Err("api.ws_buffer_size must be greater than 0".into());
         }
-        if self.ws_heartbeat_interval_ms == 0 || self.ws_idle_timeout_ms <= self.ws_heartbeat_interval_ms {
-            return Err("api.ws_idle_timeout_ms must be greater than api.ws_heartbeat_interval_ms (> 0)".into());
+        if self.ws_heartbeat_interval_ms == 0
+            || self.ws_idle_timeout_ms <= self.ws_heartbeat_interval_ms
+        {
+            return Err(
+                "api.ws_idle_timeout_ms must be greater than api.ws_heartbeat_interval_ms (> 0)"
+                    .into(),
+            );
         }
         if self.metrics_interval_ms < 100 {
             return Err("api.metrics_interval_ms must be at least 100".into());
@@ -111,7 +116,9 @@ pub enum ConfigError {
     MissingFile(PathBuf),
     #[error("invalid configuration: {0}")]
     Invalid(String),
-    #[error("unknown profile `{0}` in {PROFILE_ENV}; profiles are: default, development, production")]
+    #[error(
+        "unknown profile `{0}` in {PROFILE_ENV}; profiles are: default, development, production"
+    )]
     UnknownProfile(String),
 }
 
@@ -199,6 +206,11 @@ fn describe(err: figment::Error) -> String {
             if !e.path.is_empty() && !line.contains(&e.path.join(".")) {
                 line = format!("{}: {line}", e.path.join("."));
             }
+            let from_env =
+                e.metadata.as_ref().is_some_and(|m| m.name.to_lowercase().contains("environment"));
+            if from_env && !e.path.is_empty() {
+                line.push_str(&format!(" (set by SQLMATIC_{})", e.path.join("__").to_uppercase()));
+            }
             line
         })
         .collect::<Vec<_>>()
@@ -241,7 +253,11 @@ mod tests {
                  production:\n  api:\n    port: 9100\n",
             )?;
             let c = Config::load(&sources(Some("c.yaml"))).map_err(|e| e.to_string())?;
-            assert_eq!((c.api.port, c.tools.max_rows), (9000, 10), "development falls back to default");
+            assert_eq!(
+                (c.api.port, c.tools.max_rows),
+                (9000, 10),
+                "development falls back to default"
+            );
             jail.set_env("SQLMATIC_ENV", "production");
             let c = Config::load(&sources(Some("c.yaml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.api.port, 9100);
@@ -302,7 +318,11 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/config.yaml");
         assert!(path.exists(), "{} is missing", path.display());
         for profile in PROFILES {
-            let s = Sources { file: Some(path.clone()), profile: Some((*profile).into()), cli: CliOverrides::default() };
+            let s = Sources {
+                file: Some(path.clone()),
+                profile: Some((*profile).into()),
+                cli: CliOverrides::default(),
+            };
             let figment = Config::figment(&s).unwrap();
             let c: Config = figment.extract().unwrap_or_else(|e| panic!("profile {profile}: {e}"));
             c.validate().unwrap_or_else(|e| panic!("profile {profile}: {e}"));

@@ -40,7 +40,8 @@ impl ApiError {
 
     /// The JSON body, also used as the WebSocket `error` payload.
     pub fn body(&self) -> Value {
-        let mut error = json!({"code": self.code, "kind": self.kind.as_str(), "message": self.message});
+        let mut error =
+            json!({"code": self.code, "kind": self.kind.as_str(), "message": self.message});
         if let Some(d) = &self.details {
             error["details"] = d.clone();
         }
@@ -133,17 +134,32 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -
             "payload_too_large",
             format!("the body is {length} bytes; the limit is {limit}"),
         ),
-        E::Overflow { limit } => {
-            ApiError::new(ErrorKind::TooLarge, "payload_too_large", format!("the body exceeds the limit of {limit} bytes"))
+        E::Overflow { limit } => ApiError::new(
+            ErrorKind::TooLarge,
+            "payload_too_large",
+            format!("the body exceeds the limit of {limit} bytes"),
+        ),
+        E::Deserialize(e) => {
+            ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}"))
         }
-        E::Deserialize(e) => ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")),
         other => ApiError::bad_request("invalid_body", format!("cannot read the body: {other}")),
     };
-    let status = if matches!(err, E::ContentType) { StatusCode::UNSUPPORTED_MEDIA_TYPE } else { api.status_code() };
-    actix_web::error::InternalError::from_response(err, HttpResponse::build(status).json(api.body())).into()
+    let status = if matches!(err, E::ContentType) {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    } else {
+        api.status_code()
+    };
+    actix_web::error::InternalError::from_response(
+        err,
+        HttpResponse::build(status).json(api.body()),
+    )
+    .into()
 }
 
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
     let api = ApiError::bad_request("invalid_query_string", format!("invalid query string: {err}"));
     actix_web::error::InternalError::from_response(err, api.error_response()).into()
 }
@@ -174,7 +190,9 @@ mod tests {
 
     #[test]
     fn internal_errors_do_not_leak() {
-        let e = sqlmatic_core_logic::Error::Tool(sqlmatic_tools::ToolError::internal("secret path /etc/x"));
+        let e = sqlmatic_core_logic::Error::Tool(sqlmatic_tools::ToolError::internal(
+            "secret path /etc/x",
+        ));
         let api = ApiError::from(e);
         assert!(!api.body().to_string().contains("/etc/x"));
     }

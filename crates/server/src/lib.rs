@@ -51,7 +51,10 @@ impl FromRequest for CurrentUser {
 
 /// Logs every request (method, path, status, latency), counts it in the metrics by route
 /// pattern, and tags the response with an `X-Request-Id`.
-async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.path().to_owned();
@@ -78,14 +81,24 @@ async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<Se
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
-    let e = ApiError::new(ErrorKind::NotFound, "route_not_found", format!("no route for {} {}", req.method(), req.path()));
+    let e = ApiError::new(
+        ErrorKind::NotFound,
+        "route_not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    );
     HttpResponse::NotFound().json(e.body())
 }
 
 /// Turns actix's empty 405 into our JSON error.
-fn method_not_allowed<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+fn method_not_allowed<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let (req, _) = res.into_parts();
-    let e = ApiError::new(ErrorKind::InvalidInput, "method_not_allowed", format!("{} is not allowed on {}", req.method(), req.path()));
+    let e = ApiError::new(
+        ErrorKind::InvalidInput,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    );
     let response = HttpResponse::MethodNotAllowed().json(e.body());
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body()))
 }
@@ -110,18 +123,27 @@ impl Application {
         };
         let core = tokio::task::spawn_blocking(move || Sqlmatic::open(core_config)).await??;
         let tasks = watch::start(&core);
-        let listener = TcpListener::bind((config.api.host.as_str(), config.api.port))
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", config.api.host, config.api.port))?;
+        let listener =
+            TcpListener::bind((config.api.host.as_str(), config.api.port)).map_err(|e| {
+                anyhow::anyhow!("cannot listen on {}:{}: {e}", config.api.host, config.api.port)
+            })?;
         let port = listener.local_addr()?.port();
         let api = config.api.clone();
         let state = web::Data::new(State { core: core.clone(), api: api.clone() });
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .app_data(web::JsonConfig::default().limit(api.body_limit_bytes).error_handler(error::json_error))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(api.body_limit_bytes)
+                        .error_handler(error::json_error),
+                )
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
-                .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
+                .wrap(
+                    ErrorHandlers::new()
+                        .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed),
+                )
                 .wrap(from_fn(observe))
                 .configure(routes::configure)
                 .default_service(web::to(not_found))

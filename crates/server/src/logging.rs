@@ -49,7 +49,9 @@ impl Default for LoggingConfig {
 }
 
 fn level(s: &str, key: &str) -> Result<LevelFilter, String> {
-    s.parse().map_err(|_| format!("{key}: `{s}` is not a log level (off, error, warn, info, debug, trace)"))
+    s.parse().map_err(|_| {
+        format!("{key}: `{s}` is not a log level (off, error, warn, info, debug, trace)")
+    })
 }
 
 impl LoggingConfig {
@@ -87,7 +89,10 @@ impl LoggingConfig {
                 .base(1)
                 .build(&archive.to_string_lossy(), self.file_count)
                 .map_err(|e| format!("logging.file: {e}"))?;
-            let policy = CompoundPolicy::new(Box::new(SizeTrigger::new(self.file_max_bytes)), Box::new(roller));
+            let policy = CompoundPolicy::new(
+                Box::new(SizeTrigger::new(self.file_max_bytes)),
+                Box::new(roller),
+            );
             let appender = RollingFileAppender::builder()
                 .encoder(Box::new(PatternEncoder::new(&self.pattern)))
                 .build(file, Box::new(policy))

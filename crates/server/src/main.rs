@@ -42,8 +42,15 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let sources = Sources { file: cli.config.clone(), profile: None, cli: CliOverrides { host: cli.host, port: cli.port } };
-    let load = || Config::load(&sources).with_context(|| format!("loading {}", Config::config_path(&sources).display()));
+    let sources = Sources {
+        file: cli.config.clone(),
+        profile: None,
+        cli: CliOverrides { host: cli.host, port: cli.port },
+    };
+    let load = || {
+        Config::load(&sources)
+            .with_context(|| format!("loading {}", Config::config_path(&sources).display()))
+    };
     #[allow(clippy::print_stdout)] // printing is these commands' job
     match cli.command.unwrap_or(Command::Serve) {
         Command::Config => {
@@ -66,7 +73,11 @@ fn main() -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let _log = logging::init(&config.logging)?;
-    log::info!("sqlmatic {} starting (profile {})", env!("CARGO_PKG_VERSION"), std::env::var("SQLMATIC_ENV").unwrap_or_else(|_| "development".into()));
+    log::info!(
+        "sqlmatic {} starting (profile {})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::var("SQLMATIC_ENV").unwrap_or_else(|_| "development".into())
+    );
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config).await?;
         app.run_until_stopped().await?;

@@ -22,8 +22,12 @@ const MAX_TOPICS: usize = 64;
 #[derive(Debug, Deserialize, PartialEq)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ClientAction {
-    Subscribe { topics: Vec<String> },
-    Unsubscribe { topics: Vec<String> },
+    Subscribe {
+        topics: Vec<String>,
+    },
+    Unsubscribe {
+        topics: Vec<String>,
+    },
     Ping {
         #[serde(default)]
         id: Option<serde_json::Value>,
@@ -52,9 +56,14 @@ pub fn parse_action(text: &str) -> Result<ClientAction, ErrorPayload> {
 
 fn parse_topics(raw: &[String]) -> Result<Vec<Topic>, ErrorPayload> {
     if raw.len() > MAX_TOPICS {
-        return Err(ErrorPayload::new("too_many_topics", format!("at most {MAX_TOPICS} topics per message")));
+        return Err(ErrorPayload::new(
+            "too_many_topics",
+            format!("at most {MAX_TOPICS} topics per message"),
+        ));
     }
-    raw.iter().map(|t| t.parse::<Topic>().map_err(|e| ErrorPayload::new("unknown_topic", e.to_string()))).collect()
+    raw.iter()
+        .map(|t| t.parse::<Topic>().map_err(|e| ErrorPayload::new("unknown_topic", e.to_string())))
+        .collect()
 }
 
 fn error_event(e: ApiError) -> Event {
@@ -107,7 +116,10 @@ impl Conn {
                     match core.resolve_topic(&self.user.0, topic.clone()).await {
                         Ok(t) => resolved.push(t),
                         Err(e) => {
-                            let mut err = ErrorPayload::new("topic_not_found", format!("cannot subscribe to `{topic}`: {e}"));
+                            let mut err = ErrorPayload::new(
+                                "topic_not_found",
+                                format!("cannot subscribe to `{topic}`: {e}"),
+                            );
                             if e.kind() != sqlmatic_models::ErrorKind::NotFound {
                                 err.code = e.code().to_owned();
                             }
@@ -115,8 +127,12 @@ impl Conn {
                         }
                     }
                 }
-                log::info!("ws {subscriber}: subscribe {}", resolved.iter().map(Topic::to_string).collect::<Vec<_>>().join(", "));
-                let ack = Event::Subscribed { topics: current_topics(core.bus(), subscriber, &resolved) };
+                log::info!(
+                    "ws {subscriber}: subscribe {}",
+                    resolved.iter().map(Topic::to_string).collect::<Vec<_>>().join(", ")
+                );
+                let ack =
+                    Event::Subscribed { topics: current_topics(core.bus(), subscriber, &resolved) };
                 if !self.send(&ack).await {
                     return false;
                 }
@@ -135,12 +151,16 @@ impl Conn {
                     resolved.push(core.resolve_topic(&self.user.0, t.clone()).await.unwrap_or(t));
                 }
                 core.bus().remove_topics(subscriber, resolved.iter());
-                log::info!("ws {subscriber}: unsubscribe {}", resolved.iter().map(Topic::to_string).collect::<Vec<_>>().join(", "));
+                log::info!(
+                    "ws {subscriber}: unsubscribe {}",
+                    resolved.iter().map(Topic::to_string).collect::<Vec<_>>().join(", ")
+                );
                 let topics = core.bus().topics(subscriber).iter().map(Topic::to_string).collect();
                 self.send(&Event::Subscribed { topics }).await
             }
             ClientAction::Chat { thread_id, message, database } => {
-                let result = core.chat(&self.user.0, ChatRequest { thread_id, message, database }).await;
+                let result =
+                    core.chat(&self.user.0, ChatRequest { thread_id, message, database }).await;
                 match result {
                     Ok(_) => true,
                     Err(e) => self.send(&error_event(e.into())).await,
@@ -229,7 +249,14 @@ async fn run(
     };
     drop(subscription);
     state.core.metrics().ws_closed();
-    log::info!("ws {id}: disconnected{}", close.as_ref().and_then(|c| c.description.as_deref()).map(|d| format!(" ({d})")).unwrap_or_default());
+    log::info!(
+        "ws {id}: disconnected{}",
+        close
+            .as_ref()
+            .and_then(|c| c.description.as_deref())
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
+    );
     // A client that does not read may never take the close frame: do not wait for it forever.
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.session.close(close)).await;
 }
@@ -245,8 +272,19 @@ mod tests {
             Ok(ClientAction::Subscribe { topics: vec!["database".into(), "threads".into()] })
         );
         assert_eq!(parse_action(r#"{"action":"ping"}"#), Ok(ClientAction::Ping { id: None }));
-        assert!(matches!(parse_action(r#"{"action":"chat","message":"hi"}"#), Ok(ClientAction::Chat { .. })));
-        for bad in ["", "nope", "{}", r#"{"action":"dance"}"#, r#"{"action":"subscribe"}"#, "[1,2]", r#"{"action":"subscribe","topics":"x"}"#] {
+        assert!(matches!(
+            parse_action(r#"{"action":"chat","message":"hi"}"#),
+            Ok(ClientAction::Chat { .. })
+        ));
+        for bad in [
+            "",
+            "nope",
+            "{}",
+            r#"{"action":"dance"}"#,
+            r#"{"action":"subscribe"}"#,
+            "[1,2]",
+            r#"{"action":"subscribe","topics":"x"}"#,
+        ] {
             let err = parse_action(bad).unwrap_err();
             assert_eq!(err.code, "bad_message", "{bad}");
         }
@@ -256,6 +294,9 @@ mod tests {
     fn topics_are_validated() {
         assert!(parse_topics(&["database:demo".into(), "metrics".into()]).is_ok());
         assert_eq!(parse_topics(&["weather".into()]).unwrap_err().code, "unknown_topic");
-        assert_eq!(parse_topics(&vec!["threads".to_owned(); 65]).unwrap_err().code, "too_many_topics");
+        assert_eq!(
+            parse_topics(&vec!["threads".to_owned(); 65]).unwrap_err().code,
+            "too_many_topics"
+        );
     }
 }

@@ -15,11 +15,22 @@ use crate::{CurrentUser, State};
     (status = 404, description = "thread_not_found, database_not_found", body = crate::wire::ErrorBody),
     (status = 503, description = "llm_not_configured", body = crate::wire::ErrorBody)))]
 #[post("/chat")]
-pub async fn post(state: web::Data<State>, user: CurrentUser, body: web::Json<ChatBody>) -> Result<HttpResponse, ApiError> {
+pub async fn post(
+    state: web::Data<State>,
+    user: CurrentUser,
+    body: web::Json<ChatBody>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let message = state
         .core
-        .chat(&user.0, ChatRequest { thread_id: body.thread_id, message: body.message, database: body.database })
+        .chat(
+            &user.0,
+            ChatRequest {
+                thread_id: body.thread_id,
+                message: body.message,
+                database: body.database,
+            },
+        )
         .await?;
     Ok(HttpResponse::Ok().json(message))
 }

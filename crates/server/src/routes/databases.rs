@@ -34,11 +34,10 @@ pub async fn structure(
 ) -> Result<HttpResponse, ApiError> {
     let schema = state.core.structure(query.database.as_deref()).await?;
     let tag = etag(&schema);
-    let unchanged = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == tag || t.trim() == "*"));
+    let unchanged =
+        req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            v.split(',').any(|t| t.trim().trim_start_matches("W/") == tag || t.trim() == "*")
+        });
     let mut response = if unchanged { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     response.insert_header((header::ETAG, tag)).insert_header((header::CACHE_CONTROL, "no-cache"));
     if unchanged {

@@ -19,7 +19,9 @@ pub async fn json(state: web::Data<State>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "metrics", responses((status = 200, content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 pub async fn prometheus(state: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.core.prometheus_text().await)
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.core.prometheus_text().await)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -32,7 +34,11 @@ pub struct LogParams {
 /// The newest entries of the query log: every SQL a tool ran, by whom, how it ended.
 #[utoipa::path(get, path = "/api/query-log", tag = "metrics", params(LogParams), responses((status = 200, body = Object)))]
 #[get("/api/query-log")]
-pub async fn query_log(state: web::Data<State>, user: CurrentUser, params: web::Query<LogParams>) -> Result<HttpResponse, ApiError> {
+pub async fn query_log(
+    state: web::Data<State>,
+    user: CurrentUser,
+    params: web::Query<LogParams>,
+) -> Result<HttpResponse, ApiError> {
     let entries = state.core.query_log(Some(&user.0), params.limit.unwrap_or(100)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "entries": entries })))
 }

@@ -5,14 +5,25 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "sqlmatic", description = "Chat with your SQL database: REST API. Live events are on the WebSocket at /ws (see docs/api.md)."),
+    info(
+        title = "sqlmatic",
+        description = "Chat with your SQL database: REST API. Live events are on the WebSocket at /ws (see docs/api.md)."
+    ),
     paths(
-        super::health::healthz, super::health::readyz,
-        super::databases::list, super::databases::structure,
+        super::health::healthz,
+        super::health::readyz,
+        super::databases::list,
+        super::databases::structure,
         super::query::run,
-        super::threads::list, super::threads::create, super::threads::get, super::threads::rename, super::threads::delete,
+        super::threads::list,
+        super::threads::create,
+        super::threads::get,
+        super::threads::rename,
+        super::threads::delete,
         super::chat::post,
-        super::metrics::json, super::metrics::prometheus, super::metrics::query_log,
+        super::metrics::json,
+        super::metrics::prometheus,
+        super::metrics::query_log,
         spec,
     ),
     components(schemas(sqlmatic_models::ErrorKind))

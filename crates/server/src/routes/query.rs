@@ -26,11 +26,16 @@ pub async fn run(
         None | Some("json") => false,
         Some("csv") => true,
         Some(other) => {
-            return Err(ApiError::new(ErrorKind::InvalidInput, "invalid_format", format!("unknown format `{other}`; use json or csv")));
+            return Err(ApiError::new(
+                ErrorKind::InvalidInput,
+                "invalid_format",
+                format!("unknown format `{other}`; use json or csv"),
+            ));
         }
     };
     let QueryRequest { sql, params, database } = body.into_inner();
-    let result = state.core.query(&user.0, database.as_deref(), sql, params.unwrap_or_default()).await?;
+    let result =
+        state.core.query(&user.0, database.as_deref(), sql, params.unwrap_or_default()).await?;
     if !csv {
         return Ok(HttpResponse::Ok().json(result));
     }
@@ -72,18 +77,21 @@ fn csv_line(values: impl Iterator<Item = serde_json::Value>) -> String {
 }
 
 /// The CSV body in chunks of 256 rows, so a large result is never one big string.
-fn csv_stream(result: QueryResult) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+fn csv_stream(
+    result: QueryResult,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     let header = csv_line(result.columns.iter().map(|c| serde_json::Value::String(c.name.clone())));
-    let chunks: Vec<Vec<Vec<serde_json::Value>>> = result.rows.chunks(256).map(<[_]>::to_vec).collect();
-    futures_util::stream::iter(
-        std::iter::once(Ok(Bytes::from(header))).chain(chunks.into_iter().map(|rows| {
+    let chunks: Vec<Vec<Vec<serde_json::Value>>> =
+        result.rows.chunks(256).map(<[_]>::to_vec).collect();
+    futures_util::stream::iter(std::iter::once(Ok(Bytes::from(header))).chain(
+        chunks.into_iter().map(|rows| {
             let mut s = String::new();
             for row in rows {
                 s.push_str(&csv_line(row.into_iter()));
             }
             Ok(Bytes::from(s))
-        })),
-    )
+        }),
+    ))
 }
 
 #[cfg(test)]
@@ -93,6 +101,11 @@ mod tests {
 
     #[test]
     fn csv_quotes_what_needs_quoting() {
-        assert_eq!(csv_line([json!(1), json!("a,b"), json!(null), json!("say \"hi\""), json!(2.5)].into_iter()), "1,\"a,b\",,\"say \"\"hi\"\"\",2.5\r\n");
+        assert_eq!(
+            csv_line(
+                [json!(1), json!("a,b"), json!(null), json!("say \"hi\""), json!(2.5)].into_iter()
+            ),
+            "1,\"a,b\",,\"say \"\"hi\"\"\",2.5\r\n"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Threads: list, create, read, rename, delete.
 
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use sqlmatic_models::{Page, Thread, ThreadId};
 
 use crate::error::ApiError;
@@ -8,13 +9,19 @@ use crate::wire::{CreateThread, Pagination, RenameThread, ThreadDetail, ThreadLi
 use crate::{CurrentUser, State};
 
 fn thread_id(raw: &str) -> Result<ThreadId, ApiError> {
-    raw.parse().map_err(|_| ApiError::new(sqlmatic_models::ErrorKind::NotFound, "thread_not_found", "thread not found"))
+    raw.parse().map_err(|_| {
+        ApiError::new(sqlmatic_models::ErrorKind::NotFound, "thread_not_found", "thread not found")
+    })
 }
 
 /// The caller's threads, most recently active first.
 #[utoipa::path(get, path = "/api/threads", tag = "threads", params(Pagination), responses((status = 200, body = ThreadList)))]
 #[get("/api/threads")]
-pub async fn list(state: web::Data<State>, user: CurrentUser, page: web::Query<Pagination>) -> Result<web::Json<ThreadList>, ApiError> {
+pub async fn list(
+    state: web::Data<State>,
+    user: CurrentUser,
+    page: web::Query<Pagination>,
+) -> Result<web::Json<ThreadList>, ApiError> {
     let page = Page::new(page.limit.unwrap_or(Page::default().limit), page.offset.unwrap_or(0));
     let (threads, total) = state.core.list_threads(&user.0, page).await?;
     Ok(web::Json(ThreadList { threads, total, limit: page.limit, offset: page.offset }))
@@ -24,17 +31,39 @@ pub async fn list(state: web::Data<State>, user: CurrentUser, page: web::Query<P
 #[utoipa::path(post, path = "/api/threads", tag = "threads", request_body = CreateThread, responses(
     (status = 201, body = Thread), (status = 400, body = crate::wire::ErrorBody), (status = 404, body = crate::wire::ErrorBody)))]
 #[post("/api/threads")]
-pub async fn create(state: web::Data<State>, user: CurrentUser, body: Option<web::Json<CreateThread>>) -> Result<HttpResponse, ApiError> {
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
-    let thread = state.core.create_thread(&user.0, body.title.as_deref(), body.database.as_deref()).await?;
-    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/threads/{}", thread.id))).json(thread))
+pub async fn create(
+    state: web::Data<State>,
+    user: CurrentUser,
+    req: HttpRequest,
+    body: Result<web::Json<CreateThread>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    // The body is optional, but a body that is there must be valid.
+    let body = match body {
+        Ok(b) => b.into_inner(),
+        Err(_) if req.headers().get(header::CONTENT_LENGTH).is_none_or(|l| l == "0") => {
+            CreateThread::default()
+        }
+        Err(e) => return Err(e),
+    };
+    let thread = state
+        .core
+        .create_thread(&user.0, body.title.as_deref(), body.database.as_deref())
+        .await
+        .map_err(ApiError::from)?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/threads/{}", thread.id)))
+        .json(thread))
 }
 
 /// A thread with its messages in order.
 #[utoipa::path(get, path = "/api/threads/{id}", tag = "threads", params(("id" = String, Path, description = "thread id")), responses(
     (status = 200, body = ThreadDetail), (status = 404, body = crate::wire::ErrorBody)))]
 #[get("/api/threads/{id}")]
-pub async fn get(state: web::Data<State>, user: CurrentUser, id: web::Path<String>) -> Result<web::Json<ThreadDetail>, ApiError> {
+pub async fn get(
+    state: web::Data<State>,
+    user: CurrentUser,
+    id: web::Path<String>,
+) -> Result<web::Json<ThreadDetail>, ApiError> {
     let t = state.core.get_thread(&user.0, thread_id(&id)?).await?;
     Ok(web::Json(ThreadDetail { thread: t.thread, messages: t.messages }))
 }
@@ -43,7 +72,12 @@ pub async fn get(state: web::Data<State>, user: CurrentUser, id: web::Path<Strin
 #[utoipa::path(patch, path = "/api/threads/{id}", tag = "threads", params(("id" = String, Path, description = "thread id")), request_body = RenameThread, responses(
     (status = 200, body = Thread), (status = 400, body = crate::wire::ErrorBody), (status = 404, body = crate::wire::ErrorBody)))]
 #[patch("/api/threads/{id}")]
-pub async fn rename(state: web::Data<State>, user: CurrentUser, id: web::Path<String>, body: web::Json<RenameThread>) -> Result<web::Json<Thread>, ApiError> {
+pub async fn rename(
+    state: web::Data<State>,
+    user: CurrentUser,
+    id: web::Path<String>,
+    body: web::Json<RenameThread>,
+) -> Result<web::Json<Thread>, ApiError> {
     Ok(web::Json(state.core.rename_thread(&user.0, thread_id(&id)?, &body.title).await?))
 }
 
@@ -51,7 +85,11 @@ pub async fn rename(state: web::Data<State>, user: CurrentUser, id: web::Path<St
 #[utoipa::path(delete, path = "/api/threads/{id}", tag = "threads", params(("id" = String, Path, description = "thread id")), responses(
     (status = 204), (status = 404, body = crate::wire::ErrorBody)))]
 #[delete("/api/threads/{id}")]
-pub async fn delete(state: web::Data<State>, user: CurrentUser, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    state: web::Data<State>,
+    user: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     state.core.delete_thread(&user.0, thread_id(&id)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

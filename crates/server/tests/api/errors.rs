@@ -1,0 +1,71 @@
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[actix_web::test]
+async fn bad_requests_get_json_errors() {
+    let app = spawn_with(|c| c.api.body_limit_bytes = 4096).await;
+    assert_error(app.get("/no/such/route").await, 404, "route_not_found").await;
+    let r = app
+        .client
+        .post(app.url("/api/query"))
+        .header("content-type", "text/plain")
+        .body("SELECT 1")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 415, "unsupported_media_type").await;
+    let r = app
+        .client
+        .post(app.url("/api/query"))
+        .header("content-type", "application/json")
+        .body("{\"sql\": ")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(r, 400, "invalid_json").await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("EOF"),
+        "the parser's reason: {body}"
+    );
+    let r = app.post_json("/api/query", json!({"sql": "x".repeat(10_000)})).await;
+    assert_error(r, 413, "payload_too_large").await;
+    let r = app.client.put(app.url("/api/threads")).send().await.unwrap();
+    assert!(r.status() == 404 || r.status() == 405, "{}", r.status());
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["code"].is_string());
+}
+
+#[actix_web::test]
+async fn every_response_has_a_request_id() {
+    let app = spawn_app().await;
+    let r = app.get("/healthz").await;
+    assert_eq!(r.headers()["x-request-id"].len(), 32);
+}
+
+#[actix_web::test]
+async fn openapi_describes_every_route() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/healthz",
+        "/readyz",
+        "/api/databases",
+        "/api/database/structure",
+        "/api/query",
+        "/api/threads",
+        "/api/threads/{id}",
+        "/chat",
+        "/api/metrics",
+        "/metrics",
+        "/api/query-log",
+        "/api/openapi.json",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing");
+    }
+    assert!(paths["/api/threads/{id}"].get("patch").is_some());
+    assert!(paths["/api/threads/{id}"].get("delete").is_some());
+    assert!(doc["components"]["schemas"]["QueryResult"].is_object());
+}

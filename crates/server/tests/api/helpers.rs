@@ -1,0 +1,154 @@
+//! `spawn_app()`: the real server on port 0 with temp databases, plus clients to talk to it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use sqlmatic_core_logic::Sqlmatic;
+use sqlmatic_server::Application;
+use sqlmatic_server::config::Config;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub struct TestApp {
+    pub addr: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub core: Arc<Sqlmatic>,
+    pub dir: tempfile::TempDir,
+    handle: ServerHandle,
+}
+
+/// The demo database is generated once per test binary and copied for each test.
+fn demo_template() -> &'static Path {
+    static DEMO: OnceLock<PathBuf> = OnceLock::new();
+    DEMO.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("demo.db");
+        sqlmatic_services::demo::generate(&path).unwrap();
+        path
+    })
+}
+
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.api.port = 0;
+    config.api.workers = 1;
+    config.api.shutdown_timeout_secs = 1;
+    config.database.app_path = dir.join("app.db");
+    config.database.demo_path = dir.join("demo.db");
+    config.logging.file = None;
+    config
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = sqlmatic_server::logging::init(&sqlmatic_server::logging::LoggingConfig {
+            file: None,
+            ..Default::default()
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(demo_template(), dir.path().join("demo.db")).unwrap();
+    let mut config = test_config(dir.path());
+    adjust(&mut config);
+    let app = Application::build(config).await.expect("the server starts");
+    let port = app.port();
+    let core = app.core().clone();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let client =
+        sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(30)))
+            .unwrap();
+    TestApp { addr: format!("http://127.0.0.1:{port}"), port, client, core, dir, handle }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        actix_web::rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(&body).send().await.unwrap()
+    }
+
+    pub async fn query(&self, body: Value) -> (u16, Value) {
+        let r = self.post_json("/api/query", body).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    pub fn demo_path(&self) -> PathBuf {
+        self.dir.path().join("demo.db")
+    }
+
+    pub async fn ws_connect(&self) -> Ws {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", self.port))
+            .await
+            .unwrap();
+        ws
+    }
+}
+
+/// Asserts an error response: status and stable code.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    body
+}
+
+pub async fn ws_send(ws: &mut Ws, v: Value) {
+    ws.send(WsMessage::Text(v.to_string().into())).await.unwrap();
+}
+
+/// The next JSON event (skipping pings), or panics after `secs`.
+pub async fn ws_next(ws: &mut Ws, secs: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("an event in time")
+            .expect("the socket is open")
+            .unwrap();
+        match msg {
+            WsMessage::Text(t) => return serde_json::from_str(&t).unwrap(),
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// The next event with this name, skipping others.
+pub async fn ws_next_named(ws: &mut Ws, name: &str, secs: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs().max(1);
+        let v = ws_next(ws, left).await;
+        if v["event"] == name {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no {name} event in time");
+    }
+}
