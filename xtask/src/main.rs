@@ -1,1 +1,90 @@
-fn main() {}
+//! `cargo xtask <task>`: sqlmatic's developer tasks, and tidy checks that run as plain tests.
+//!
+//! Tasks shell out to cargo and the built binary; they never link the workspace crates, so
+//! xtask stays quick to build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod layers;
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "sqlmatic developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// What CI runs: fmt --check, clippy -D warnings, the test suite, the layer check.
+    Ci,
+    /// Check that crates depend on each other only in layer order.
+    CheckLayers,
+    /// Regenerate the bundled demo database (data/demo.db by default).
+    DemoDb {
+        #[arg(long)]
+        path: Option<PathBuf>,
+    },
+    /// Write the OpenAPI document to docs/openapi.json.
+    Openapi,
+    /// Run the server with the development profile.
+    Dev,
+    /// Benchmark the HTTP API under concurrent load with wrk (release build).
+    Bench(bench::BenchArgs),
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("$ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Ci => {
+            run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+            run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+            run(cargo().args(["test", "--workspace", "--locked"]))?;
+            layers::check(&root())
+        }
+        Task::CheckLayers => layers::check(&root()),
+        Task::DemoDb { path } => {
+            let mut cmd = cargo();
+            cmd.args(["run", "--quiet", "-p", "sqlmatic-server", "--", "demo-db"]);
+            if let Some(p) = path {
+                cmd.arg("--path").arg(p);
+            }
+            run(&mut cmd)
+        }
+        Task::Openapi => {
+            let out = cargo().args(["run", "--quiet", "-p", "sqlmatic-server", "--", "openapi"]).output()?;
+            if !out.status.success() {
+                bail!("sqlmatic openapi failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            let path = root().join("docs/openapi.json");
+            std::fs::write(&path, &out.stdout)?;
+            eprintln!("wrote {}", path.display());
+            Ok(())
+        }
+        Task::Dev => run(cargo().args(["run", "-p", "sqlmatic-server"]).env("SQLMATIC_ENV", "development")),
+        Task::Bench(args) => bench::bench(args),
+    }
+}

@@ -1,0 +1,244 @@
+//! `cargo xtask bench`: the HTTP API under concurrent load, measured with wrk against a release
+//! build of the server on the demo database. Reports requests/second, latency percentiles,
+//! non-2xx responses and the server's resident memory idle and under load (from /proc).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::{cargo, root};
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    connections: u32,
+    /// wrk threads.
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
+}
+
+struct Scenario {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: Option<&'static str>,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario { name: "GET /api/database/structure", method: "GET", path: "/api/database/structure", body: None },
+    Scenario {
+        name: "POST /api/query point lookup",
+        method: "POST",
+        path: "/api/query",
+        body: Some(r#"{"sql":"SELECT * FROM customers WHERE id = ?","params":[617]}"#),
+    },
+    Scenario {
+        name: "POST /api/query GROUP BY order_items",
+        method: "POST",
+        path: "/api/query",
+        body: Some(r#"{"sql":"SELECT product_id, count(*) AS lines, sum(quantity) AS units, round(sum(quantity * unit_price * (1 - discount)), 2) AS revenue FROM order_items GROUP BY product_id ORDER BY revenue DESC"}"#),
+    },
+];
+
+fn ensure_wrk() -> anyhow::Result<()> {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return Ok(());
+    }
+    eprintln!("wrk is not installed; installing it from Debian's packages (apt-get install wrk)");
+    let ok = Command::new("apt-get").args(["install", "-y", "-qq", "wrk"]).status().is_ok_and(|s| s.success())
+        || (Command::new("apt-get").args(["update", "-qq"]).status().is_ok_and(|s| s.success())
+            && Command::new("apt-get").args(["install", "-y", "-qq", "wrk"]).status().is_ok_and(|s| s.success()));
+    if !ok {
+        bail!("wrk is needed for the benchmark: install it (apt-get install wrk) and run again");
+    }
+    Ok(())
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn parse_wrk(out: &str) -> Value {
+    let num = |prefix: &str| -> Option<f64> {
+        out.lines().find(|l| l.trim_start().starts_with(prefix)).and_then(|l| l.split_whitespace().nth(1)).map(parse_duration_or_number)
+    };
+    let non_2xx = out
+        .lines()
+        .find(|l| l.contains("Non-2xx or 3xx responses"))
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let socket_errors = out.lines().find(|l| l.contains("Socket errors")).map(str::trim).unwrap_or("none").to_owned();
+    let total = out
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    json!({
+        "requests": total,
+        "rps": num("Requests/sec:"),
+        "p50_ms": num("50%"),
+        "p90_ms": num("90%"),
+        "p99_ms": num("99%"),
+        "non_2xx": non_2xx,
+        "socket_errors": socket_errors,
+    })
+}
+
+/// wrk prints "1.23ms", "850.00us", "1.02s" or plain numbers.
+fn parse_duration_or_number(s: &str) -> f64 {
+    let (n, scale) = if let Some(v) = s.strip_suffix("us") {
+        (v, 0.001)
+    } else if let Some(v) = s.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1000.0)
+    } else {
+        (s, 1.0)
+    };
+    n.parse::<f64>().map(|v| v * scale).unwrap_or(f64::NAN)
+}
+
+pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    ensure_wrk()?;
+    crate::run(cargo().args(["build", "--release", "--locked", "-p", "sqlmatic-server"]))?;
+    let dir = tempfile_dir()?;
+    let port = free_port()?;
+    let bin = root().join("target/release/sqlmatic");
+    let child = Command::new(&bin)
+        .args(["--port", &port.to_string()])
+        .env("SQLMATIC_CONFIG", root().join("config/config.yaml"))
+        .env("SQLMATIC_ENV", "production")
+        .env("SQLMATIC_API__HOST", "127.0.0.1")
+        .env("SQLMATIC_DATABASE__APP_PATH", dir.join("app.db"))
+        .env("SQLMATIC_DATABASE__DEMO_PATH", dir.join("demo.db"))
+        .env("SQLMATIC_LOGGING__FILE", "")
+        .env("SQLMATIC_LOGGING__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let pid = child.id();
+    let server = Server(child);
+    let started = Instant::now();
+    while http_get(port, "/readyz").is_none_or(|r| !r.starts_with("HTTP/1.1 200")) {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the server did not become ready");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Warm the schema cache and let start-up allocations settle before reading idle memory.
+    http_get(port, "/api/database/structure");
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_rss = rss_kib(pid, "VmRSS:");
+    let mut results = Vec::new();
+    for s in SCENARIOS {
+        let script = dir.join("post.lua");
+        let mut cmd = Command::new("wrk");
+        cmd.args(["-t", &args.threads.to_string(), "-c", &args.connections.to_string(), "-d", &format!("{}s", args.duration), "--latency"]);
+        if let Some(body) = s.body {
+            std::fs::write(
+                &script,
+                format!(
+                    "wrk.method = \"{}\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
+                    s.method
+                ),
+            )?;
+            cmd.arg("-s").arg(&script);
+        }
+        cmd.arg(format!("http://127.0.0.1:{port}{}", s.path));
+        eprintln!("$ {cmd:?}");
+        let out = cmd.output().context("running wrk")?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut r = parse_wrk(&text);
+        r["scenario"] = json!(s.name);
+        r["rss_after_kib"] = json!(rss_kib(pid, "VmRSS:"));
+        eprintln!("{text}");
+        results.push(r);
+    }
+    let peak = rss_kib(pid, "VmHWM:");
+    drop(server);
+    let report = json!({
+        "connections": args.connections,
+        "threads": args.threads,
+        "duration_s": args.duration,
+        "idle_rss_kib": idle_rss,
+        "peak_rss_kib": peak,
+        "scenarios": results,
+    });
+    let out_dir = root().join("target/bench");
+    std::fs::create_dir_all(&out_dir)?;
+    std::fs::write(out_dir.join("api.json"), serde_json::to_string_pretty(&report)?)?;
+    println!("| scenario | req/s | p50 ms | p90 ms | p99 ms | non-2xx |");
+    println!("|---|---|---|---|---|---|");
+    for r in report["scenarios"].as_array().into_iter().flatten() {
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+            r["scenario"].as_str().unwrap_or(""),
+            r["rps"].as_f64().unwrap_or(f64::NAN),
+            r["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            r["p90_ms"].as_f64().unwrap_or(f64::NAN),
+            r["p99_ms"].as_f64().unwrap_or(f64::NAN),
+            r["non_2xx"]
+        );
+    }
+    println!("server RSS: idle {} KiB, peak {} KiB ({} connections)", idle_rss, peak, args.connections);
+    println!("report: {}", out_dir.join("api.json").display());
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = root().join("target/bench/run");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_wrk_output() {
+        let out = "Running 1s test @ http://127.0.0.1:1/x\n  2 threads and 8 connections\n  Latency Distribution\n     50%  412.00us\n     75%    1.00ms\n     90%    1.50ms\n     99%    2.10s\n  1234 requests in 1.00s, 1.00MB read\n  Non-2xx or 3xx responses: 3\nRequests/sec:   1234.56\n";
+        let r = parse_wrk(out);
+        assert_eq!(r["requests"], 1234);
+        assert_eq!(r["rps"], 1234.56);
+        assert!((r["p50_ms"].as_f64().unwrap() - 0.412).abs() < 1e-9);
+        assert_eq!(r["p99_ms"], 2100.0);
+        assert_eq!(r["non_2xx"], 3);
+    }
+}
