@@ -33,7 +33,12 @@ struct Scenario {
 }
 
 const SCENARIOS: &[Scenario] = &[
-    Scenario { name: "GET /api/database/structure", method: "GET", path: "/api/database/structure", body: None },
+    Scenario {
+        name: "GET /api/database/structure",
+        method: "GET",
+        path: "/api/database/structure",
+        body: None,
+    },
     Scenario {
         name: "POST /api/query point lookup",
         method: "POST",
@@ -44,7 +49,9 @@ const SCENARIOS: &[Scenario] = &[
         name: "POST /api/query GROUP BY order_items",
         method: "POST",
         path: "/api/query",
-        body: Some(r#"{"sql":"SELECT product_id, count(*) AS lines, sum(quantity) AS units, round(sum(quantity * unit_price * (1 - discount)), 2) AS revenue FROM order_items GROUP BY product_id ORDER BY revenue DESC"}"#),
+        body: Some(
+            r#"{"sql":"SELECT product_id, count(*) AS lines, sum(quantity) AS units, round(sum(quantity * unit_price * (1 - discount)), 2) AS revenue FROM order_items GROUP BY product_id ORDER BY revenue DESC"}"#,
+        ),
     },
 ];
 
@@ -53,9 +60,15 @@ fn ensure_wrk() -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!("wrk is not installed; installing it from Debian's packages (apt-get install wrk)");
-    let ok = Command::new("apt-get").args(["install", "-y", "-qq", "wrk"]).status().is_ok_and(|s| s.success())
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "wrk"])
+        .status()
+        .is_ok_and(|s| s.success())
         || (Command::new("apt-get").args(["update", "-qq"]).status().is_ok_and(|s| s.success())
-            && Command::new("apt-get").args(["install", "-y", "-qq", "wrk"]).status().is_ok_and(|s| s.success()));
+            && Command::new("apt-get")
+                .args(["install", "-y", "-qq", "wrk"])
+                .status()
+                .is_ok_and(|s| s.success()));
     if !ok {
         bail!("wrk is needed for the benchmark: install it (apt-get install wrk) and run again");
     }
@@ -74,7 +87,11 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -89,7 +106,10 @@ impl Drop for Server {
 
 fn parse_wrk(out: &str) -> Value {
     let num = |prefix: &str| -> Option<f64> {
-        out.lines().find(|l| l.trim_start().starts_with(prefix)).and_then(|l| l.split_whitespace().nth(1)).map(parse_duration_or_number)
+        out.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(parse_duration_or_number)
     };
     let non_2xx = out
         .lines()
@@ -97,7 +117,12 @@ fn parse_wrk(out: &str) -> Value {
         .and_then(|l| l.rsplit(':').next())
         .and_then(|n| n.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    let socket_errors = out.lines().find(|l| l.contains("Socket errors")).map(str::trim).unwrap_or("none").to_owned();
+    let socket_errors = out
+        .lines()
+        .find(|l| l.contains("Socket errors"))
+        .map(str::trim)
+        .unwrap_or("none")
+        .to_owned();
     let total = out
         .lines()
         .find(|l| l.contains("requests in"))
@@ -164,7 +189,15 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     for s in SCENARIOS {
         let script = dir.join("post.lua");
         let mut cmd = Command::new("wrk");
-        cmd.args(["-t", &args.threads.to_string(), "-c", &args.connections.to_string(), "-d", &format!("{}s", args.duration), "--latency"]);
+        cmd.args([
+            "-t",
+            &args.threads.to_string(),
+            "-c",
+            &args.connections.to_string(),
+            "-d",
+            &format!("{}s", args.duration),
+            "--latency",
+        ]);
         if let Some(body) = s.body {
             std::fs::write(
                 &script,
@@ -211,7 +244,10 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             r["non_2xx"]
         );
     }
-    println!("server RSS: idle {} KiB, peak {} KiB ({} connections)", idle_rss, peak, args.connections);
+    println!(
+        "server RSS: idle {} KiB, peak {} KiB ({} connections)",
+        idle_rss, peak, args.connections
+    );
     println!("report: {}", out_dir.join("api.json").display());
     Ok(())
 }

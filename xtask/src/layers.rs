@@ -20,10 +20,23 @@ pub const LAYERS: &[&str] = &[
 /// External crates a layer must not depend on (any dependency kind).
 fn forbidden(package: &str) -> &'static [&'static str] {
     match package {
-        "sqlmatic-models" => &["rusqlite", "r2d2", "r2d2_sqlite", "reqwest", "tokio", "actix-web", "actix-ws", "figment"],
-        "sqlmatic-events" => &["rusqlite", "r2d2", "r2d2_sqlite", "reqwest", "actix-web", "actix-ws", "figment"],
+        "sqlmatic-models" => &[
+            "rusqlite",
+            "r2d2",
+            "r2d2_sqlite",
+            "reqwest",
+            "tokio",
+            "actix-web",
+            "actix-ws",
+            "figment",
+        ],
+        "sqlmatic-events" => {
+            &["rusqlite", "r2d2", "r2d2_sqlite", "reqwest", "actix-web", "actix-ws", "figment"]
+        }
         "sqlmatic-tools" => &["reqwest", "actix-web", "actix-ws", "figment"],
-        "sqlmatic-services" | "sqlmatic-core-logic" => &["actix-web", "actix-ws", "actix-rt", "awc", "figment"],
+        "sqlmatic-services" | "sqlmatic-core-logic" => {
+            &["actix-web", "actix-ws", "actix-rt", "awc", "figment"]
+        }
         _ => &[],
     }
 }
@@ -58,10 +71,12 @@ pub fn violations(edges: &[(String, String, String)]) -> Vec<String> {
     let mut out = Vec::new();
     for (pkg, dep, kind) in edges {
         let Some(p) = rank(pkg) else { continue };
-        if let Some(d) = rank(dep) {
-            if d >= p {
-                out.push(format!("{pkg} depends on {dep} ({kind}), which is not below it in {LAYERS:?}"));
-            }
+        if let Some(d) = rank(dep)
+            && d >= p
+        {
+            out.push(format!(
+                "{pkg} depends on {dep} ({kind}), which is not below it in {LAYERS:?}"
+            ));
         }
         if forbidden(pkg).contains(&dep.as_str()) {
             out.push(format!("{pkg} depends on {dep} ({kind}), which its layer must not know"));
@@ -93,7 +108,12 @@ mod tests {
     #[test]
     fn the_check_catches_upward_edges_and_actix_below_the_server() {
         let e = |a: &str, b: &str| (a.to_owned(), b.to_owned(), "normal".to_owned());
-        let v = violations(&[e("sqlmatic-tools", "sqlmatic-services"), e("sqlmatic-core-logic", "actix-web"), e("sqlmatic-server", "actix-web"), e("sqlmatic-services", "sqlmatic-tools")]);
+        let v = violations(&[
+            e("sqlmatic-tools", "sqlmatic-services"),
+            e("sqlmatic-core-logic", "actix-web"),
+            e("sqlmatic-server", "actix-web"),
+            e("sqlmatic-services", "sqlmatic-tools"),
+        ]);
         assert_eq!(v.len(), 2, "{v:#?}");
     }
 
@@ -114,7 +134,9 @@ mod tests {
                 if !path.ends_with("target") {
                     visit(&path, missing);
                 }
-            } else if path.extension().is_some_and(|e| e == "rs") && path.components().any(|c| c.as_os_str() == "src") {
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.components().any(|c| c.as_os_str() == "src")
+            {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
                 if !text.trim_start().starts_with("//!") {
                     missing.push(path.display().to_string());

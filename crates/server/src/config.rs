@@ -156,7 +156,7 @@ impl Config {
         Ok(Figment::from(Serialized::defaults(Config::default()))
             .merge(Yaml::file(&path).nested())
             .select(profile)
-            .merge(Env::prefixed("SQLMATIC_").ignore(&["ENV"]).split("__").global())
+            .merge(Env::prefixed("SQLMATIC_").ignore(&["ENV", "CONFIG"]).split("__").global())
             .merge(Serialized::global("api", serde_json::Value::Object(cli))))
     }
 
@@ -164,16 +164,15 @@ impl Config {
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
         let figment = Self::figment(sources)?;
         let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
-        if config.agent.api_key.is_some() {
-            if let Some(meta) = figment.find_metadata("agent.api_key") {
-                if !meta.name.to_lowercase().contains("environment") {
-                    return Err(ConfigError::Invalid(format!(
-                        "agent.api_key was set in {}; secrets are read from the environment only \
-                         (SQLMATIC_AGENT__API_KEY)",
-                        meta.name
-                    )));
-                }
-            }
+        if config.agent.api_key.is_some()
+            && let Some(meta) = figment.find_metadata("agent.api_key")
+            && !meta.name.to_lowercase().contains("environment")
+        {
+            return Err(ConfigError::Invalid(format!(
+                "agent.api_key was set in {}; secrets are read from the environment only \
+                 (SQLMATIC_AGENT__API_KEY)",
+                meta.name
+            )));
         }
         config.validate().map_err(ConfigError::Invalid)?;
         Ok(config)
@@ -218,6 +217,8 @@ fn describe(err: figment::Error) -> String {
 }
 
 #[cfg(test)]
+// figment::Jail's closures return figment's own (large) error type; not ours to box.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -259,6 +260,7 @@ mod tests {
                 "development falls back to default"
             );
             jail.set_env("SQLMATIC_ENV", "production");
+            jail.set_env("SQLMATIC_CONFIG", "c.yaml"); // read by the CLI, not a config key
             let c = Config::load(&sources(Some("c.yaml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.api.port, 9100);
             jail.set_env("SQLMATIC_API__PORT", "9200");

@@ -1,5 +1,8 @@
 //! The rolling file appender rolls at the size limit (own test binary: log4rs initializes once).
 
+// Test helpers outside #[test] fns: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Read;
 
 use sqlmatic_server::logging::{LoggingConfig, init};

@@ -39,12 +39,12 @@ impl AgentConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(p) = self.provider.as_deref() {
-            if !p.is_empty() && p != "openai" && p != "anthropic" {
-                return Err(format!(
-                    "agent.provider `{p}` is unknown; use `openai` or `anthropic`"
-                ));
-            }
+        if let Some(p) = self
+            .provider
+            .as_deref()
+            .filter(|p| !p.is_empty() && *p != "openai" && *p != "anthropic")
+        {
+            return Err(format!("agent.provider `{p}` is unknown; use `openai` or `anthropic`"));
         }
         if !(0.0..=2.0).contains(&self.temperature) {
             return Err("agent.temperature must be between 0 and 2".into());

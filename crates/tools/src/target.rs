@@ -282,10 +282,8 @@ impl TargetDatabase {
         let stamp = self.stamp(&conn)?;
         {
             let cache = self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((cached_stamp, schema)) = cache.as_ref() {
-                if *cached_stamp == stamp {
-                    return Ok(schema.clone());
-                }
+            if let Some((_, schema)) = cache.as_ref().filter(|(cached, _)| *cached == stamp) {
+                return Ok(schema.clone());
             }
         }
         let schema = Arc::new(introspect::schema(&conn, &self.spec, limits, &[], 0)?);

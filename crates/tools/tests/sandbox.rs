@@ -1,6 +1,9 @@
 //! The read-only sandbox against a corpus of hostile statements: every one is rejected or
 //! stopped with a clear error, and the database file is byte-for-byte unchanged.
 
+// Test helpers outside #[test] fns: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,5 +1,8 @@
 //! The built-in tools through the registry, as an agent calls them.
 
+// Test helpers outside #[test] fns: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::{Value, json};
 use sqlmatic_tools::test_support::{fixture_context, fixture_target};
 use sqlmatic_tools::{

@@ -69,3 +69,13 @@ async fn openapi_describes_every_route() {
     assert!(paths["/api/threads/{id}"].get("delete").is_some());
     assert!(doc["components"]["schemas"]["QueryResult"].is_object());
 }
+
+#[test]
+fn the_committed_openapi_document_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed.trim() == sqlmatic_server::routes::openapi::document().trim(),
+        "docs/openapi.json is stale: run `cargo xtask openapi`"
+    );
+}
