@@ -4,12 +4,14 @@
 //! Owns plain data and the validation of newtypes (parse once, trust afterwards).
 //! Must not do IO of any kind: no files, sockets, SQLite or HTTP.
 
+mod chat;
 mod error;
 mod ids;
 mod query;
 mod schema;
 mod thread;
 
+pub use chat::{ChatMessage, ToolCall, Usage};
 pub use error::ErrorKind;
 pub use ids::{InvalidId, MessageId, ThreadId};
 pub use query::{ColumnMeta, InvalidSql, QueryParams, QueryResult, SqlQuery};

@@ -3,14 +3,19 @@
 
 use std::time::Duration;
 
-/// An HTTP client with rustls (ring) and the given timeouts.
+/// A client builder with rustls (ring) installed and TCP_NODELAY set.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    // Installing twice is harmless: the second call reports the provider already present.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().tcp_nodelay(true)
+}
+
+/// An HTTP client with the given timeouts.
 pub fn http_client(
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
 ) -> reqwest::Result<reqwest::Client> {
-    // Installing twice is harmless: the second call reports the provider already present.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder().connect_timeout(connect_timeout).tcp_nodelay(true);
+    let mut builder = http_client_builder().connect_timeout(connect_timeout);
     if let Some(t) = request_timeout {
         builder = builder.timeout(t);
     }

@@ -15,15 +15,18 @@ mod config;
 pub mod demo;
 mod error;
 mod http;
+pub mod llm;
 mod query_log;
 mod targets;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 mod threads;
 
-pub use agent_config::AgentConfig;
+pub use agent_config::{AgentConfig, AgentOverrides, DEFAULT_SYSTEM_PROMPT, MemoryConfig};
 pub use app_db::AppDb;
 pub use config::DatabaseConfig;
 pub use error::{Error, Result};
-pub use http::http_client;
+pub use http::{http_client, http_client_builder};
 pub use query_log::{QueryLog, QueryLogEntry};
 pub use targets::Targets;
 pub use threads::{NewMessage, ThreadService};

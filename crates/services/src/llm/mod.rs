@@ -1,0 +1,170 @@
+//! LLM providers behind one [`ChatModel`] trait, over the project's own message types
+//! ([`sqlmatic_models::ChatMessage`]). Wire structs stay private to each provider.
+//!
+//! - [`openai`]: the OpenAI-compatible chat-completions protocol (OpenAI, Ollama, vLLM,
+//!   llama.cpp, LM Studio, OpenRouter…), tool calls, SSE streaming;
+//! - [`anthropic`]: the Messages API, `tool_use`/`tool_result` blocks, SSE streaming.
+//!
+//! Both retry connect errors, 429 and 5xx with exponential backoff and jitter, honouring
+//! `Retry-After` ([`retry`]).
+
+pub mod anthropic;
+pub mod openai;
+pub mod retry;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlmatic_models::{ChatMessage, ErrorKind, ToolCall, Usage};
+use sqlmatic_tools::ToolDefinition;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::AgentConfig;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One call to a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    pub tools: Vec<ToolDefinition>,
+    pub temperature: f32,
+    pub max_tokens: u32,
+}
+
+/// What the model answered: text, tool calls, or both.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LlmResponse {
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: Usage,
+    pub finish_reason: Option<String>,
+}
+
+/// Where streamed text goes, piece by piece, as it arrives.
+pub type Deltas = UnboundedSender<String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("the LLM provider cannot be reached at {url}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the LLM provider did not answer in time")]
+    Timeout,
+    #[error("the LLM provider is rate limiting requests (HTTP 429) and retries ran out")]
+    RateLimited,
+    #[error("the LLM provider failed with HTTP {status} and retries ran out")]
+    ServerError { status: u16 },
+    #[error("the LLM provider rejected the request (HTTP {status}): {message}")]
+    Rejected { status: u16, message: String },
+    #[error("the LLM provider sent a response sqlmatic cannot read: {0}")]
+    BadResponse(String),
+    #[error("the LLM provider's stream was cut before the answer was complete")]
+    StreamCut,
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+impl LlmError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Timeout => ErrorKind::Timeout,
+            Self::Client(_) => ErrorKind::Internal,
+            _ => ErrorKind::Upstream,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } | Self::ServerError { .. } => "llm_unavailable",
+            Self::Timeout => "llm_timeout",
+            Self::RateLimited => "llm_rate_limited",
+            Self::Rejected { .. } => "llm_rejected",
+            Self::BadResponse(_) => "llm_bad_response",
+            Self::StreamCut => "llm_stream_interrupted",
+            Self::Client(_) => "internal",
+        }
+    }
+}
+
+/// A chat model: one call in, one answer out; `stream` forwards text as it arrives.
+pub trait ChatModel: Send + Sync {
+    /// `provider/model`, for logs.
+    fn describe(&self) -> String;
+    fn complete<'a>(
+        &'a self,
+        request: &'a LlmRequest,
+    ) -> BoxFuture<'a, Result<LlmResponse, LlmError>>;
+    fn stream<'a>(
+        &'a self,
+        request: &'a LlmRequest,
+        deltas: &'a Deltas,
+    ) -> BoxFuture<'a, Result<LlmResponse, LlmError>>;
+}
+
+/// Connection settings shared by the providers.
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub stream_idle_timeout: Duration,
+    pub retry: retry::RetryPolicy,
+}
+
+impl ProviderSettings {
+    pub fn from_config(config: &AgentConfig, default_base: &str) -> Self {
+        Self {
+            base_url: config
+                .base_url
+                .clone()
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| default_base.to_owned()),
+            api_key: config.api_key.clone().filter(|k| !k.is_empty()),
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            stream_idle_timeout: Duration::from_millis(config.stream_idle_timeout_ms),
+            retry: retry::RetryPolicy {
+                max_attempts: config.max_attempts.max(1),
+                base: Duration::from_millis(config.retry_base_ms),
+                max: Duration::from_millis(config.retry_max_ms.max(config.retry_base_ms)),
+            },
+        }
+    }
+}
+
+/// The configured model, or `None` when no provider is configured.
+pub fn build(config: &AgentConfig) -> Result<Option<Arc<dyn ChatModel>>, LlmError> {
+    Ok(match config.provider.as_deref() {
+        Some("openai") => Some(Arc::new(openai::OpenAi::new(ProviderSettings::from_config(
+            config,
+            openai::DEFAULT_BASE_URL,
+        ))?)),
+        Some("anthropic") => Some(Arc::new(anthropic::Anthropic::new(
+            ProviderSettings::from_config(config, anthropic::DEFAULT_BASE_URL),
+        )?)),
+        _ => None,
+    })
+}
+
+/// Joins `base` and `path` with exactly one slash.
+pub(crate) fn join_url(base: &str, path: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+/// The first part of an error body, for messages (providers put the reason there).
+pub(crate) async fn error_text(resp: reqwest::Response) -> String {
+    let text = resp.text().await.unwrap_or_default();
+    let reason = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().or(v["message"].as_str()).map(str::to_owned))
+        .unwrap_or(text);
+    reason.chars().take(300).collect()
+}

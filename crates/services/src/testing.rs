@@ -1,0 +1,434 @@
+//! A scripted LLM server for tests and benchmarks: a real HTTP/1.1 server on 127.0.0.1 that
+//! speaks the OpenAI-compatible chat-completions protocol (`…/chat/completions`) and Anthropic's
+//! Messages API (`…/messages`), streaming real SSE (chunked) or answering JSON, and injecting
+//! faults: error statuses with `Retry-After`, a slow first byte, a connection cut mid-stream,
+//! garbage, or no answer at all. TCP_NODELAY is set on every connection.
+//!
+//! Responses come from a [`Script`]: either a queue consumed one step per request, or steps
+//! chosen by the request's round (assistant messages since the last user message), which keeps
+//! concurrent conversations independent.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A model turn to play back.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    /// Text, sent as one delta per piece.
+    pub text: Vec<String>,
+    /// (id, name, arguments JSON text) of tool calls.
+    pub tool_calls: Vec<(String, String, String)>,
+    /// Pieces each tool call's arguments are split into (at least 1).
+    pub fragments: usize,
+    pub usage: (u64, u64),
+}
+
+impl Reply {
+    pub fn text(text: &str) -> Self {
+        // a few pieces so streaming is visible
+        let pieces: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
+        Self { text: pieces, fragments: 1, usage: (100, 20), ..Self::default() }
+    }
+
+    pub fn tool(id: &str, name: &str, arguments: Value) -> Self {
+        Self {
+            tool_calls: vec![(id.into(), name.into(), arguments.to_string())],
+            fragments: 1,
+            usage: (100, 10),
+            ..Self::default()
+        }
+    }
+
+    pub fn tools(calls: &[(&str, &str, Value)]) -> Self {
+        Self {
+            tool_calls: calls
+                .iter()
+                .map(|(i, n, a)| (i.to_string(), n.to_string(), a.to_string()))
+                .collect(),
+            fragments: 1,
+            usage: (100, 10),
+            ..Self::default()
+        }
+    }
+
+    /// A tool call whose arguments are raw text (e.g. invalid JSON).
+    pub fn raw_tool(id: &str, name: &str, arguments: &str) -> Self {
+        Self {
+            tool_calls: vec![(id.into(), name.into(), arguments.into())],
+            fragments: 1,
+            usage: (100, 10),
+            ..Self::default()
+        }
+    }
+
+    pub fn in_fragments(mut self, n: usize) -> Self {
+        self.fragments = n.max(1);
+        self
+    }
+}
+
+/// One HTTP response.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Reply(Reply),
+    /// An error status with an optional `Retry-After` (seconds).
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+        body: String,
+    },
+    /// Waits before sending anything.
+    Delay {
+        ms: u64,
+        then: Box<Step>,
+    },
+    /// Streams the reply but closes the connection after `events` SSE events.
+    CutAfter {
+        events: usize,
+        reply: Reply,
+    },
+    /// 200 with a body that is not the protocol.
+    Garbage,
+    /// Never answers.
+    Hang,
+}
+
+impl Step {
+    pub fn delayed(ms: u64, then: Step) -> Self {
+        Self::Delay { ms, then: Box::new(then) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Script {
+    Queue(VecDeque<Step>),
+    ByRound(Vec<Step>),
+}
+
+/// A request the server received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+struct State {
+    script: Mutex<Script>,
+    received: Mutex<Vec<Received>>,
+    latency: Duration,
+}
+
+/// The running server; it stops when dropped.
+pub struct ScriptedLlm {
+    pub port: u16,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ScriptedLlm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ScriptedLlm {
+    /// Starts a server that plays `steps` in order, one per request.
+    pub async fn queue(steps: Vec<Step>) -> Self {
+        Self::start(Script::Queue(steps.into()), Duration::ZERO).await
+    }
+
+    /// Starts a server that answers each request with the step of its round.
+    pub async fn by_round(steps: Vec<Step>, latency: Duration) -> Self {
+        Self::start(Script::ByRound(steps), latency).await
+    }
+
+    pub async fn start(script: Script, latency: Duration) -> Self {
+        #[allow(clippy::unwrap_used)] // binding 127.0.0.1:0 only fails on a broken machine
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        #[allow(clippy::unwrap_used)]
+        let port = listener.local_addr().unwrap().port();
+        let state =
+            Arc::new(State { script: Mutex::new(script), received: Mutex::default(), latency });
+        let s = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve(stream, s.clone()));
+            }
+        });
+        Self { port, state, task }
+    }
+
+    /// Base URL for the OpenAI-compatible provider.
+    pub fn openai_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// Base URL for the Anthropic provider.
+    pub fn anthropic_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Appends steps to a queue script.
+    pub fn push(&self, steps: impl IntoIterator<Item = Step>) {
+        if let Script::Queue(q) =
+            &mut *self.state.script.lock().unwrap_or_else(PoisonError::into_inner)
+        {
+            q.extend(steps);
+        }
+    }
+}
+
+fn round(body: &Value) -> usize {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let last_user =
+        messages.iter().rposition(|m| m["role"] == "user" && !is_anthropic_tool_result(m));
+    messages
+        .iter()
+        .skip(last_user.map_or(0, |i| i + 1))
+        .filter(|m| m["role"] == "assistant")
+        .count()
+}
+
+fn is_anthropic_tool_result(m: &Value) -> bool {
+    m["content"].as_array().is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"))
+}
+
+async fn read_request(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let mut lines = head.lines();
+            let path = lines.next()?.split_whitespace().nth(1)?.to_owned();
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| {
+                    l.split_once(':')
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                })
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let mut chunk = [0u8; 8192];
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[end + 4..end + 4 + len].to_vec();
+            buf.drain(..end + 4 + len);
+            return Some((path, headers, body));
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn serve(mut stream: TcpStream, state: Arc<State>) {
+    let mut buf = Vec::new();
+    while let Some((path, headers, body)) = read_request(&mut stream, &mut buf).await {
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let step = {
+            let mut script = state.script.lock().unwrap_or_else(PoisonError::into_inner);
+            match &mut *script {
+                Script::Queue(q) => q.pop_front(),
+                Script::ByRound(steps) => steps.get(round(&body)).or(steps.last()).cloned(),
+            }
+        };
+        state.received.lock().unwrap_or_else(PoisonError::into_inner).push(Received {
+            path: path.clone(),
+            headers,
+            body: body.clone(),
+        });
+        if !state.latency.is_zero() {
+            tokio::time::sleep(state.latency).await;
+        }
+        let step = step.unwrap_or(Step::Status {
+            status: 500,
+            retry_after: None,
+            body: r#"{"error":{"message":"script exhausted"}}"#.into(),
+        });
+        let anthropic = path.ends_with("/messages");
+        let streaming = body["stream"].as_bool().unwrap_or(false);
+        if !respond(&mut stream, step, anthropic, streaming).await {
+            return;
+        }
+    }
+}
+
+/// Writes one response; false when the connection must close.
+async fn respond(stream: &mut TcpStream, mut step: Step, anthropic: bool, streaming: bool) -> bool {
+    while let Step::Delay { ms, then } = step {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        step = *then;
+    }
+    match step {
+        Step::Delay { .. } => true,
+        Step::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            false
+        }
+        Step::Status { status, retry_after, body } => {
+            let extra = retry_after.map(|s| format!("Retry-After: {s}\r\n")).unwrap_or_default();
+            let head = format!(
+                "HTTP/1.1 {status} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).await.is_ok()
+                && stream.write_all(body.as_bytes()).await.is_ok()
+        }
+        Step::Garbage => {
+            let body =
+                if streaming { "data: {this is not json\n\n" } else { "<html>not json</html>" };
+            let ct = if streaming { "text/event-stream" } else { "application/json" };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).await.is_ok()
+                && stream.write_all(body.as_bytes()).await.is_ok()
+        }
+        Step::Reply(reply) if !streaming => {
+            let body =
+                if anthropic { anthropic_json(&reply) } else { openai_json(&reply) }.to_string();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).await.is_ok()
+                && stream.write_all(body.as_bytes()).await.is_ok()
+        }
+        Step::Reply(reply) => write_sse(stream, &sse_events(&reply, anthropic), usize::MAX).await,
+        Step::CutAfter { events, reply } => {
+            write_sse(stream, &sse_events(&reply, anthropic), events).await;
+            false
+        }
+    }
+}
+
+async fn write_sse(stream: &mut TcpStream, events: &[String], limit: usize) -> bool {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return false;
+    }
+    for (i, e) in events.iter().enumerate() {
+        if i >= limit {
+            let _ = stream.flush().await;
+            let _ = stream.shutdown().await;
+            return false;
+        }
+        let chunk = format!("{:x}\r\n{e}\r\n", e.len());
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            return false;
+        }
+    }
+    stream.write_all(b"0\r\n\r\n").await.is_ok()
+}
+
+fn split(s: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    let size = chars.len().div_ceil(n.max(1)).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+fn sse_events(reply: &Reply, anthropic: bool) -> Vec<String> {
+    if anthropic { anthropic_sse(reply) } else { openai_sse(reply) }
+}
+
+fn openai_sse(reply: &Reply) -> Vec<String> {
+    let data = |v: Value| format!("data: {v}\n\n");
+    let mut out = Vec::new();
+    for t in &reply.text {
+        out.push(data(json!({"choices": [{"index": 0, "delta": {"content": t}}]})));
+    }
+    for (i, (id, name, args)) in reply.tool_calls.iter().enumerate() {
+        out.push(data(json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}}]})));
+        for piece in split(args, reply.fragments) {
+            out.push(data(json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}}]})));
+        }
+    }
+    let finish = if reply.tool_calls.is_empty() { "stop" } else { "tool_calls" };
+    out.push(data(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})));
+    out.push(data(json!({"choices": [], "usage": {"prompt_tokens": reply.usage.0, "completion_tokens": reply.usage.1}})));
+    out.push("data: [DONE]\n\n".into());
+    out
+}
+
+fn openai_json(reply: &Reply) -> Value {
+    let calls: Vec<Value> = reply
+        .tool_calls
+        .iter()
+        .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
+        .collect();
+    json!({
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text.concat(), "tool_calls": calls},
+                     "finish_reason": if reply.tool_calls.is_empty() { "stop" } else { "tool_calls" }}],
+        "usage": {"prompt_tokens": reply.usage.0, "completion_tokens": reply.usage.1}
+    })
+}
+
+fn anthropic_sse(reply: &Reply) -> Vec<String> {
+    let ev = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
+    let mut out = vec![ev(
+        "message_start",
+        json!({"type": "message_start", "message": {"usage": {"input_tokens": reply.usage.0, "output_tokens": 0}}}),
+    )];
+    let mut index = 0;
+    if !reply.text.is_empty() {
+        out.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+        for t in &reply.text {
+            out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}})));
+        }
+        out.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+        index = 1;
+    }
+    out.push(ev("ping", json!({"type": "ping"})));
+    for (id, name, args) in &reply.tool_calls {
+        out.push(ev("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}})));
+        for piece in split(args, reply.fragments) {
+            out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})));
+        }
+        out.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": index})));
+        index += 1;
+    }
+    let stop = if reply.tool_calls.is_empty() { "end_turn" } else { "tool_use" };
+    out.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": reply.usage.1}})));
+    out.push(ev("message_stop", json!({"type": "message_stop"})));
+    out
+}
+
+fn anthropic_json(reply: &Reply) -> Value {
+    let mut content = Vec::new();
+    if !reply.text.is_empty() {
+        content.push(json!({"type": "text", "text": reply.text.concat()}));
+    }
+    for (id, name, args) in &reply.tool_calls {
+        content.push(json!({"type": "tool_use", "id": id, "name": name, "input": serde_json::from_str::<Value>(args).unwrap_or(json!({}))}));
+    }
+    json!({
+        "content": content,
+        "stop_reason": if reply.tool_calls.is_empty() { "end_turn" } else { "tool_use" },
+        "usage": {"input_tokens": reply.usage.0, "output_tokens": reply.usage.1}
+    })
+}
