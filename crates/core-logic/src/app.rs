@@ -272,6 +272,7 @@ impl Sqlmatic {
                     content: text.to_owned(),
                     tool_calls: None,
                     status: MessageStatus::Complete,
+                    parent_id: None,
                 },
             )
             .await?;

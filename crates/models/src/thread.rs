@@ -157,6 +157,9 @@ pub struct Message {
     pub tool_calls: Option<serde_json::Value>,
     pub status: MessageStatus,
     pub created_at: DateTime<Utc>,
+    /// The answer message this intermediate message (tool call or tool result) belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<MessageId>,
 }
 
 #[cfg(test)]

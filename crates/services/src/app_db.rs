@@ -58,6 +58,9 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL
     );
     CREATE INDEX query_log_user ON query_log(user, id);",
+    // 2: a turn's intermediate messages (assistant tool calls, tool results) hang under its answer
+    "ALTER TABLE messages ADD COLUMN parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE;
+    CREATE INDEX messages_parent ON messages(parent_id);",
 ];
 
 /// The app database; cheap to clone.

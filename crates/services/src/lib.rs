@@ -5,10 +5,14 @@
 //! - [`QueryLog`]: every SQL statement a tool ran, who ran it and how it ended;
 //! - [`Targets`]: the configured target databases users query, with the bundled [`demo`] database;
 //! - [`http_client`]: the one way to build an HTTP client (rustls provider installed);
-//! - [`AgentConfig`]: the LLM agent's settings (the agent itself lands with the agent issue).
+//! - [`llm`]: the `ChatModel` trait and the OpenAI-compatible and Anthropic providers;
+//! - [`agent`]: the tool-calling loop and per-user agents;
+//! - [`MemoryService`]: a thread's history within a token budget, with persisted summaries;
+//! - [`AgentConfig`], [`MemoryConfig`]: their configuration sections.
 //!
 //! Must not know actix or HTTP status codes: errors carry a [`sqlmatic_models::ErrorKind`].
 
+pub mod agent;
 mod agent_config;
 mod app_db;
 mod config;
@@ -16,6 +20,7 @@ pub mod demo;
 mod error;
 mod http;
 pub mod llm;
+pub mod memory;
 mod query_log;
 mod targets;
 #[cfg(any(test, feature = "test-utils"))]
@@ -27,6 +32,7 @@ pub use app_db::AppDb;
 pub use config::DatabaseConfig;
 pub use error::{Error, Result};
 pub use http::{http_client, http_client_builder};
+pub use memory::MemoryService;
 pub use query_log::{QueryLog, QueryLogEntry};
 pub use targets::Targets;
 pub use threads::{NewMessage, ThreadService};

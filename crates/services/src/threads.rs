@@ -22,6 +22,14 @@ pub struct NewMessage {
     pub content: String,
     pub tool_calls: Option<serde_json::Value>,
     pub status: MessageStatus,
+    /// For a turn's intermediate messages: the answer message they belong to.
+    pub parent_id: Option<MessageId>,
+}
+
+impl NewMessage {
+    pub fn new(role: Role, content: impl Into<String>, status: MessageStatus) -> Self {
+        Self { role, content: content.into(), tool_calls: None, status, parent_id: None }
+    }
 }
 
 fn parse_time(s: &str) -> chrono::DateTime<chrono::Utc> {
@@ -63,6 +71,7 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         tool_calls: tool_calls.and_then(|t| serde_json::from_str(&t).ok()),
         status: MessageStatus::parse(&status).unwrap_or(MessageStatus::Error),
         created_at: parse_time(&r.get::<_, String>(6)?),
+        parent_id: r.get::<_, Option<i64>>(7)?.map(MessageId),
     })
 }
 
@@ -119,7 +128,7 @@ impl ThreadService {
             .run(move |c| {
                 get_thread(c, &owner, id)?;
                 let mut stmt = c.prepare_cached(
-                    "SELECT id, thread_id, role, content, tool_calls, status, created_at \
+                    "SELECT id, thread_id, role, content, tool_calls, status, created_at, parent_id \
                      FROM messages WHERE thread_id = ?1 ORDER BY id",
                 )?;
                 let rows = stmt.query_map([id.to_string()], message_from_row)?;
@@ -172,13 +181,13 @@ impl ThreadService {
                 let ts = now();
                 let tool_calls = message.tool_calls.as_ref().map(serde_json::Value::to_string);
                 tx.execute(
-                    "INSERT INTO messages(thread_id, role, content, tool_calls, status, created_at) VALUES (?1,?2,?3,?4,?5,?6)",
-                    params![thread.to_string(), message.role.as_str(), message.content, tool_calls, message.status.as_str(), ts],
+                    "INSERT INTO messages(thread_id, role, content, tool_calls, status, created_at, parent_id) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                    params![thread.to_string(), message.role.as_str(), message.content, tool_calls, message.status.as_str(), ts, message.parent_id.map(|p| p.0)],
                 )?;
                 let id = tx.last_insert_rowid();
                 tx.execute("UPDATE threads SET updated_at = ?1 WHERE id = ?2", params![ts, thread.to_string()])?;
                 let stored = tx.query_row(
-                    "SELECT id, thread_id, role, content, tool_calls, status, created_at FROM messages WHERE id = ?1",
+                    "SELECT id, thread_id, role, content, tool_calls, status, created_at, parent_id FROM messages WHERE id = ?1",
                     [id],
                     message_from_row,
                 )?;
@@ -202,6 +211,19 @@ impl ThreadService {
                     params![status.as_str(), content, id.0],
                 )?;
                 if n == 0 { Err(Error::NotFound { what: "message" }) } else { Ok(()) }
+            })
+            .await
+    }
+
+    /// Marks messages left `pending` by a previous run (the server stopped mid-turn) as
+    /// `interrupted`; returns how many. Run once at start-up.
+    pub async fn mark_interrupted(&self) -> Result<usize> {
+        self.db
+            .run(|c| {
+                Ok(c.execute(
+                    "UPDATE messages SET status = 'interrupted' WHERE status = 'pending'",
+                    [],
+                )?)
             })
             .await
     }
@@ -279,6 +301,7 @@ mod tests {
                     content: "how many?".into(),
                     tool_calls: None,
                     status: MessageStatus::Pending,
+                    parent_id: None,
                 },
             )
             .await
@@ -293,6 +316,7 @@ mod tests {
                     content: String::new(),
                     tool_calls: Some(calls.clone()),
                     status: MessageStatus::Complete,
+                    parent_id: None,
                 },
             )
             .await
@@ -324,6 +348,7 @@ mod tests {
             content: "x".into(),
             tool_calls: None,
             status: MessageStatus::Complete,
+            parent_id: None,
         };
         assert!(matches!(threads.add_message("bob", t.id, msg).await, Err(Error::NotFound { .. })));
     }

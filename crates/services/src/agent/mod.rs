@@ -1,0 +1,373 @@
+//! The agent: the tool-calling loop over a [`ChatModel`] and a [`Toolset`], and the
+//! [`AgentService`] that builds (and caches) one agent per user from the configuration.
+//!
+//! The loop: history + tools → model; when the model asks for tools, run them (calls of one turn
+//! concurrently, each within its time limit), append the results and ask again, until a final
+//! answer or `max_steps`. Tool failures — SQL errors, blocked statements, bad or invalid
+//! arguments, unknown tools, time limits — go back to the model as tool results so it can correct
+//! itself.
+
+pub mod context;
+pub mod shaping;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlmatic_models::{ChatMessage, ErrorKind, ToolCall, Usage};
+use sqlmatic_tools::{ToolContext, ToolError, ToolErrorCode, ToolRegistry, Toolset};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::AgentConfig;
+use crate::llm::{ChatModel, LlmError, LlmRequest};
+
+/// The settings one user's agent runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSettings {
+    pub model: String,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    pub max_steps: u32,
+    pub system_prompt: String,
+    pub tools: Vec<String>,
+    /// Databases this agent may use; `None` = all.
+    pub databases: Option<Vec<String>>,
+    pub tool_timeout: Duration,
+    pub result_max_rows: usize,
+    pub result_max_bytes: usize,
+    pub schema_token_budget: usize,
+}
+
+impl AgentSettings {
+    /// The settings for `user`: the `agent` section with the user's overrides applied.
+    pub fn for_user(config: &AgentConfig, default_tools: &[String], user: &str) -> Self {
+        let o = config.users.get(user).cloned().unwrap_or_default();
+        Self {
+            model: o.model.unwrap_or_else(|| config.model.clone().unwrap_or_default()),
+            temperature: o.temperature.unwrap_or(config.temperature),
+            max_tokens: config.max_tokens,
+            max_steps: config.max_steps,
+            system_prompt: o.system_prompt.unwrap_or_else(|| config.system_prompt().to_owned()),
+            tools: o.tools.unwrap_or_else(|| default_tools.to_vec()),
+            databases: o.databases,
+            tool_timeout: Duration::from_millis(config.tool_timeout_ms),
+            result_max_rows: config.result_max_rows,
+            result_max_bytes: config.result_max_bytes,
+            schema_token_budget: config.schema_token_budget,
+        }
+    }
+
+    pub fn may_use(&self, database: &str) -> bool {
+        self.databases.as_ref().is_none_or(|d| d.iter().any(|n| n == database))
+    }
+}
+
+/// What happens during a turn, in order, for streaming and storage.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEvent {
+    /// Answer text as the model produces it.
+    Delta(String),
+    /// The model called a tool (`arguments` parsed when valid JSON, else the raw text).
+    ToolCall { id: String, name: String, arguments: Value },
+    /// A tool answered. `output` is the tool's full output (for the client), `error` its failure.
+    ToolResult {
+        id: String,
+        name: String,
+        output: Option<Value>,
+        error: Option<ToolError>,
+        elapsed_ms: f64,
+    },
+    /// A complete message of the turn's transcript (assistant tool calls, tool results), for storage.
+    Message(ChatMessage),
+}
+
+/// A finished turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentOutcome {
+    pub answer: String,
+    pub usage: Usage,
+    /// Model calls made.
+    pub steps: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error("the agent did not reach an answer within {0} steps")]
+    MaxSteps(u32),
+    #[error("the database `{0}` is not available to this agent")]
+    DatabaseForbidden(String),
+    #[error("tool configuration: {}", .0.model_message)]
+    Tools(ToolError),
+}
+
+impl AgentError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Llm(e) => e.kind(),
+            Self::MaxSteps(_) => ErrorKind::Upstream,
+            Self::DatabaseForbidden(_) => ErrorKind::Forbidden,
+            Self::Tools(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Llm(e) => e.code(),
+            Self::MaxSteps(_) => "max_steps_reached",
+            Self::DatabaseForbidden(_) => "database_forbidden",
+            Self::Tools(_) => "internal",
+        }
+    }
+}
+
+pub struct Agent {
+    model: Arc<dyn ChatModel>,
+    toolset: Toolset,
+    settings: AgentSettings,
+}
+
+fn parse_arguments(call: &ToolCall) -> Result<Value, ToolError> {
+    let text = if call.arguments.trim().is_empty() { "{}" } else { call.arguments.as_str() };
+    serde_json::from_str(text).map_err(|e| {
+        ToolError::invalid_args(format!(
+            "the arguments of {} are not valid JSON ({e}); send a JSON object matching its schema",
+            call.name
+        ))
+    })
+}
+
+impl Agent {
+    pub fn new(model: Arc<dyn ChatModel>, toolset: Toolset, settings: AgentSettings) -> Self {
+        Self { model, toolset, settings }
+    }
+
+    pub fn settings(&self) -> &AgentSettings {
+        &self.settings
+    }
+
+    pub fn model(&self) -> &Arc<dyn ChatModel> {
+        &self.model
+    }
+
+    async fn run_tool(
+        &self,
+        call: &ToolCall,
+        ctx: &ToolContext,
+    ) -> (Result<Value, ToolError>, f64) {
+        let started = Instant::now();
+        let result = match parse_arguments(call) {
+            Err(e) => Err(e),
+            Ok(args) => match tokio::time::timeout(
+                self.settings.tool_timeout,
+                self.toolset.call(&call.name, ctx, args),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(ToolError::new(
+                    ToolErrorCode::QueryTimeout,
+                    format!(
+                        "{} did not finish within {} ms",
+                        call.name,
+                        self.settings.tool_timeout.as_millis()
+                    ),
+                )),
+            },
+        };
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        match &result {
+            Ok(_) => log::info!("tool {} ({}) ok in {elapsed:.1} ms", call.name, call.id),
+            Err(e) => log::info!("tool {} ({}) failed in {elapsed:.1} ms: {e}", call.name, call.id),
+        }
+        (result, elapsed)
+    }
+
+    /// Runs one turn. `history` ends with the user's question; `system_context` is appended to
+    /// the system prompt (the schema). Events go to `events` as they happen; `stream` chooses
+    /// streaming model calls.
+    pub async fn run(
+        &self,
+        system_context: &str,
+        history: Vec<ChatMessage>,
+        ctx: &ToolContext,
+        events: &UnboundedSender<AgentEvent>,
+        stream: bool,
+    ) -> Result<AgentOutcome, AgentError> {
+        let mut messages = Vec::with_capacity(history.len() + 8);
+        messages.push(ChatMessage::system(format!(
+            "{}\n\n{system_context}",
+            self.settings.system_prompt
+        )));
+        messages.extend(history);
+        let tools = self.toolset.definitions();
+        let mut usage = Usage::default();
+        for step in 1..=self.settings.max_steps {
+            let request = LlmRequest {
+                model: self.settings.model.clone(),
+                messages: messages.clone(),
+                tools: tools.clone(),
+                temperature: self.settings.temperature,
+                max_tokens: self.settings.max_tokens,
+            };
+            let response = if stream {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+                let forward = async {
+                    while let Some(text) = rx.recv().await {
+                        let _ = events.send(AgentEvent::Delta(text));
+                    }
+                };
+                let call = async {
+                    let r = self.model.stream(&request, &tx).await;
+                    drop(tx);
+                    r
+                };
+                let (r, ()) = tokio::join!(call, forward);
+                r?
+            } else {
+                let r = self.model.complete(&request).await?;
+                if !r.content.is_empty() {
+                    let _ = events.send(AgentEvent::Delta(r.content.clone()));
+                }
+                r
+            };
+            usage += response.usage;
+            let assistant = ChatMessage::Assistant {
+                content: response.content.clone(),
+                tool_calls: response.tool_calls.clone(),
+            };
+            if response.tool_calls.is_empty() {
+                return Ok(AgentOutcome { answer: response.content, usage, steps: step });
+            }
+            let _ = events.send(AgentEvent::Message(assistant.clone()));
+            messages.push(assistant);
+            for call in &response.tool_calls {
+                let arguments = serde_json::from_str(&call.arguments)
+                    .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+                let _ = events.send(AgentEvent::ToolCall {
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                    arguments,
+                });
+            }
+            let results = futures_util::future::join_all(
+                response.tool_calls.iter().map(|c| self.run_tool(c, ctx)),
+            )
+            .await;
+            for (call, (result, elapsed_ms)) in response.tool_calls.iter().zip(results) {
+                let content = match &result {
+                    Ok(output) => shaping::for_model(
+                        &call.name,
+                        output,
+                        self.settings.result_max_rows,
+                        self.settings.result_max_bytes,
+                    ),
+                    Err(e) => e.to_model_json().to_string(),
+                };
+                let (output, error) = match result {
+                    Ok(o) => (Some(o), None),
+                    Err(e) => (None, Some(e)),
+                };
+                let _ = events.send(AgentEvent::ToolResult {
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                    output,
+                    error,
+                    elapsed_ms,
+                });
+                let message = ChatMessage::Tool {
+                    tool_call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    content,
+                };
+                let _ = events.send(AgentEvent::Message(message.clone()));
+                messages.push(message);
+            }
+        }
+        Err(AgentError::MaxSteps(self.settings.max_steps))
+    }
+}
+
+/// Per-user agents built from the configuration, cached, and rebuilt when a user's settings change.
+pub struct AgentService {
+    config: Mutex<AgentConfig>,
+    default_tools: Vec<String>,
+    registry: ToolRegistry,
+    model: Option<Arc<dyn ChatModel>>,
+    agents: Mutex<HashMap<String, Arc<Agent>>>,
+}
+
+impl AgentService {
+    pub fn new(
+        config: AgentConfig,
+        registry: ToolRegistry,
+        default_tools: Vec<String>,
+    ) -> Result<Self, LlmError> {
+        let model = crate::llm::build(&config)?;
+        if let Some(m) = &model {
+            log::info!(
+                "agent: {} with model {}",
+                m.describe(),
+                config.model.as_deref().unwrap_or("")
+            );
+        }
+        Ok(Self {
+            config: Mutex::new(config),
+            default_tools,
+            registry,
+            model,
+            agents: Mutex::default(),
+        })
+    }
+
+    /// An agent service over an explicit model (tests, embedding apps).
+    pub fn with_model(
+        config: AgentConfig,
+        registry: ToolRegistry,
+        default_tools: Vec<String>,
+        model: Arc<dyn ChatModel>,
+    ) -> Self {
+        Self {
+            config: Mutex::new(config),
+            default_tools,
+            registry,
+            model: Some(model),
+            agents: Mutex::default(),
+        }
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.model.is_some()
+    }
+
+    /// Replaces the configuration; agents whose settings changed are rebuilt on next use.
+    pub fn update_config(&self, config: AgentConfig) {
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
+    }
+
+    pub fn settings_for(&self, user: &str) -> AgentSettings {
+        let config = self.config.lock().unwrap_or_else(PoisonError::into_inner);
+        AgentSettings::for_user(&config, &self.default_tools, user)
+    }
+
+    /// The user's agent, or `None` when no model is configured.
+    pub fn agent_for(&self, user: &str) -> Result<Option<Arc<Agent>>, AgentError> {
+        let Some(model) = &self.model else { return Ok(None) };
+        let settings = self.settings_for(user);
+        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(a) = agents.get(user).filter(|a| a.settings == settings) {
+            return Ok(Some(a.clone()));
+        }
+        let toolset = self.registry.toolset(&settings.tools).map_err(AgentError::Tools)?;
+        let agent = Arc::new(Agent::new(model.clone(), toolset, settings));
+        log::info!("agent for `{user}` built (model {})", agent.settings.model);
+        agents.insert(user.to_owned(), agent.clone());
+        Ok(Some(agent))
+    }
+
+    pub fn model(&self) -> Option<&Arc<dyn ChatModel>> {
+        self.model.as_ref()
+    }
+}
