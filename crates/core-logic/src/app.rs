@@ -1,19 +1,23 @@
 //! The application core: one value the server (or an embedding app) holds and calls.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlmatic_events::{DatabaseUpdate, Event, EventBus, SubscriberId, Topic};
 use sqlmatic_models::{
-    DatabaseSchema, DatabaseSummary, Message, MessageStatus, Page, QueryParams, QueryResult, Role,
-    Thread, ThreadId, ThreadTitle,
+    DatabaseSchema, DatabaseSummary, Message, Page, QueryParams, QueryResult, Thread, ThreadId,
+    ThreadTitle,
 };
+use sqlmatic_services::agent::AgentService;
 use sqlmatic_services::{
-    AgentConfig, AppDb, DatabaseConfig, NewMessage, QueryLog, QueryLogEntry, Targets, ThreadService,
+    AgentConfig, AppDb, DatabaseConfig, MemoryConfig, MemoryService, QueryLog, QueryLogEntry,
+    Targets, ThreadService,
 };
 use sqlmatic_tools::{
     QueryEvent, QueryObserver, TargetDatabase, ToolContext, ToolRegistry, ToolsConfig,
 };
+use tokio::sync::watch;
 
 use crate::{Error, Metrics, Result};
 
@@ -23,16 +27,9 @@ pub struct CoreConfig {
     pub database: DatabaseConfig,
     pub tools: ToolsConfig,
     pub agent: AgentConfig,
+    pub memory: MemoryConfig,
     /// How often `metrics_update` is pushed to `metrics` subscribers.
     pub metrics_interval: Duration,
-}
-
-/// A chat turn's input.
-#[derive(Debug, Clone)]
-pub struct ChatRequest {
-    pub thread_id: Option<ThreadId>,
-    pub message: String,
-    pub database: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -56,11 +53,15 @@ impl QueryObserver for Observers {
 pub struct Sqlmatic {
     config: CoreConfig,
     app_db: AppDb,
-    threads: ThreadService,
+    pub(crate) threads: ThreadService,
+    pub(crate) memory: MemoryService,
+    pub(crate) agents: AgentService,
+    /// Threads with a turn running, and how to cancel it.
+    pub(crate) inflight: Mutex<HashMap<ThreadId, watch::Sender<bool>>>,
     query_log: QueryLog,
     targets: Targets,
     tools: ToolRegistry,
-    bus: EventBus,
+    pub(crate) bus: EventBus,
     metrics: Arc<Metrics>,
     observer: Arc<dyn QueryObserver>,
 }
@@ -71,9 +72,6 @@ impl std::fmt::Debug for Sqlmatic {
     }
 }
 
-/// The longest question accepted, in characters.
-pub const MAX_MESSAGE_CHARS: usize = 32_000;
-
 impl Sqlmatic {
     /// Opens the app database (migrating it), the target databases (generating the demo one if
     /// needed) and the tools. Blocking: call it before the runtime or in `spawn_blocking`.
@@ -82,6 +80,16 @@ impl Sqlmatic {
         let targets = Targets::open(&config.database, &config.tools)?;
         let tools = ToolRegistry::builtin();
         tools.toolset(&config.tools.enabled)?;
+        let agents =
+            AgentService::new(config.agent.clone(), tools.clone(), config.tools.enabled.clone())
+                .map_err(|e| Error::agent(e.into()))?;
+        let threads = ThreadService::new(app_db.clone());
+        let interrupted = threads.mark_interrupted_now()?;
+        if interrupted > 0 {
+            log::warn!(
+                "{interrupted} answer(s) were in flight when sqlmatic last stopped; marked interrupted"
+            );
+        }
         let query_log = QueryLog::new(app_db.clone());
         let metrics = Arc::new(Metrics::new());
         let observer: Arc<dyn QueryObserver> =
@@ -93,7 +101,10 @@ impl Sqlmatic {
             if config.agent.is_configured() { "configured" } else { "not configured" }
         );
         Ok(Arc::new(Self {
-            threads: ThreadService::new(app_db.clone()),
+            threads,
+            memory: MemoryService::new(app_db.clone(), config.memory.clone()),
+            agents,
+            inflight: Mutex::default(),
             config,
             app_db,
             query_log,
@@ -221,65 +232,6 @@ impl Sqlmatic {
 
     pub async fn delete_thread(&self, user: &str, id: ThreadId) -> Result<()> {
         Ok(self.threads.delete(user, id).await?)
-    }
-
-    // --- chat ---
-
-    /// One chat turn. The user's message is stored before anything else can fail, in a new
-    /// thread (announced with `thread_created`) when none is given.
-    pub async fn chat(&self, user: &str, request: ChatRequest) -> Result<Message> {
-        let text = request.message.trim();
-        if text.is_empty() {
-            return Err(Error::invalid("empty_message", "the message is empty; ask a question"));
-        }
-        if text.chars().count() > MAX_MESSAGE_CHARS {
-            return Err(Error::invalid(
-                "message_too_long",
-                format!("the message is longer than {MAX_MESSAGE_CHARS} characters"),
-            ));
-        }
-        let thread = match request.thread_id {
-            Some(id) => {
-                let thread = self.threads.get(user, id).await?;
-                if let Some(db) = request.database.as_deref().filter(|db| *db != thread.database) {
-                    return Err(Error::invalid(
-                        "database_mismatch",
-                        format!(
-                            "thread {id} is about database `{}`, not `{db}`; start a new thread",
-                            thread.database
-                        ),
-                    ));
-                }
-                thread
-            }
-            None => {
-                let target = self.target(request.database.as_deref())?;
-                let thread = self
-                    .threads
-                    .create(user, ThreadTitle::from_question(text), target.name())
-                    .await?;
-                self.bus.publish(&Topic::Threads, &Event::ThreadCreated(thread.clone()));
-                thread
-            }
-        };
-        let stored = self
-            .threads
-            .add_message(
-                user,
-                thread.id,
-                NewMessage {
-                    role: Role::User,
-                    content: text.to_owned(),
-                    tool_calls: None,
-                    status: MessageStatus::Complete,
-                    parent_id: None,
-                },
-            )
-            .await?;
-        log::info!("chat: stored message {} in thread {}", stored.id, thread.id);
-        // The agent (LLM providers and the tool-calling loop) is the next layer to land; until a
-        // provider is configured the turn ends here, with the question safely stored.
-        Err(Error::LlmNotConfigured { thread_id: thread.id, message_id: stored.id })
     }
 
     // --- events ---

@@ -17,6 +17,15 @@ pub enum Error {
          SQLMATIC_AGENT__MODEL) and the key in SQLMATIC_AGENT__API_KEY, then restart"
     )]
     LlmNotConfigured { thread_id: ThreadId, message_id: MessageId },
+    #[error("{0}")]
+    Agent(#[source] sqlmatic_services::agent::AgentError),
+    #[error("thread {0} is still answering a question; wait for it or cancel it")]
+    ThreadBusy(ThreadId),
+    #[error("no answer is running in thread {0}")]
+    NotRunning(ThreadId),
+    /// A turn that started failed; the question and any partial answer are stored.
+    #[error("{source}")]
+    Turn { source: Box<Error>, thread_id: ThreadId, message_id: MessageId },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -26,8 +35,15 @@ impl Error {
         Self::InvalidInput { code, message: message.into() }
     }
 
+    pub fn agent(e: sqlmatic_services::agent::AgentError) -> Self {
+        Self::Agent(e)
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
+            Self::Agent(e) => e.kind(),
+            Self::ThreadBusy(_) | Self::NotRunning(_) => ErrorKind::Conflict,
+            Self::Turn { source, .. } => source.kind(),
             Self::Service(e) => e.kind(),
             Self::Tool(e) => e.kind(),
             Self::InvalidInput { .. } => ErrorKind::InvalidInput,
@@ -37,6 +53,10 @@ impl Error {
 
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Agent(e) => e.code(),
+            Self::ThreadBusy(_) => "thread_busy",
+            Self::NotRunning(_) => "not_running",
+            Self::Turn { source, .. } => source.code(),
             Self::Service(e) => e.code(),
             Self::Tool(e) => e.code.as_str(),
             Self::InvalidInput { code, .. } => code,
@@ -47,9 +67,11 @@ impl Error {
     /// Extra fields clients may use (e.g. the thread a stored message went to).
     pub fn details(&self) -> Option<serde_json::Value> {
         match self {
-            Self::LlmNotConfigured { thread_id, message_id } => {
+            Self::LlmNotConfigured { thread_id, message_id }
+            | Self::Turn { thread_id, message_id, .. } => {
                 Some(serde_json::json!({"thread_id": thread_id, "message_id": message_id}))
             }
+            Self::ThreadBusy(thread_id) => Some(serde_json::json!({"thread_id": thread_id})),
             _ => None,
         }
     }

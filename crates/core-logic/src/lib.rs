@@ -9,10 +9,12 @@
 //! stable code, which only the server maps onto HTTP.
 
 mod app;
+mod chat;
 mod error;
 mod metrics;
 pub mod watch;
 
-pub use app::{ChatRequest, CoreConfig, MAX_MESSAGE_CHARS, Sqlmatic, ThreadWithMessages};
+pub use app::{CoreConfig, Sqlmatic, ThreadWithMessages};
+pub use chat::{ChatReply, ChatRequest, MAX_MESSAGE_CHARS, PreparedTurn, QueryRecord};
 pub use error::{Error, Result};
 pub use metrics::Metrics;

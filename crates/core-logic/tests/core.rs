@@ -42,18 +42,7 @@ async fn a_chat_turn_stores_the_question_before_anything_can_fail() {
     let fx = open(1000);
     let mut sub = fx.core.bus().subscribe(8);
     fx.core.bus().add_topics(sub.id, [Topic::Threads]);
-    let err = fx
-        .core
-        .chat(
-            "local",
-            ChatRequest {
-                thread_id: None,
-                message: "  How many rows in t?  ".into(),
-                database: None,
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = fx.core.chat("local", ChatRequest::new("  How many rows in t?  ")).await.unwrap_err();
     let Error::LlmNotConfigured { thread_id, message_id } = err else { panic!("{err:?}") };
     let created: serde_json::Value =
         serde_json::from_str(&sub.receiver.recv().await.unwrap()).unwrap();
@@ -72,19 +61,12 @@ async fn invalid_chats_store_nothing() {
     let fx = open(1000);
     for (message, code) in [("   ", "empty_message"), (&"x".repeat(40_000)[..], "message_too_long")]
     {
-        let err = fx
-            .core
-            .chat("local", ChatRequest { thread_id: None, message: message.into(), database: None })
-            .await
-            .unwrap_err();
+        let err = fx.core.chat("local", ChatRequest::new(message)).await.unwrap_err();
         assert_eq!(err.code(), code);
     }
     let err = fx
         .core
-        .chat(
-            "local",
-            ChatRequest { thread_id: None, message: "hi".into(), database: Some("nope".into()) },
-        )
+        .chat("local", ChatRequest { database: Some("nope".into()), ..ChatRequest::new("hi") })
         .await
         .unwrap_err();
     assert_eq!(err.code(), "database_not_found");
@@ -163,4 +145,71 @@ async fn other_users_threads_are_invisible() {
 /// DDL from another connection, as another process would run it.
 fn rusqlite_exec(path: &std::path::Path, sql: &str) {
     rusqlite::Connection::open(path).unwrap().execute_batch(sql).unwrap();
+}
+
+fn open_with_llm(llm: &sqlmatic_services::testing::ScriptedLlm) -> Fixture {
+    let mut fx = open(1000);
+    let mut config = fx.core.config().clone();
+    config.agent.provider = Some("openai".into());
+    config.agent.base_url = Some(llm.openai_url());
+    config.agent.model = Some("scripted".into());
+    config.agent.retry_base_ms = 5;
+    // reopen on the same app database with the agent configured
+    fx.core = Sqlmatic::open(config).unwrap();
+    fx
+}
+
+#[tokio::test]
+async fn a_turn_streams_events_and_stores_its_transcript() {
+    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    let llm = ScriptedLlm::by_round(
+        vec![
+            Step::Reply(Reply::tool(
+                "q",
+                "execute_query",
+                serde_json::json!({"sql": "SELECT count(*) AS n FROM t"}),
+            )),
+            Step::Reply(Reply::text("There is 1 row.")),
+        ],
+        Duration::ZERO,
+    )
+    .await;
+    let fx = open_with_llm(&llm);
+    let turn = fx.core.start_chat("local", ChatRequest::new("How many rows?")).await.unwrap();
+    let mut sub = fx.core.bus().subscribe(64);
+    fx.core.bus().add_topics(sub.id, [Topic::Thread(turn.thread.id)]);
+    let reply = fx.core.run_turn(turn).await.unwrap();
+    assert_eq!(reply.answer, "There is 1 row.");
+    assert_eq!(reply.queries[0].rows, vec![vec![serde_json::json!(1)]]);
+    let mut kinds = Vec::new();
+    while let Ok(e) = sub.receiver.try_recv() {
+        let v: serde_json::Value = serde_json::from_str(&e).unwrap();
+        kinds.push(v["payload"]["type"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(kinds.first().map(String::as_str), Some("tool_call"));
+    assert_eq!(kinds.last().map(String::as_str), Some("done"));
+    assert!(kinds.iter().any(|k| k == "delta"));
+    let thread = fx.core.get_thread("local", reply.thread_id).await.unwrap();
+    assert_eq!(thread.messages.len(), 4, "question, answer, tool call, tool result");
+    assert!(thread.messages[2..].iter().all(|m| m.parent_id == Some(reply.message_id)));
+}
+
+#[tokio::test]
+async fn an_interrupted_turn_is_marked_on_restart() {
+    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    let llm = ScriptedLlm::queue(vec![Step::StallAfter {
+        events: 1,
+        reply: Reply::text("partial answer"),
+    }])
+    .await;
+    let fx = open_with_llm(&llm);
+    let turn = fx.core.start_chat("local", ChatRequest::new("slow question")).await.unwrap();
+    let (thread_id, answer_id) = (turn.thread.id, turn.answer_id);
+    // the process "dies" with the turn in flight: the answer row stays pending
+    drop(turn);
+    let reopened = Sqlmatic::open(fx.core.config().clone()).unwrap();
+    let thread = reopened.get_thread("local", thread_id).await.unwrap();
+    let answer = thread.messages.iter().find(|m| m.id == answer_id).unwrap();
+    assert_eq!(answer.status, sqlmatic_models::MessageStatus::Interrupted);
+    assert_eq!(thread.messages[0].content, "slow question");
 }

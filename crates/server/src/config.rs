@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Yaml};
 use serde::{Deserialize, Serialize};
-use sqlmatic_services::{AgentConfig, DatabaseConfig};
+use sqlmatic_services::{AgentConfig, DatabaseConfig, MemoryConfig};
 use sqlmatic_tools::ToolsConfig;
 
 use crate::logging::LoggingConfig;
@@ -24,6 +24,7 @@ pub const PROFILES: &[&str] = &["default", "development", "production"];
 pub struct Config {
     pub logging: LoggingConfig,
     pub agent: AgentConfig,
+    pub memory: MemoryConfig,
     pub database: DatabaseConfig,
     pub api: ApiConfig,
     pub tools: ToolsConfig,
@@ -181,6 +182,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.logging.validate()?;
         self.agent.validate()?;
+        self.memory.validate()?;
         self.database.validate()?;
         self.api.validate()?;
         self.tools.validate()?;

@@ -119,6 +119,7 @@ impl Application {
             database: config.database.clone(),
             tools: config.tools.clone(),
             agent: config.agent.clone(),
+            memory: config.memory.clone(),
             metrics_interval: Duration::from_millis(config.api.metrics_interval_ms),
         };
         let core = tokio::task::spawn_blocking(move || Sqlmatic::open(core_config)).await??;

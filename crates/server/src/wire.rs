@@ -80,9 +80,28 @@ pub struct ChatBody {
     pub message: String,
     /// For a new thread: which database it is about.
     pub database: Option<String>,
-    /// Stream the answer as `message_stream` events (the REST reply still carries the answer).
+    /// Stream the model's answer token by token (default true); `message_stream` events go to
+    /// `thread:<id>` subscribers either way, and the reply carries the whole answer.
     #[serde(default)]
     pub stream: Option<bool>,
+}
+
+/// The reply of `POST /chat` (documentation of `sqlmatic_core_logic::ChatReply`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatReplyDoc {
+    pub thread_id: String,
+    /// The answer message.
+    pub message_id: i64,
+    pub user_message_id: i64,
+    pub answer: String,
+    /// `complete` or `cancelled`.
+    pub status: String,
+    /// Every execute_query of the turn: `{sql, columns, rows, row_count, total_rows, truncated, elapsed_ms, error?}`.
+    #[schema(value_type = Vec<Object>)]
+    pub queries: Vec<serde_json::Value>,
+    pub usage: sqlmatic_models::Usage,
+    /// Model calls made.
+    pub steps: u32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -39,6 +39,9 @@ pub enum ClientAction {
         #[serde(default)]
         database: Option<String>,
     },
+    Cancel {
+        thread_id: ThreadId,
+    },
 }
 
 /// Parses a client frame; the error is the `error` event to send back.
@@ -48,7 +51,7 @@ pub fn parse_action(text: &str) -> Result<ClientAction, ErrorPayload> {
             "bad_message",
             format!(
                 "cannot read the message ({e}); send JSON like {{\"action\":\"subscribe\",\"topics\":[\"database\"]}} \
-                 with action subscribe, unsubscribe, ping or chat"
+                 with action subscribe, unsubscribe, ping, chat or cancel"
             ),
         )
     })
@@ -159,10 +162,25 @@ impl Conn {
                 self.send(&Event::Subscribed { topics }).await
             }
             ClientAction::Chat { thread_id, message, database } => {
-                let result =
-                    core.chat(&self.user.0, ChatRequest { thread_id, message, database }).await;
-                match result {
-                    Ok(_) => true,
+                let request = ChatRequest { thread_id, message, database, stream: true };
+                match core.start_chat(&self.user.0, request).await {
+                    Ok(turn) => {
+                        // follow the turn's events; the turn runs on its own so this connection
+                        // can still read a `cancel`
+                        core.bus().add_topics(subscriber, [Topic::Thread(turn.thread.id)]);
+                        log::info!("ws {subscriber}: chat in thread {}", turn.thread.id);
+                        let core = core.clone();
+                        tokio::spawn(async move {
+                            let _ = core.run_turn(turn).await;
+                        });
+                        true
+                    }
+                    Err(e) => self.send(&error_event(e.into())).await,
+                }
+            }
+            ClientAction::Cancel { thread_id } => {
+                match core.cancel(&self.user.0, thread_id).await {
+                    Ok(()) => true,
                     Err(e) => self.send(&error_event(e.into())).await,
                 }
             }

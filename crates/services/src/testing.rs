@@ -92,6 +92,11 @@ pub enum Step {
         events: usize,
         reply: Reply,
     },
+    /// Streams the first `events` SSE events, then goes silent (the connection stays open).
+    StallAfter {
+        events: usize,
+        reply: Reply,
+    },
     /// 200 with a body that is not the protocol.
     Garbage,
     /// Never answers.
@@ -322,6 +327,17 @@ async fn respond(stream: &mut TcpStream, mut step: Step, anthropic: bool, stream
         Step::Reply(reply) => write_sse(stream, &sse_events(&reply, anthropic), usize::MAX).await,
         Step::CutAfter { events, reply } => {
             write_sse(stream, &sse_events(&reply, anthropic), events).await;
+            false
+        }
+        Step::StallAfter { events, reply } => {
+            let all = sse_events(&reply, anthropic);
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes()).await;
+            for e in all.iter().take(events) {
+                let _ = stream.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes()).await;
+            }
+            let _ = stream.flush().await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
             false
         }
     }

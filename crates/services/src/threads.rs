@@ -176,7 +176,9 @@ impl ThreadService {
         let owner = owner.to_owned();
         self.db
             .run(move |c| {
-                let tx = c.transaction()?;
+                // IMMEDIATE: take the write lock up front; a deferred read-then-write transaction
+                // fails at once with SQLITE_BUSY when another connection wrote in between.
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 get_thread(&tx, &owner, thread)?;
                 let ts = now();
                 let tool_calls = message.tool_calls.as_ref().map(serde_json::Value::to_string);
@@ -226,6 +228,14 @@ impl ThreadService {
                 )?)
             })
             .await
+    }
+
+    /// [`ThreadService::mark_interrupted`] for start-up code that is not async yet.
+    pub fn mark_interrupted_now(&self) -> Result<usize> {
+        Ok(self
+            .db
+            .conn()?
+            .execute("UPDATE messages SET status = 'interrupted' WHERE status = 'pending'", [])?)
     }
 
     /// Counts for metrics: (threads, messages).

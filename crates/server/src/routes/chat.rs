@@ -1,19 +1,26 @@
-//! A chat turn over REST.
+//! Chat turns over REST.
 
 use actix_web::{HttpResponse, post, web};
 use sqlmatic_core_logic::ChatRequest;
+use sqlmatic_models::ThreadId;
 
 use crate::error::ApiError;
-use crate::wire::ChatBody;
+use crate::wire::{ChatBody, ChatReplyDoc};
 use crate::{CurrentUser, State};
 
-/// Asks a question in a thread (a new one when `thread_id` is absent). The message is stored
-/// before anything else; with no LLM provider configured the answer is `503 llm_not_configured`,
-/// whose `details` carry the `thread_id` and `message_id` it was stored under.
+/// Asks a question in a thread (a new one when `thread_id` is absent) and answers when the agent
+/// is done. The question is stored before anything else; `message_stream` events go to
+/// `thread:<id>` subscribers meanwhile. Failures keep the question and any partial answer and
+/// carry `details.thread_id` and `details.message_id`.
 #[utoipa::path(post, path = "/chat", tag = "chat", request_body = ChatBody, responses(
+    (status = 200, body = ChatReplyDoc),
     (status = 400, description = "empty_message, message_too_long, database_mismatch", body = crate::wire::ErrorBody),
+    (status = 403, description = "database_forbidden", body = crate::wire::ErrorBody),
     (status = 404, description = "thread_not_found, database_not_found", body = crate::wire::ErrorBody),
-    (status = 503, description = "llm_not_configured", body = crate::wire::ErrorBody)))]
+    (status = 409, description = "thread_busy: the thread is still answering", body = crate::wire::ErrorBody),
+    (status = 502, description = "llm_unavailable, llm_rejected, llm_bad_response, llm_stream_interrupted, llm_rate_limited, max_steps_reached", body = crate::wire::ErrorBody),
+    (status = 503, description = "llm_not_configured", body = crate::wire::ErrorBody),
+    (status = 504, description = "llm_timeout", body = crate::wire::ErrorBody)))]
 #[post("/chat")]
 pub async fn post(
     state: web::Data<State>,
@@ -21,16 +28,29 @@ pub async fn post(
     body: web::Json<ChatBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let message = state
-        .core
-        .chat(
-            &user.0,
-            ChatRequest {
-                thread_id: body.thread_id,
-                message: body.message,
-                database: body.database,
-            },
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(message))
+    let request = ChatRequest {
+        thread_id: body.thread_id,
+        message: body.message,
+        database: body.database,
+        stream: body.stream.unwrap_or(true),
+    };
+    let reply = state.core.chat(&user.0, request).await?;
+    Ok(HttpResponse::Ok().json(reply))
+}
+
+/// Stops the answer running in a thread; the partial answer is stored as `cancelled`.
+#[utoipa::path(post, path = "/api/threads/{id}/cancel", tag = "chat", params(("id" = String, Path, description = "thread id")), responses(
+    (status = 202, description = "cancellation requested"),
+    (status = 404, body = crate::wire::ErrorBody), (status = 409, description = "not_running", body = crate::wire::ErrorBody)))]
+#[post("/api/threads/{id}/cancel")]
+pub async fn cancel(
+    state: web::Data<State>,
+    user: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ThreadId = id.parse().map_err(|_| {
+        ApiError::new(sqlmatic_models::ErrorKind::NotFound, "thread_not_found", "thread not found")
+    })?;
+    state.core.cancel(&user.0, id).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"thread_id": id, "status": "cancelling"})))
 }

@@ -22,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(threads::rename)
         .service(threads::delete)
         .service(chat::post)
+        .service(chat::cancel)
         .service(metrics::json)
         .service(metrics::prometheus)
         .service(metrics::query_log)

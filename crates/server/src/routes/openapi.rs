@@ -21,6 +21,7 @@ use utoipa::OpenApi;
         super::threads::rename,
         super::threads::delete,
         super::chat::post,
+        super::chat::cancel,
         super::metrics::json,
         super::metrics::prometheus,
         super::metrics::query_log,

@@ -51,14 +51,30 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(demo_template(), dir.path().join("demo.db")).unwrap();
+    spawn_in(dir, adjust).await
+}
+
+/// Points the agent at a scripted LLM server, with short timeouts and retries.
+pub fn use_llm(config: &mut Config, llm: &sqlmatic_services::testing::ScriptedLlm) {
+    config.agent.provider = Some("openai".into());
+    config.agent.base_url = Some(llm.openai_url());
+    config.agent.model = Some("scripted".into());
+    config.agent.retry_base_ms = 5;
+    config.agent.retry_max_ms = 20;
+    config.agent.stream_idle_timeout_ms = 1500;
+    config.agent.request_timeout_ms = 5000;
+}
+
+/// Starts the server on an existing directory (its app database survives a restart).
+pub async fn spawn_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = sqlmatic_server::logging::init(&sqlmatic_server::logging::LoggingConfig {
             file: None,
             ..Default::default()
         });
     }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(demo_template(), dir.path().join("demo.db")).unwrap();
     let mut config = test_config(dir.path());
     adjust(&mut config);
     let app = Application::build(config).await.expect("the server starts");
@@ -76,6 +92,18 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         let handle = self.handle.clone();
         actix_web::rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
+impl TestApp {
+    /// Stops the server and hands back its directory, for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.handle.stop(false).await;
+        // a throwaway directory takes the real one's place in the dropped TestApp
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        dir
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod agent;
 mod chat;
 mod databases;
 mod errors;

@@ -103,6 +103,12 @@ pub enum AgentError {
     Tools(ToolError),
 }
 
+impl From<LlmError> for Box<AgentError> {
+    fn from(e: LlmError) -> Self {
+        Box::new(AgentError::Llm(e))
+    }
+}
+
 impl AgentError {
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -1,0 +1,475 @@
+//! One chat turn, end to end: validate, create the thread if needed (`thread_created`), refuse a
+//! second turn on a busy thread, store the user's message before anything can fail, run the
+//! agent, publish `message_stream` events to `thread:<id>` subscribers, store the turn's tool
+//! calls and results under the answer message, and finish the answer as complete, error or
+//! cancelled — never losing the question or a partial answer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlmatic_events::{ErrorPayload, Event, MessageStream, StreamPart, Topic};
+use sqlmatic_models::{
+    ChatMessage, ColumnMeta, MessageId, MessageStatus, Role, Thread, ThreadId, ThreadTitle, Usage,
+};
+use sqlmatic_services::NewMessage;
+use sqlmatic_services::agent::{Agent, AgentError, AgentEvent, context};
+use sqlmatic_services::memory::{Summarizer, tool_calls_json, tool_result_json};
+use tokio::sync::watch;
+
+use crate::{Error, Result, Sqlmatic};
+
+/// The longest question accepted, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 32_000;
+
+/// A chat turn's input.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub thread_id: Option<ThreadId>,
+    pub message: String,
+    pub database: Option<String>,
+    /// Stream the model's answer (deltas); false asks for whole answers.
+    pub stream: bool,
+}
+
+impl ChatRequest {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { thread_id: None, message: message.into(), database: None, stream: true }
+    }
+}
+
+/// A query the agent ran during a turn, with its result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueryRecord {
+    pub sql: String,
+    pub columns: Vec<ColumnMeta>,
+    pub rows: Vec<Vec<Value>>,
+    pub row_count: u64,
+    pub total_rows: Option<u64>,
+    pub truncated: bool,
+    pub elapsed_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorPayload>,
+}
+
+/// A finished turn.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatReply {
+    pub thread_id: ThreadId,
+    pub message_id: MessageId,
+    pub user_message_id: MessageId,
+    pub answer: String,
+    /// `complete` or `cancelled`.
+    pub status: MessageStatus,
+    pub queries: Vec<QueryRecord>,
+    pub usage: Usage,
+    pub steps: u32,
+}
+
+/// Removes a thread from the in-flight set when its turn ends, however it ends.
+pub(crate) struct InFlight {
+    core: Arc<Sqlmatic>,
+    thread: ThreadId,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.core.inflight.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.thread);
+    }
+}
+
+/// A turn whose question is stored and whose thread is reserved; [`Sqlmatic::run_turn`] runs it.
+pub struct PreparedTurn {
+    user: String,
+    pub thread: Thread,
+    pub user_message_id: MessageId,
+    pub answer_id: MessageId,
+    question: String,
+    stream: bool,
+    agent: Arc<Agent>,
+    cancel: watch::Receiver<bool>,
+    _inflight: InFlight,
+}
+
+impl std::fmt::Debug for PreparedTurn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedTurn")
+            .field("thread", &self.thread.id)
+            .field("answer_id", &self.answer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Ending {
+    Done(Result<sqlmatic_services::agent::AgentOutcome, AgentError>),
+    Cancelled,
+}
+
+impl Sqlmatic {
+    fn validate_message(message: &str) -> Result<&str> {
+        let text = message.trim();
+        if text.is_empty() {
+            return Err(Error::invalid("empty_message", "the message is empty; ask a question"));
+        }
+        if text.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(Error::invalid(
+                "message_too_long",
+                format!("the message is longer than {MAX_MESSAGE_CHARS} characters"),
+            ));
+        }
+        Ok(text)
+    }
+
+    /// Validates, resolves or creates the thread, reserves it and stores the question.
+    pub async fn start_chat(
+        self: &Arc<Self>,
+        user: &str,
+        request: ChatRequest,
+    ) -> Result<PreparedTurn> {
+        let text = Self::validate_message(&request.message)?.to_owned();
+        let agent = self.agents.agent_for(user).map_err(Error::agent)?;
+        let thread = match request.thread_id {
+            Some(id) => {
+                let thread = self.threads.get(user, id).await?;
+                if let Some(db) = request.database.as_deref().filter(|db| *db != thread.database) {
+                    return Err(Error::invalid(
+                        "database_mismatch",
+                        format!(
+                            "thread {id} is about database `{}`, not `{db}`; start a new thread",
+                            thread.database
+                        ),
+                    ));
+                }
+                thread
+            }
+            None => {
+                let target = self.target(request.database.as_deref())?;
+                if let Some(a) = &agent
+                    && !a.settings().may_use(target.name())
+                {
+                    return Err(Error::agent(AgentError::DatabaseForbidden(
+                        target.name().to_owned(),
+                    )));
+                }
+                let thread = self
+                    .threads
+                    .create(user, ThreadTitle::from_question(&text), target.name())
+                    .await?;
+                self.bus.publish(&Topic::Threads, &Event::ThreadCreated(thread.clone()));
+                thread
+            }
+        };
+        let Some(agent) = agent else {
+            let stored = self
+                .threads
+                .add_message(
+                    user,
+                    thread.id,
+                    NewMessage::new(Role::User, &text, MessageStatus::Complete),
+                )
+                .await?;
+            log::info!(
+                "chat: stored message {} in thread {} (no LLM configured)",
+                stored.id,
+                thread.id
+            );
+            return Err(Error::LlmNotConfigured { thread_id: thread.id, message_id: stored.id });
+        };
+        if !agent.settings().may_use(&thread.database) {
+            return Err(Error::agent(AgentError::DatabaseForbidden(thread.database.clone())));
+        }
+        let (cancel_tx, cancel) = watch::channel(false);
+        {
+            let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+            if inflight.contains_key(&thread.id) {
+                return Err(Error::ThreadBusy(thread.id));
+            }
+            inflight.insert(thread.id, cancel_tx);
+        }
+        let guard = InFlight { core: self.clone(), thread: thread.id };
+        let stored = self
+            .threads
+            .add_message(
+                user,
+                thread.id,
+                NewMessage::new(Role::User, &text, MessageStatus::Complete),
+            )
+            .await?;
+        let answer = self
+            .threads
+            .add_message(
+                user,
+                thread.id,
+                NewMessage::new(Role::Assistant, "", MessageStatus::Pending),
+            )
+            .await?;
+        log::info!(
+            "chat: turn in thread {} (question {}, answer {})",
+            thread.id,
+            stored.id,
+            answer.id
+        );
+        Ok(PreparedTurn {
+            user: user.to_owned(),
+            thread,
+            user_message_id: stored.id,
+            answer_id: answer.id,
+            question: text,
+            stream: request.stream,
+            agent,
+            cancel,
+            _inflight: guard,
+        })
+    }
+
+    /// One chat turn: start it, run it to the end on its own task (a client that goes away does
+    /// not stop it), and return the reply.
+    pub async fn chat(self: &Arc<Self>, user: &str, request: ChatRequest) -> Result<ChatReply> {
+        let turn = self.start_chat(user, request).await?;
+        let core = self.clone();
+        tokio::spawn(async move { core.run_turn(turn).await })
+            .await
+            .map_err(|e| Error::Service(sqlmatic_services::Error::Join(e)))?
+    }
+
+    /// Stops the answer in flight in `thread_id`.
+    pub async fn cancel(&self, user: &str, thread_id: ThreadId) -> Result<()> {
+        self.threads.get(user, thread_id).await?;
+        let inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        match inflight.get(&thread_id) {
+            Some(tx) => {
+                let _ = tx.send(true);
+                log::info!("chat: cancel requested in thread {thread_id}");
+                Ok(())
+            }
+            None => Err(Error::NotRunning(thread_id)),
+        }
+    }
+
+    fn stream_event(&self, thread: ThreadId, message: MessageId, part: StreamPart) {
+        self.bus.publish(
+            &Topic::Thread(thread),
+            &Event::MessageStream(MessageStream { thread_id: thread, message_id: message, part }),
+        );
+    }
+
+    /// Runs a prepared turn to its end.
+    pub async fn run_turn(self: &Arc<Self>, turn: PreparedTurn) -> Result<ChatReply> {
+        let thread_id = turn.thread.id;
+        let answer_id = turn.answer_id;
+        let mut run = TurnRun {
+            core: self.clone(),
+            turn: &turn,
+            partial: String::new(),
+            calls: HashMap::new(),
+            queries: Vec::new(),
+        };
+        let ending = run.drive().await;
+        let (status, answer, result) = match ending {
+            Ok(Ending::Done(Ok(outcome))) => {
+                (MessageStatus::Complete, outcome.answer.clone(), Ok(outcome))
+            }
+            Ok(Ending::Cancelled) => (MessageStatus::Cancelled, run.partial.clone(), Err(None)),
+            Ok(Ending::Done(Err(e))) => {
+                (MessageStatus::Error, run.partial.clone(), Err(Some(Error::agent(e))))
+            }
+            Err(e) => (MessageStatus::Error, run.partial.clone(), Err(Some(e))),
+        };
+        if let Err(e) =
+            self.threads.set_message_status(answer_id, status, Some(answer.clone())).await
+        {
+            log::error!("chat: cannot store the answer {answer_id} of thread {thread_id}: {e}");
+        }
+        match result {
+            Ok(outcome) => {
+                let usage = json!({"prompt_tokens": outcome.usage.prompt_tokens, "completion_tokens": outcome.usage.completion_tokens});
+                self.stream_event(
+                    thread_id,
+                    answer_id,
+                    StreamPart::Done { answer: answer.clone(), status: "complete".into(), usage },
+                );
+                log::info!(
+                    "chat: thread {thread_id} answered in {} step(s), usage {:?}",
+                    outcome.steps,
+                    outcome.usage
+                );
+                Ok(ChatReply {
+                    thread_id,
+                    message_id: answer_id,
+                    user_message_id: turn.user_message_id,
+                    answer,
+                    status,
+                    queries: run.queries,
+                    usage: outcome.usage,
+                    steps: outcome.steps,
+                })
+            }
+            Err(None) => {
+                self.stream_event(
+                    thread_id,
+                    answer_id,
+                    StreamPart::Done {
+                        answer: answer.clone(),
+                        status: "cancelled".into(),
+                        usage: json!({}),
+                    },
+                );
+                log::info!(
+                    "chat: thread {thread_id} cancelled with {} characters of answer",
+                    answer.len()
+                );
+                Ok(ChatReply {
+                    thread_id,
+                    message_id: answer_id,
+                    user_message_id: turn.user_message_id,
+                    answer,
+                    status,
+                    queries: run.queries,
+                    usage: Usage::default(),
+                    steps: 0,
+                })
+            }
+            Err(Some(e)) => {
+                log::warn!("chat: thread {thread_id} failed: {e}");
+                self.stream_event(
+                    thread_id,
+                    answer_id,
+                    StreamPart::Error { code: e.code().into(), message: e.to_string() },
+                );
+                Err(Error::Turn { source: Box::new(e), thread_id, message_id: answer_id })
+            }
+        }
+    }
+}
+
+struct TurnRun<'a> {
+    core: Arc<Sqlmatic>,
+    turn: &'a PreparedTurn,
+    partial: String,
+    /// tool call id → (name, arguments), to pair results with their SQL
+    calls: HashMap<String, (String, Value)>,
+    queries: Vec<QueryRecord>,
+}
+
+impl TurnRun<'_> {
+    async fn drive(&mut self) -> Result<Ending> {
+        let turn = self.turn;
+        let core = self.core.clone();
+        let agent = &turn.agent;
+        let summarizer =
+            Summarizer { model: agent.model().as_ref(), model_name: &agent.settings().model };
+        let history: Vec<ChatMessage> =
+            core.memory.history(turn.thread.id, Some(summarizer)).await?;
+        let schema = core.structure(Some(&turn.thread.database)).await?;
+        let system_context =
+            context::schema_context(&schema, &turn.question, agent.settings().schema_token_budget);
+        let ctx = core.tool_context(
+            &turn.user,
+            Some(&turn.thread.database),
+            Some(turn.thread.id),
+            "agent",
+        )?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let run = agent.run(&system_context, history, &ctx, &tx, turn.stream);
+        tokio::pin!(run);
+        let mut cancel = turn.cancel.clone();
+        let ending = loop {
+            tokio::select! {
+                biased;
+                changed = cancel.changed() => {
+                    if changed.is_err() || *cancel.borrow() { break Ending::Cancelled; }
+                }
+                Some(event) = rx.recv() => self.handle(event).await,
+                result = &mut run => break Ending::Done(result),
+            }
+        };
+        // events sent just before the end
+        while let Ok(event) = rx.try_recv() {
+            self.handle(event).await;
+        }
+        Ok(ending)
+    }
+
+    async fn handle(&mut self, event: AgentEvent) {
+        let (core, thread, answer) = (&self.core, self.turn.thread.id, self.turn.answer_id);
+        match event {
+            AgentEvent::Delta(text) => {
+                self.partial.push_str(&text);
+                core.stream_event(thread, answer, StreamPart::Delta { text });
+            }
+            AgentEvent::ToolCall { id, name, arguments } => {
+                self.calls.insert(id.clone(), (name.clone(), arguments.clone()));
+                core.stream_event(thread, answer, StreamPart::ToolCall { id, name, arguments });
+            }
+            AgentEvent::ToolResult { id, name, output, error, elapsed_ms } => {
+                let ok = error.is_none();
+                if name == "execute_query" {
+                    let sql = self
+                        .calls
+                        .get(&id)
+                        .and_then(|(_, a)| a["sql"].as_str())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let out = output.clone().unwrap_or(Value::Null);
+                    self.queries.push(QueryRecord {
+                        sql,
+                        columns: serde_json::from_value(out["columns"].clone()).unwrap_or_default(),
+                        rows: serde_json::from_value(out["rows"].clone()).unwrap_or_default(),
+                        row_count: out["row_count"].as_u64().unwrap_or(0),
+                        total_rows: out["total_rows"].as_u64(),
+                        truncated: out["truncated"].as_bool().unwrap_or(false),
+                        elapsed_ms: out["elapsed_ms"].as_f64().unwrap_or(elapsed_ms),
+                        error: error
+                            .as_ref()
+                            .map(|e| ErrorPayload::new(e.code.as_str(), &e.model_message)),
+                    });
+                }
+                let out = output.as_ref();
+                core.stream_event(
+                    thread,
+                    answer,
+                    StreamPart::ToolResult {
+                        id,
+                        ok,
+                        row_count: out.and_then(|o| o["row_count"].as_u64()),
+                        truncated: out.and_then(|o| o["truncated"].as_bool()),
+                        elapsed_ms: Some(elapsed_ms),
+                        error: error
+                            .as_ref()
+                            .map(|e| ErrorPayload::new(e.code.as_str(), &e.model_message)),
+                    },
+                );
+                if ok && name == "get_schema" {
+                    let database = &self.turn.thread.database;
+                    match core.database_update(database).await {
+                        Ok(ev) => {
+                            core.bus.publish(&Topic::Database(Some(database.clone())), &ev);
+                        }
+                        Err(e) => {
+                            log::warn!("chat: cannot publish database_update for `{database}`: {e}")
+                        }
+                    }
+                }
+            }
+            AgentEvent::Message(message) => {
+                let new = match message {
+                    ChatMessage::Assistant { content, tool_calls } => NewMessage {
+                        tool_calls: Some(tool_calls_json(&tool_calls)),
+                        parent_id: Some(answer),
+                        ..NewMessage::new(Role::Assistant, content, MessageStatus::Complete)
+                    },
+                    ChatMessage::Tool { tool_call_id, name, content } => NewMessage {
+                        tool_calls: Some(tool_result_json(&tool_call_id, &name)),
+                        parent_id: Some(answer),
+                        ..NewMessage::new(Role::Tool, content, MessageStatus::Complete)
+                    },
+                    _ => return,
+                };
+                if let Err(e) = core.threads.add_message(&self.turn.user, thread, new).await {
+                    log::error!("chat: cannot store a tool message in thread {thread}: {e}");
+                }
+            }
+        }
+    }
+}
