@@ -39,6 +39,15 @@ enum Task {
     Dev,
     /// Benchmark the HTTP API under concurrent load with wrk (release build).
     Bench(bench::BenchArgs),
+    /// Benchmark agent turns against a scripted LLM: per-turn overhead and 200 concurrent chats.
+    BenchAgent,
+    /// Execution accuracy of the agent on a JSONL dataset against the configured LLM provider.
+    Eval {
+        #[arg(long)]
+        dataset: PathBuf,
+        #[arg(long, default_value = "target/eval/report.json")]
+        out: PathBuf,
+    },
 }
 
 pub fn root() -> PathBuf {
@@ -101,5 +110,11 @@ fn main() -> anyhow::Result<()> {
             run(cargo().args(["run", "-p", "sqlmatic-server"]).env("SQLMATIC_ENV", "development"))
         }
         Task::Bench(args) => bench::bench(args),
+        Task::BenchAgent => run(cargo().args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "agent"])),
+        Task::Eval { dataset, out } => run(cargo()
+            .args(["run", "--release", "--quiet", "-p", "sqlmatic-server", "--", "eval", "--dataset"])
+            .arg(std::path::absolute(&dataset)?)
+            .arg("--out")
+            .arg(std::path::absolute(&out)?)),
     }
 }

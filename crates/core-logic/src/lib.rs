@@ -11,6 +11,7 @@
 mod app;
 mod chat;
 mod error;
+pub mod eval;
 mod metrics;
 pub mod watch;
 

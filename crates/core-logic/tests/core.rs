@@ -213,3 +213,31 @@ async fn an_interrupted_turn_is_marked_on_restart() {
     assert_eq!(answer.status, sqlmatic_models::MessageStatus::Interrupted);
     assert_eq!(thread.messages[0].content, "slow question");
 }
+
+#[tokio::test]
+async fn evaluation_scores_execution_accuracy() {
+    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    let llm = ScriptedLlm::queue(vec![
+        Step::Reply(Reply::tool("a", "execute_query", serde_json::json!({"sql": "SELECT v FROM t"}))),
+        Step::Reply(Reply::text("a")),
+        Step::Reply(Reply::tool("b", "execute_query", serde_json::json!({"sql": "SELECT id FROM t"}))),
+        Step::Reply(Reply::text("1")),
+        Step::Reply(Reply::text("I don't know")),
+    ])
+    .await;
+    let fx = open_with_llm(&llm);
+    let cases = sqlmatic_core_logic::eval::parse_dataset(
+        r#"{"id": "q1", "question": "values?", "gold_sql": "SELECT v FROM t"}
+{"id": "q2", "question": "values again?", "gold_sql": "SELECT v FROM t", "database": "fx"}
+{"id": "q3", "question": "unanswerable", "gold_sql": "SELECT 1"}"#,
+    )
+    .unwrap();
+    let report = fx.core.evaluate("local", cases).await;
+    assert_eq!(report.total, 3);
+    assert_eq!(report.correct, 1, "{report:#?}");
+    assert!((report.execution_accuracy - 1.0 / 3.0).abs() < 1e-9);
+    assert!(report.results[0].correct);
+    assert_eq!(report.results[1].predicted_sql.as_deref(), Some("SELECT id FROM t"));
+    assert!(!report.results[1].correct);
+    assert!(report.results[2].error.as_deref().unwrap().contains("no successful query"));
+}

@@ -38,6 +38,15 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Measure the agent's execution accuracy on a JSONL dataset of
+    /// `{"question", "gold_sql", "database"?, "id"?}` lines against the configured provider.
+    Eval {
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Where to write the JSON report.
+        #[arg(long, default_value = "target/eval/report.json")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,8 +76,48 @@ fn main() -> anyhow::Result<()> {
             println!("demo database written to {}", path.display());
             Ok(())
         }
+        Command::Eval { dataset, out } => {
+            let report = eval(load()?, &dataset)?;
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+            for r in &report.results {
+                println!("{:<8} {:<7} {}", r.id, if r.correct { "correct" } else { "wrong" }, r.error.as_deref().unwrap_or(""));
+            }
+            println!(
+                "execution accuracy: {}/{} = {:.1}% ({} with errors); report: {}",
+                report.correct,
+                report.total,
+                report.execution_accuracy * 100.0,
+                report.errors,
+                out.display()
+            );
+            Ok(())
+        }
         Command::Serve => serve(load()?),
     }
+}
+
+fn eval(config: Config, dataset: &std::path::Path) -> anyhow::Result<sqlmatic_core_logic::eval::EvalReport> {
+    if !config.agent.is_configured() {
+        anyhow::bail!("no LLM provider is configured: set agent.provider, agent.base_url, agent.model (and SQLMATIC_AGENT__API_KEY)");
+    }
+    let text = std::fs::read_to_string(dataset).with_context(|| format!("reading {}", dataset.display()))?;
+    let cases = sqlmatic_core_logic::eval::parse_dataset(&text).map_err(|e| anyhow::anyhow!("{}: {e}", dataset.display()))?;
+    let _log = logging::init(&logging::LoggingConfig { level: "warn".into(), file: None, ..config.logging.clone() })?;
+    let core_config = sqlmatic_core_logic::CoreConfig {
+        database: config.database.clone(),
+        tools: config.tools.clone(),
+        agent: config.agent.clone(),
+        memory: config.memory.clone(),
+        metrics_interval: std::time::Duration::from_millis(config.api.metrics_interval_ms),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let core = tokio::task::spawn_blocking(move || sqlmatic_core_logic::Sqlmatic::open(core_config)).await??;
+        anyhow::Ok(core.evaluate(sqlmatic_server::LOCAL_USER, cases).await)
+    })
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -1,0 +1,185 @@
+//! Execution-accuracy evaluation of the agent over a dataset of `{question, gold_sql, database}`
+//! lines (Spider/BIRD style): each question runs through the agent in a fresh thread; the last
+//! query the agent ran successfully and the gold SQL are both executed, and their result sets
+//! compared — as multisets of rows, unless the gold SQL orders its result.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlmatic_models::QueryParams;
+
+use crate::{ChatRequest, Sqlmatic};
+
+/// One line of the dataset.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EvalCase {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub question: String,
+    pub gold_sql: String,
+    #[serde(default)]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalResult {
+    pub id: String,
+    pub question: String,
+    pub database: Option<String>,
+    pub gold_sql: String,
+    pub predicted_sql: Option<String>,
+    pub correct: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub answer: String,
+    pub steps: u32,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub total: usize,
+    pub correct: usize,
+    pub execution_accuracy: f64,
+    pub errors: usize,
+    pub results: Vec<EvalResult>,
+}
+
+/// Parses a JSONL dataset; blank lines are skipped, a bad line is an error naming it.
+pub fn parse_dataset(text: &str) -> Result<Vec<EvalCase>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
+/// A value normalised for comparison: integers and reals compare numerically.
+fn norm(v: &Value) -> String {
+    match v {
+        Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { format!("{:.6}", f) }
+        }
+        other => other.to_string(),
+    }
+}
+
+fn rows_key(rows: &[Vec<Value>]) -> Vec<String> {
+    rows.iter().map(|r| r.iter().map(norm).collect::<Vec<_>>().join("\u{1f}")).collect()
+}
+
+/// Whether the gold SQL's outermost query orders its rows.
+fn ordered(sql: &str) -> bool {
+    let lower = sql.to_lowercase();
+    // the last ORDER BY outside parentheses
+    let mut depth = 0i32;
+    let bytes = lower.as_bytes();
+    let mut found = false;
+    for i in 0..bytes.len() {
+        match bytes[i] {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            b'o' if depth == 0 && lower[i..].starts_with("order by") => found = true,
+            _ => {}
+        }
+    }
+    found
+}
+
+/// True when both row lists hold the same rows (in the same order when `ordered`).
+pub fn same_result(gold: &[Vec<Value>], predicted: &[Vec<Value>], ordered: bool) -> bool {
+    let (mut g, mut p) = (rows_key(gold), rows_key(predicted));
+    if !ordered {
+        g.sort_unstable();
+        p.sort_unstable();
+    }
+    g == p
+}
+
+impl Sqlmatic {
+    /// Runs every case through the agent as `user` and scores it.
+    pub async fn evaluate(self: &Arc<Self>, user: &str, cases: Vec<EvalCase>) -> EvalReport {
+        let mut results = Vec::with_capacity(cases.len());
+        for (i, case) in cases.into_iter().enumerate() {
+            let id = case.id.clone().unwrap_or_else(|| (i + 1).to_string());
+            let started = Instant::now();
+            let request = ChatRequest { database: case.database.clone(), ..ChatRequest::new(case.question.clone()) };
+            let mut result = EvalResult {
+                id,
+                question: case.question.clone(),
+                database: case.database.clone(),
+                gold_sql: case.gold_sql.clone(),
+                predicted_sql: None,
+                correct: false,
+                error: None,
+                answer: String::new(),
+                steps: 0,
+                elapsed_ms: 0.0,
+            };
+            match self.chat(user, request).await {
+                Ok(reply) => {
+                    result.answer = reply.answer.clone();
+                    result.steps = reply.steps;
+                    result.predicted_sql = reply.queries.iter().rev().find(|q| q.error.is_none()).map(|q| q.sql.clone());
+                    match &result.predicted_sql {
+                        None => result.error = Some("the agent ran no successful query".into()),
+                        Some(pred) => {
+                            let db = case.database.as_deref();
+                            let gold = self.query(user, db, case.gold_sql.clone(), QueryParams::None).await;
+                            let predicted = self.query(user, db, pred.clone(), QueryParams::None).await;
+                            match (gold, predicted) {
+                                (Ok(g), Ok(p)) => {
+                                    result.correct = !g.truncated && !p.truncated && same_result(&g.rows, &p.rows, ordered(&case.gold_sql));
+                                    if g.truncated || p.truncated {
+                                        result.error = Some("a result was truncated by tools.max_rows; raise it to compare".into());
+                                    }
+                                }
+                                (Err(e), _) => result.error = Some(format!("gold SQL failed: {e}")),
+                                (_, Err(e)) => result.error = Some(format!("predicted SQL failed: {e}")),
+                            }
+                        }
+                    }
+                }
+                Err(e) => result.error = Some(format!("{}: {e}", e.code())),
+            }
+            result.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            log::info!("eval {}: {}", result.id, if result.correct { "correct" } else { "wrong" });
+            results.push(result);
+        }
+        let correct = results.iter().filter(|r| r.correct).count();
+        let total = results.len();
+        EvalReport {
+            total,
+            correct,
+            execution_accuracy: if total > 0 { correct as f64 / total as f64 } else { 0.0 },
+            errors: results.iter().filter(|r| r.error.is_some()).count(),
+            results,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn comparison_is_order_insensitive_unless_ordered_and_numeric() {
+        let a = vec![vec![json!(1), json!("x")], vec![json!(2.0), json!("y")]];
+        let b = vec![vec![json!(2), json!("y")], vec![json!(1.0), json!("x")]];
+        assert!(same_result(&a, &b, false));
+        assert!(!same_result(&a, &b, true));
+        assert!(!same_result(&a, &b[..1], false));
+        assert!(ordered("SELECT a FROM t ORDER BY a"));
+        assert!(!ordered("SELECT a FROM (SELECT a FROM t ORDER BY a LIMIT 3)"));
+    }
+
+    #[test]
+    fn datasets_name_bad_lines() {
+        assert_eq!(parse_dataset("{\"question\":\"q\",\"gold_sql\":\"s\"}\n\n").unwrap().len(), 1);
+        assert!(parse_dataset("{}\n").unwrap_err().starts_with("line 1"));
+    }
+}

@@ -1,0 +1,195 @@
+//! Agent benchmarks (`cargo bench -p sqlmatic-server --bench agent`, or `cargo xtask bench-agent`).
+//!
+//! The release `sqlmatic` binary runs as a child process on a temp directory, its agent pointed
+//! at a scripted OpenAI-compatible server in this process. A turn is list_tables → get_schema →
+//! execute_query → answer (four model calls, three tool calls).
+//!
+//! 1. Per-turn overhead: sequential turns against a zero-latency scripted server — median and
+//!    p95 wall time per turn, and the server's CPU time per turn (from /proc/<pid>/stat).
+//! 2. Concurrency: 200 concurrent chats against a scripted server that waits 100 ms per call —
+//!    throughput, p50/p99 latency, errors and the server's peak memory.
+
+// A benchmark reports on stdout; a failed setup may panic.
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+
+fn turn_script() -> Vec<Step> {
+    vec![
+        Step::Reply(Reply::tool("c1", "list_tables", json!({}))),
+        Step::Reply(Reply::tool("c2", "get_schema", json!({"tables": ["customers", "orders"]}))),
+        Step::Reply(Reply::tool(
+            "c3",
+            "execute_query",
+            json!({"sql": "SELECT c.country, count(*) AS orders FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.country ORDER BY orders DESC LIMIT 5"}),
+        )),
+        Step::Reply(Reply::text("Germany has the most orders, then France and Spain. SQL: SELECT c.country, count(*) ...")),
+    ]
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &Path, llm_url: &str) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_sqlmatic"))
+        .args(["--port", &port.to_string()])
+        .current_dir(dir)
+        .env_remove("SQLMATIC_CONFIG")
+        .env("SQLMATIC_ENV", "production")
+        .env("SQLMATIC_API__HOST", "127.0.0.1")
+        .env("SQLMATIC_DATABASE__APP_PATH", dir.join("app.db"))
+        .env("SQLMATIC_DATABASE__DEMO_PATH", dir.join("demo.db"))
+        .env("SQLMATIC_LOGGING__FILE", "")
+        .env("SQLMATIC_LOGGING__LEVEL", "warn")
+        .env("SQLMATIC_AGENT__PROVIDER", "openai")
+        .env("SQLMATIC_AGENT__BASE_URL", llm_url)
+        .env("SQLMATIC_AGENT__MODEL", "scripted")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, port };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// User + system CPU time of a process, from /proc/<pid>/stat (clock ticks of 10 ms).
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_comm = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks * 10.0
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+async fn chat(client: &reqwest::Client, port: u16, i: usize) -> Result<f64, String> {
+    let started = Instant::now();
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/chat"))
+        .json(&json!({"message": format!("Which countries order the most? ({i})")}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = r.status();
+    let body: Value = r.json().await.map_err(|e| e.to_string())?;
+    if !status.is_success() || body["status"] != "complete" || body["steps"] != 4 {
+        return Err(format!("{status}: {body}"));
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let turns: usize = std::env::var("AGENT_BENCH_TURNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let concurrent: usize = std::env::var("AGENT_BENCH_CONCURRENT").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let report = rt.block_on(async {
+        let client = sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(120))).unwrap();
+
+        // 1. per-turn overhead, zero-latency model
+        let llm = ScriptedLlm::by_round(turn_script(), Duration::ZERO).await;
+        let dir = tempfile::tempdir().unwrap();
+        let server = start_server(dir.path(), &llm.openai_url());
+        for i in 0..20 {
+            chat(&client, server.port, i).await.expect("warm-up turn");
+        }
+        let pid = server.child.id();
+        let cpu_before = cpu_ms(pid);
+        let mut walls = Vec::with_capacity(turns);
+        for i in 0..turns {
+            walls.push(chat(&client, server.port, i).await.expect("turn"));
+        }
+        let cpu_per_turn = (cpu_ms(pid) - cpu_before) / turns as f64;
+        walls.sort_by(f64::total_cmp);
+        drop(server);
+
+        // 2. concurrent chats, 100 ms per model call
+        let slow = ScriptedLlm::by_round(turn_script(), Duration::from_millis(100)).await;
+        let dir2 = tempfile::tempdir().unwrap();
+        let server = start_server(dir2.path(), &slow.openai_url());
+        chat(&client, server.port, 0).await.expect("warm-up turn");
+        let started = Instant::now();
+        let results = futures_util::future::join_all((0..concurrent).map(|i| chat(&client, server.port, i))).await;
+        let total_s = started.elapsed().as_secs_f64();
+        let mut lat: Vec<f64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+        let errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        lat.sort_by(f64::total_cmp);
+        let peak = peak_rss_kib(server.child.id());
+        json!({
+            "overhead": {
+                "turns": turns,
+                "median_ms": percentile(&walls, 50.0),
+                "p95_ms": percentile(&walls, 95.0),
+                "server_cpu_ms_per_turn": cpu_per_turn,
+            },
+            "concurrent": {
+                "chats": concurrent,
+                "model_latency_ms": 100,
+                "model_calls_per_turn": 4,
+                "wall_s": total_s,
+                "throughput_turns_per_s": lat.len() as f64 / total_s,
+                "p50_ms": percentile(&lat, 50.0),
+                "p99_ms": percentile(&lat, 99.0),
+                "errors": errors.len(),
+                "first_error": errors.first(),
+                "server_peak_rss_kib": peak,
+            }
+        })
+    });
+    let o = &report["overhead"];
+    let c = &report["concurrent"];
+    println!("agent turn overhead ({} sequential turns, zero-latency scripted model, 4 model calls + 3 tool calls):", o["turns"]);
+    println!(
+        "  wall per turn: median {:.2} ms, p95 {:.2} ms; server CPU {:.2} ms per turn",
+        o["median_ms"].as_f64().unwrap_or(f64::NAN),
+        o["p95_ms"].as_f64().unwrap_or(f64::NAN),
+        o["server_cpu_ms_per_turn"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!("{} concurrent chats, scripted model waits 100 ms per call (turn floor 400 ms):", c["chats"]);
+    println!(
+        "  throughput {:.1} turns/s over {:.2} s; latency p50 {:.0} ms, p99 {:.0} ms; errors {}; server peak RSS {} KiB",
+        c["throughput_turns_per_s"].as_f64().unwrap_or(f64::NAN),
+        c["wall_s"].as_f64().unwrap_or(f64::NAN),
+        c["p50_ms"].as_f64().unwrap_or(f64::NAN),
+        c["p99_ms"].as_f64().unwrap_or(f64::NAN),
+        c["errors"],
+        c["server_peak_rss_kib"]
+    );
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("agent.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("report: target/bench/agent.json");
+}

@@ -1,0 +1,83 @@
+//! The `sqlmatic` binary's subcommands, run as a user would.
+
+// Test helpers outside #[test] fns: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+
+fn sqlmatic(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sqlmatic"));
+    c.current_dir(dir)
+        .env_remove("SQLMATIC_CONFIG")
+        .env_remove("SQLMATIC_ENV")
+        .env("SQLMATIC_DATABASE__APP_PATH", dir.join("app.db"))
+        .env("SQLMATIC_DATABASE__DEMO_PATH", dir.join("demo.db"))
+        .env("SQLMATIC_LOGGING__FILE", "");
+    c
+}
+
+#[tokio::test]
+async fn eval_reports_execution_accuracy_against_a_provider() {
+    let llm = ScriptedLlm::queue(vec![
+        Step::Reply(Reply::tool("a", "execute_query", json!({"sql": "SELECT count(*) FROM customers"}))),
+        Step::Reply(Reply::text("1200")),
+        Step::Reply(Reply::tool("b", "execute_query", json!({"sql": "SELECT count(*) FROM orders WHERE status = 'pending'"}))),
+        Step::Reply(Reply::text("many")),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dataset.jsonl"),
+        "{\"id\": \"customers\", \"question\": \"How many customers?\", \"gold_sql\": \"SELECT count(*) FROM customers\"}\n\
+         {\"id\": \"orders\", \"question\": \"How many orders?\", \"gold_sql\": \"SELECT count(*) FROM orders\", \"database\": \"demo\"}\n",
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking({
+        let (dir, url) = (dir.path().to_owned(), llm.openai_url());
+        move || {
+            sqlmatic(&dir)
+                .args(["eval", "--dataset", "dataset.jsonl", "--out", "report.json"])
+                .env("SQLMATIC_AGENT__PROVIDER", "openai")
+                .env("SQLMATIC_AGENT__BASE_URL", url)
+                .env("SQLMATIC_AGENT__MODEL", "scripted")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("execution accuracy: 1/2 = 50.0%"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["results"][0]["correct"], true);
+    assert_eq!(report["results"][1]["correct"], false);
+    assert_eq!(report["results"][1]["predicted_sql"], "SELECT count(*) FROM orders WHERE status = 'pending'");
+}
+
+#[test]
+fn eval_without_a_provider_says_what_to_configure() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("d.jsonl"), "").unwrap();
+    let out = sqlmatic(dir.path()).args(["eval", "--dataset", "d.jsonl"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agent.provider"));
+}
+
+#[test]
+fn config_prints_the_effective_configuration_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sqlmatic(dir.path()).arg("config").env("SQLMATIC_AGENT__API_KEY", "sk-very-secret").env("SQLMATIC_API__PORT", "9999").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["api"]["port"], 9999);
+    assert_eq!(v["agent"]["api_key"], "<redacted>");
+    assert!(!text.contains("sk-very-secret"));
+    let bad = sqlmatic(dir.path()).arg("config").env("SQLMATIC_API__PROT", "1").output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("prot"));
+}
