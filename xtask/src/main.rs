@@ -110,9 +110,20 @@ fn main() -> anyhow::Result<()> {
             run(cargo().args(["run", "-p", "sqlmatic-server"]).env("SQLMATIC_ENV", "development"))
         }
         Task::Bench(args) => bench::bench(args),
-        Task::BenchAgent => run(cargo().args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "agent"])),
+        Task::BenchAgent => {
+            run(cargo().args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "agent"]))
+        }
         Task::Eval { dataset, out } => run(cargo()
-            .args(["run", "--release", "--quiet", "-p", "sqlmatic-server", "--", "eval", "--dataset"])
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "sqlmatic-server",
+                "--",
+                "eval",
+                "--dataset",
+            ])
             .arg(std::path::absolute(&dataset)?)
             .arg("--out")
             .arg(std::path::absolute(&out)?)),

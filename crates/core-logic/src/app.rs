@@ -15,7 +15,7 @@ use sqlmatic_services::{
     Targets, ThreadService,
 };
 use sqlmatic_tools::{
-    QueryEvent, QueryObserver, TargetDatabase, ToolContext, ToolRegistry, ToolsConfig,
+    QueryEvent, QueryObserver, QueryOutcome, TargetDatabase, ToolContext, ToolRegistry, ToolsConfig,
 };
 use tokio::sync::watch;
 
@@ -191,6 +191,36 @@ impl Sqlmatic {
         Ok(ctx
             .blocking(move |ctx| ctx.database.query(&sql, &params, &ctx.limits, &ctx.audit()))
             .await?)
+    }
+
+    /// Writes a non-SQL tool call of the agent to the query log (off the async executor).
+    #[allow(clippy::too_many_arguments)] // one log row's fields
+    pub(crate) fn log_tool_call(
+        &self,
+        user: &str,
+        database: &str,
+        thread: ThreadId,
+        name: &str,
+        arguments: &str,
+        ok: bool,
+        elapsed_ms: f64,
+    ) {
+        let log = self.query_log.clone();
+        let (user, database, text) =
+            (user.to_owned(), database.to_owned(), format!("-- tool {name} {arguments}"));
+        tokio::task::spawn_blocking(move || {
+            log.on_query(&QueryEvent {
+                database: &database,
+                sql: &text,
+                user: &user,
+                thread_id: Some(thread),
+                source: "agent",
+                outcome: if ok { QueryOutcome::Ok } else { QueryOutcome::Failed },
+                rows: 0,
+                elapsed_ms,
+                error_code: None,
+            });
+        });
     }
 
     pub async fn query_log(&self, user: Option<&str>, limit: u32) -> Result<Vec<QueryLogEntry>> {

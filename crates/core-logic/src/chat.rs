@@ -425,6 +425,20 @@ impl TurnRun<'_> {
                             .map(|e| ErrorPayload::new(e.code.as_str(), &e.model_message)),
                     });
                 }
+                if name != "execute_query" {
+                    // execute_query logs itself with its SQL; the other tools are logged here
+                    let arguments =
+                        self.calls.get(&id).map(|(_, a)| a.to_string()).unwrap_or_default();
+                    core.log_tool_call(
+                        &self.turn.user,
+                        &self.turn.thread.database,
+                        thread,
+                        &name,
+                        &arguments,
+                        ok,
+                        elapsed_ms,
+                    );
+                }
                 let out = output.as_ref();
                 core.stream_event(
                     thread,

@@ -61,7 +61,11 @@ fn norm(v: &Value) -> String {
     match v {
         Value::Number(n) => {
             let f = n.as_f64().unwrap_or(f64::NAN);
-            if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { format!("{:.6}", f) }
+            if f.fract() == 0.0 && f.abs() < 1e15 {
+                format!("{}", f as i64)
+            } else {
+                format!("{:.6}", f)
+            }
         }
         other => other.to_string(),
     }
@@ -106,7 +110,10 @@ impl Sqlmatic {
         for (i, case) in cases.into_iter().enumerate() {
             let id = case.id.clone().unwrap_or_else(|| (i + 1).to_string());
             let started = Instant::now();
-            let request = ChatRequest { database: case.database.clone(), ..ChatRequest::new(case.question.clone()) };
+            let request = ChatRequest {
+                database: case.database.clone(),
+                ..ChatRequest::new(case.question.clone())
+            };
             let mut result = EvalResult {
                 id,
                 question: case.question.clone(),
@@ -123,22 +130,34 @@ impl Sqlmatic {
                 Ok(reply) => {
                     result.answer = reply.answer.clone();
                     result.steps = reply.steps;
-                    result.predicted_sql = reply.queries.iter().rev().find(|q| q.error.is_none()).map(|q| q.sql.clone());
+                    result.predicted_sql = reply
+                        .queries
+                        .iter()
+                        .rev()
+                        .find(|q| q.error.is_none())
+                        .map(|q| q.sql.clone());
                     match &result.predicted_sql {
                         None => result.error = Some("the agent ran no successful query".into()),
                         Some(pred) => {
                             let db = case.database.as_deref();
-                            let gold = self.query(user, db, case.gold_sql.clone(), QueryParams::None).await;
-                            let predicted = self.query(user, db, pred.clone(), QueryParams::None).await;
+                            let gold = self
+                                .query(user, db, case.gold_sql.clone(), QueryParams::None)
+                                .await;
+                            let predicted =
+                                self.query(user, db, pred.clone(), QueryParams::None).await;
                             match (gold, predicted) {
                                 (Ok(g), Ok(p)) => {
-                                    result.correct = !g.truncated && !p.truncated && same_result(&g.rows, &p.rows, ordered(&case.gold_sql));
+                                    result.correct = !g.truncated
+                                        && !p.truncated
+                                        && same_result(&g.rows, &p.rows, ordered(&case.gold_sql));
                                     if g.truncated || p.truncated {
                                         result.error = Some("a result was truncated by tools.max_rows; raise it to compare".into());
                                     }
                                 }
                                 (Err(e), _) => result.error = Some(format!("gold SQL failed: {e}")),
-                                (_, Err(e)) => result.error = Some(format!("predicted SQL failed: {e}")),
+                                (_, Err(e)) => {
+                                    result.error = Some(format!("predicted SQL failed: {e}"))
+                                }
                             }
                         }
                     }

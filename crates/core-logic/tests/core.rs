@@ -218,9 +218,17 @@ async fn an_interrupted_turn_is_marked_on_restart() {
 async fn evaluation_scores_execution_accuracy() {
     use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
     let llm = ScriptedLlm::queue(vec![
-        Step::Reply(Reply::tool("a", "execute_query", serde_json::json!({"sql": "SELECT v FROM t"}))),
+        Step::Reply(Reply::tool(
+            "a",
+            "execute_query",
+            serde_json::json!({"sql": "SELECT v FROM t"}),
+        )),
         Step::Reply(Reply::text("a")),
-        Step::Reply(Reply::tool("b", "execute_query", serde_json::json!({"sql": "SELECT id FROM t"}))),
+        Step::Reply(Reply::tool(
+            "b",
+            "execute_query",
+            serde_json::json!({"sql": "SELECT id FROM t"}),
+        )),
         Step::Reply(Reply::text("1")),
         Step::Reply(Reply::text("I don't know")),
     ])

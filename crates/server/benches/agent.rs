@@ -28,7 +28,9 @@ fn turn_script() -> Vec<Step> {
             "execute_query",
             json!({"sql": "SELECT c.country, count(*) AS orders FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.country ORDER BY orders DESC LIMIT 5"}),
         )),
-        Step::Reply(Reply::text("Germany has the most orders, then France and Spain. SQL: SELECT c.country, count(*) ...")),
+        Step::Reply(Reply::text(
+            "Germany has the most orders, then France and Spain. SQL: SELECT c.country, count(*) ...",
+        )),
     ]
 }
 
@@ -84,7 +86,11 @@ fn cpu_ms(pid: u32) -> f64 {
 fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -113,11 +119,16 @@ async fn chat(client: &reqwest::Client, port: u16, i: usize) -> Result<f64, Stri
 }
 
 fn main() {
-    let turns: usize = std::env::var("AGENT_BENCH_TURNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    let concurrent: usize = std::env::var("AGENT_BENCH_CONCURRENT").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let turns: usize =
+        std::env::var("AGENT_BENCH_TURNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let concurrent: usize =
+        std::env::var("AGENT_BENCH_CONCURRENT").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let report = rt.block_on(async {
-        let client = sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(120))).unwrap();
+        let client =
+            sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(120)))
+                .unwrap();
 
         // 1. per-turn overhead, zero-latency model
         let llm = ScriptedLlm::by_round(turn_script(), Duration::ZERO).await;
@@ -142,7 +153,9 @@ fn main() {
         let server = start_server(dir2.path(), &slow.openai_url());
         chat(&client, server.port, 0).await.expect("warm-up turn");
         let started = Instant::now();
-        let results = futures_util::future::join_all((0..concurrent).map(|i| chat(&client, server.port, i))).await;
+        let results =
+            futures_util::future::join_all((0..concurrent).map(|i| chat(&client, server.port, i)))
+                .await;
         let total_s = started.elapsed().as_secs_f64();
         let mut lat: Vec<f64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
         let errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
@@ -171,14 +184,20 @@ fn main() {
     });
     let o = &report["overhead"];
     let c = &report["concurrent"];
-    println!("agent turn overhead ({} sequential turns, zero-latency scripted model, 4 model calls + 3 tool calls):", o["turns"]);
+    println!(
+        "agent turn overhead ({} sequential turns, zero-latency scripted model, 4 model calls + 3 tool calls):",
+        o["turns"]
+    );
     println!(
         "  wall per turn: median {:.2} ms, p95 {:.2} ms; server CPU {:.2} ms per turn",
         o["median_ms"].as_f64().unwrap_or(f64::NAN),
         o["p95_ms"].as_f64().unwrap_or(f64::NAN),
         o["server_cpu_ms_per_turn"].as_f64().unwrap_or(f64::NAN)
     );
-    println!("{} concurrent chats, scripted model waits 100 ms per call (turn floor 400 ms):", c["chats"]);
+    println!(
+        "{} concurrent chats, scripted model waits 100 ms per call (turn floor 400 ms):",
+        c["chats"]
+    );
     println!(
         "  throughput {:.1} turns/s over {:.2} s; latency p50 {:.0} ms, p99 {:.0} ms; errors {}; server peak RSS {} KiB",
         c["throughput_turns_per_s"].as_f64().unwrap_or(f64::NAN),

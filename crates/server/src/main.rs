@@ -83,7 +83,12 @@ fn main() -> anyhow::Result<()> {
             }
             std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
             for r in &report.results {
-                println!("{:<8} {:<7} {}", r.id, if r.correct { "correct" } else { "wrong" }, r.error.as_deref().unwrap_or(""));
+                println!(
+                    "{:<8} {:<7} {}",
+                    r.id,
+                    if r.correct { "correct" } else { "wrong" },
+                    r.error.as_deref().unwrap_or("")
+                );
             }
             println!(
                 "execution accuracy: {}/{} = {:.1}% ({} with errors); report: {}",
@@ -99,13 +104,24 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn eval(config: Config, dataset: &std::path::Path) -> anyhow::Result<sqlmatic_core_logic::eval::EvalReport> {
+fn eval(
+    config: Config,
+    dataset: &std::path::Path,
+) -> anyhow::Result<sqlmatic_core_logic::eval::EvalReport> {
     if !config.agent.is_configured() {
-        anyhow::bail!("no LLM provider is configured: set agent.provider, agent.base_url, agent.model (and SQLMATIC_AGENT__API_KEY)");
+        anyhow::bail!(
+            "no LLM provider is configured: set agent.provider, agent.base_url, agent.model (and SQLMATIC_AGENT__API_KEY)"
+        );
     }
-    let text = std::fs::read_to_string(dataset).with_context(|| format!("reading {}", dataset.display()))?;
-    let cases = sqlmatic_core_logic::eval::parse_dataset(&text).map_err(|e| anyhow::anyhow!("{}: {e}", dataset.display()))?;
-    let _log = logging::init(&logging::LoggingConfig { level: "warn".into(), file: None, ..config.logging.clone() })?;
+    let text = std::fs::read_to_string(dataset)
+        .with_context(|| format!("reading {}", dataset.display()))?;
+    let cases = sqlmatic_core_logic::eval::parse_dataset(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dataset.display()))?;
+    let _log = logging::init(&logging::LoggingConfig {
+        level: "warn".into(),
+        file: None,
+        ..config.logging.clone()
+    })?;
     let core_config = sqlmatic_core_logic::CoreConfig {
         database: config.database.clone(),
         tools: config.tools.clone(),
@@ -115,7 +131,9 @@ fn eval(config: Config, dataset: &std::path::Path) -> anyhow::Result<sqlmatic_co
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let core = tokio::task::spawn_blocking(move || sqlmatic_core_logic::Sqlmatic::open(core_config)).await??;
+        let core =
+            tokio::task::spawn_blocking(move || sqlmatic_core_logic::Sqlmatic::open(core_config))
+                .await??;
         anyhow::Ok(core.evaluate(sqlmatic_server::LOCAL_USER, cases).await)
     })
 }

@@ -22,9 +22,17 @@ fn sqlmatic(dir: &std::path::Path) -> Command {
 #[tokio::test]
 async fn eval_reports_execution_accuracy_against_a_provider() {
     let llm = ScriptedLlm::queue(vec![
-        Step::Reply(Reply::tool("a", "execute_query", json!({"sql": "SELECT count(*) FROM customers"}))),
+        Step::Reply(Reply::tool(
+            "a",
+            "execute_query",
+            json!({"sql": "SELECT count(*) FROM customers"}),
+        )),
         Step::Reply(Reply::text("1200")),
-        Step::Reply(Reply::tool("b", "execute_query", json!({"sql": "SELECT count(*) FROM orders WHERE status = 'pending'"}))),
+        Step::Reply(Reply::tool(
+            "b",
+            "execute_query",
+            json!({"sql": "SELECT count(*) FROM orders WHERE status = 'pending'"}),
+        )),
         Step::Reply(Reply::text("many")),
     ])
     .await;
@@ -52,10 +60,15 @@ async fn eval_reports_execution_accuracy_against_a_provider() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("execution accuracy: 1/2 = 50.0%"), "{stdout}");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
     assert_eq!(report["results"][0]["correct"], true);
     assert_eq!(report["results"][1]["correct"], false);
-    assert_eq!(report["results"][1]["predicted_sql"], "SELECT count(*) FROM orders WHERE status = 'pending'");
+    assert_eq!(
+        report["results"][1]["predicted_sql"],
+        "SELECT count(*) FROM orders WHERE status = 'pending'"
+    );
 }
 
 #[test]
@@ -70,7 +83,12 @@ fn eval_without_a_provider_says_what_to_configure() {
 #[test]
 fn config_prints_the_effective_configuration_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let out = sqlmatic(dir.path()).arg("config").env("SQLMATIC_AGENT__API_KEY", "sk-very-secret").env("SQLMATIC_API__PORT", "9999").output().unwrap();
+    let out = sqlmatic(dir.path())
+        .arg("config")
+        .env("SQLMATIC_AGENT__API_KEY", "sk-very-secret")
+        .env("SQLMATIC_API__PORT", "9999")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let v: Value = serde_json::from_str(&text).unwrap();

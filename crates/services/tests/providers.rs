@@ -209,3 +209,50 @@ async fn anthropic_non_streaming() {
         json!({"sql": "SELECT 2"})
     );
 }
+
+#[tokio::test]
+async fn memory_falls_back_to_trimming_when_summarising_fails() {
+    use sqlmatic_models::{MessageStatus, Role, ThreadTitle};
+    use sqlmatic_services::memory::Summarizer;
+    use sqlmatic_services::{AppDb, MemoryConfig, MemoryService, NewMessage, ThreadService};
+    let dir = tempfile::tempdir().unwrap();
+    let db = AppDb::open_path(&dir.path().join("app.db")).unwrap();
+    let threads = ThreadService::new(db.clone());
+    let t = threads.create("local", ThreadTitle::parse("t").unwrap(), "demo").await.unwrap();
+    for i in 0..3 {
+        let q = format!("question {i} {}", "x".repeat(400));
+        threads
+            .add_message("local", t.id, NewMessage::new(Role::User, q, MessageStatus::Complete))
+            .await
+            .unwrap();
+        threads
+            .add_message(
+                "local",
+                t.id,
+                NewMessage::new(Role::Assistant, format!("answer {i}"), MessageStatus::Complete),
+            )
+            .await
+            .unwrap();
+    }
+    threads
+        .add_message("local", t.id, NewMessage::new(Role::User, "latest?", MessageStatus::Complete))
+        .await
+        .unwrap();
+    let memory =
+        MemoryService::new(db, MemoryConfig { max_history_tokens: 300, ..MemoryConfig::default() });
+    let failing =
+        ScriptedLlm::queue(vec![
+            Step::Status { status: 500, retry_after: None, body: "{}".into() };
+            3
+        ])
+        .await;
+    let model = OpenAi::new(settings(failing.openai_url())).unwrap();
+    let history =
+        memory.history(t.id, Some(Summarizer { model: &model, model_name: "m" })).await.unwrap();
+    let text = serde_json::to_string(&history).unwrap();
+    assert!(text.contains("latest?"));
+    assert!(!text.contains("question 0"), "the oldest turns were trimmed");
+    assert!(!text.contains("Summary of the earlier"), "no summary when summarising failed");
+    assert!(history.iter().map(ChatMessage::estimated_tokens).sum::<usize>() <= 300);
+    assert!(memory.summary(t.id).await.unwrap().is_none());
+}

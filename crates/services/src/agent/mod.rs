@@ -377,3 +377,80 @@ impl AgentService {
         self.model.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AgentOverrides;
+
+    struct Silent;
+
+    impl ChatModel for Silent {
+        fn describe(&self) -> String {
+            "silent".into()
+        }
+
+        fn complete<'a>(
+            &'a self,
+            _r: &'a LlmRequest,
+        ) -> crate::llm::BoxFuture<'a, Result<crate::llm::LlmResponse, LlmError>> {
+            Box::pin(async { Err(LlmError::Timeout) })
+        }
+
+        fn stream<'a>(
+            &'a self,
+            _r: &'a LlmRequest,
+            _d: &'a crate::llm::Deltas,
+        ) -> crate::llm::BoxFuture<'a, Result<crate::llm::LlmResponse, LlmError>> {
+            Box::pin(async { Err(LlmError::Timeout) })
+        }
+    }
+
+    #[test]
+    fn agents_are_cached_per_user_and_rebuilt_when_settings_change() {
+        let tools = vec!["list_tables".to_owned(), "execute_query".to_owned()];
+        let mut config = AgentConfig { model: Some("m".into()), ..AgentConfig::default() };
+        config.users.insert(
+            "bob".into(),
+            AgentOverrides {
+                temperature: Some(0.7),
+                databases: Some(vec!["demo".into()]),
+                ..Default::default()
+            },
+        );
+        let service = AgentService::with_model(
+            config.clone(),
+            ToolRegistry::builtin(),
+            tools,
+            Arc::new(Silent),
+        );
+        let a1 = service.agent_for("alice").unwrap().unwrap();
+        let a2 = service.agent_for("alice").unwrap().unwrap();
+        assert!(Arc::ptr_eq(&a1, &a2), "cached");
+        let bob = service.agent_for("bob").unwrap().unwrap();
+        assert_eq!(bob.settings().temperature, 0.7);
+        assert!(bob.settings().may_use("demo") && !bob.settings().may_use("other"));
+        assert!(a1.settings().may_use("other"));
+        config.users.get_mut("bob").unwrap().temperature = Some(0.1);
+        service.update_config(config);
+        let bob2 = service.agent_for("bob").unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&bob, &bob2), "rebuilt after a change");
+        assert_eq!(bob2.settings().temperature, 0.1);
+        assert!(
+            Arc::ptr_eq(&a1, &service.agent_for("alice").unwrap().unwrap()),
+            "others untouched"
+        );
+    }
+
+    #[test]
+    fn unknown_tool_names_in_settings_are_an_error() {
+        let config = AgentConfig { model: Some("m".into()), ..AgentConfig::default() };
+        let service = AgentService::with_model(
+            config,
+            ToolRegistry::builtin(),
+            vec!["nope".into()],
+            Arc::new(Silent),
+        );
+        assert!(matches!(service.agent_for("x"), Err(AgentError::Tools(_))));
+    }
+}
