@@ -165,6 +165,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         .env("SQLMATIC_CONFIG", root().join("config/config.yaml"))
         .env("SQLMATIC_ENV", "production")
         .env("SQLMATIC_API__HOST", "127.0.0.1")
+        // measure the server, not the limiter: one client sends everything
+        .env("SQLMATIC_API__AUTH__MODE", "none")
+        .env("SQLMATIC_API__RATE_LIMIT__ENABLED", "false")
         .env("SQLMATIC_DATABASE__APP_PATH", dir.join("app.db"))
         .env("SQLMATIC_DATABASE__DEMO_PATH", dir.join("demo.db"))
         .env("SQLMATIC_LOGGING__FILE", "")

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use sqlmatic_events::{DatabaseUpdate, Event, EventBus, SubscriberId, Topic};
 use sqlmatic_models::{
-    DatabaseSchema, DatabaseSummary, Message, Page, QueryParams, QueryResult, Thread, ThreadId,
-    ThreadTitle,
+    DatabaseSchema, DatabaseSummary, Message, Page, Principal, QueryParams, QueryResult, Thread,
+    ThreadId, ThreadTitle,
 };
 use sqlmatic_services::agent::AgentService;
 use sqlmatic_services::{
     AgentConfig, AppDb, DatabaseConfig, MemoryConfig, MemoryService, QueryLog, QueryLogEntry,
-    Targets, ThreadService,
+    Targets, ThreadService, UserService,
 };
 use sqlmatic_tools::{
     QueryEvent, QueryObserver, QueryOutcome, TargetDatabase, ToolContext, ToolRegistry, ToolsConfig,
@@ -28,6 +28,8 @@ pub struct CoreConfig {
     pub tools: ToolsConfig,
     pub agent: AgentConfig,
     pub memory: MemoryConfig,
+    /// Chats one user may have running at once (0: no limit).
+    pub max_concurrent_chats: usize,
     /// How often `metrics_update` is pushed to `metrics` subscribers.
     pub metrics_interval: Duration,
 }
@@ -54,10 +56,11 @@ pub struct Sqlmatic {
     config: CoreConfig,
     app_db: AppDb,
     pub(crate) threads: ThreadService,
+    pub(crate) users: UserService,
     pub(crate) memory: MemoryService,
     pub(crate) agents: AgentService,
-    /// Threads with a turn running, and how to cancel it.
-    pub(crate) inflight: Mutex<HashMap<ThreadId, watch::Sender<bool>>>,
+    /// Threads with a turn running: whose, and how to cancel it.
+    pub(crate) inflight: Mutex<HashMap<ThreadId, (String, watch::Sender<bool>)>>,
     query_log: QueryLog,
     targets: Targets,
     tools: ToolRegistry,
@@ -102,6 +105,7 @@ impl Sqlmatic {
         );
         Ok(Arc::new(Self {
             threads,
+            users: UserService::new(app_db.clone()),
             memory: MemoryService::new(app_db.clone(), config.memory.clone()),
             agents,
             inflight: Mutex::default(),
@@ -136,12 +140,35 @@ impl Sqlmatic {
         self.targets.default_name()
     }
 
-    pub fn databases(&self) -> Vec<DatabaseSummary> {
-        self.targets.summaries()
+    /// The databases `user` may use.
+    pub fn databases(&self, user: &Principal) -> Vec<DatabaseSummary> {
+        self.targets.summaries().into_iter().filter(|d| user.may_use(&d.name)).collect()
     }
 
+    /// Any configured target, unchecked (internal use: watcher, readiness).
     pub fn target(&self, name: Option<&str>) -> Result<Arc<TargetDatabase>> {
         Ok(self.targets.get(name)?)
+    }
+
+    /// The target `user` asked for (or their default); a database not granted to them answers
+    /// exactly like one that does not exist.
+    pub fn target_for(&self, user: &Principal, name: Option<&str>) -> Result<Arc<TargetDatabase>> {
+        let visible = || self.databases(user).into_iter().map(|d| d.name).collect::<Vec<_>>();
+        let not_found = |name: &str| {
+            Error::Service(sqlmatic_services::Error::UnknownDatabase {
+                name: name.chars().take(100).collect(),
+                known: visible().join(", "),
+            })
+        };
+        match name {
+            Some(n) if !user.may_use(n) => Err(not_found(n)),
+            Some(n) => self.target(Some(n)),
+            None if user.may_use(self.default_database()) => self.target(None),
+            None => match visible().first() {
+                Some(first) => self.target(Some(first)),
+                None => Err(not_found(self.default_database())),
+            },
+        }
     }
 
     pub(crate) fn targets(&self) -> &Targets {
@@ -173,21 +200,31 @@ impl Sqlmatic {
         Ok(())
     }
 
-    /// The structure of a database, from cache unless it changed.
-    pub async fn structure(&self, database: Option<&str>) -> Result<Arc<DatabaseSchema>> {
-        let ctx = ToolContext::new(self.target(database)?, self.config.tools.limits());
+    /// The structure of a database `user` may see, from cache unless it changed.
+    pub async fn structure(
+        &self,
+        user: &Principal,
+        database: Option<&str>,
+    ) -> Result<Arc<DatabaseSchema>> {
+        let target = self.target_for(user, database)?;
+        self.structure_of(target.name()).await
+    }
+
+    pub(crate) async fn structure_of(&self, database: &str) -> Result<Arc<DatabaseSchema>> {
+        let ctx = ToolContext::new(self.target(Some(database))?, self.config.tools.limits());
         Ok(ctx.blocking(|ctx| ctx.database.schema(&ctx.limits)).await?)
     }
 
     /// Runs one read-only query for a user of the REST API.
     pub async fn query(
         &self,
-        user: &str,
+        user: &Principal,
         database: Option<&str>,
         sql: String,
         params: QueryParams,
     ) -> Result<QueryResult> {
-        let ctx = self.tool_context(user, database, None, "api")?;
+        let target = self.target_for(user, database)?;
+        let ctx = self.tool_context(&user.name, Some(target.name()), None, "api")?;
         Ok(ctx
             .blocking(move |ctx| ctx.database.query(&sql, &params, &ctx.limits, &ctx.audit()))
             .await?)
@@ -223,19 +260,30 @@ impl Sqlmatic {
         });
     }
 
-    pub async fn query_log(&self, user: Option<&str>, limit: u32) -> Result<Vec<QueryLogEntry>> {
-        Ok(self.query_log.recent(user, limit.clamp(1, 1000)).await?)
+    /// The query log: admins see everyone's (or `of` one user's), users their own.
+    pub async fn query_log(
+        &self,
+        user: &Principal,
+        of: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<QueryLogEntry>> {
+        let filter = if user.admin { of } else { Some(user.name.as_str()) };
+        Ok(self.query_log.recent(filter, limit.clamp(1, 1000)).await?)
+    }
+
+    pub fn users(&self) -> &UserService {
+        &self.users
     }
 
     // --- threads ---
 
-    pub async fn list_threads(&self, user: &str, page: Page) -> Result<(Vec<Thread>, u64)> {
-        Ok(self.threads.list(user, page).await?)
+    pub async fn list_threads(&self, user: &Principal, page: Page) -> Result<(Vec<Thread>, u64)> {
+        Ok(self.threads.list(&user.name, page).await?)
     }
 
     pub async fn create_thread(
         &self,
-        user: &str,
+        user: &Principal,
         title: Option<&str>,
         database: Option<&str>,
     ) -> Result<Thread> {
@@ -243,32 +291,38 @@ impl Sqlmatic {
             Some(t) => ThreadTitle::parse(t).map_err(|m| Error::invalid("invalid_title", m))?,
             None => ThreadTitle::from_question(""),
         };
-        let target = self.target(database)?;
-        let thread = self.threads.create(user, title, target.name()).await?;
-        self.bus.publish(&Topic::Threads, &Event::ThreadCreated(thread.clone()));
+        let target = self.target_for(user, database)?;
+        let thread = self.threads.create(&user.name, title, target.name()).await?;
+        self.bus
+            .publish(&Topic::UserThreads(user.name.clone()), &Event::ThreadCreated(thread.clone()));
         Ok(thread)
     }
 
-    pub async fn get_thread(&self, user: &str, id: ThreadId) -> Result<ThreadWithMessages> {
-        let thread = self.threads.get(user, id).await?;
-        let messages = self.threads.messages(user, id).await?;
+    pub async fn get_thread(&self, user: &Principal, id: ThreadId) -> Result<ThreadWithMessages> {
+        let thread = self.threads.get(&user.name, id).await?;
+        let messages = self.threads.messages(&user.name, id).await?;
         Ok(ThreadWithMessages { thread, messages })
     }
 
-    pub async fn rename_thread(&self, user: &str, id: ThreadId, title: &str) -> Result<Thread> {
+    pub async fn rename_thread(
+        &self,
+        user: &Principal,
+        id: ThreadId,
+        title: &str,
+    ) -> Result<Thread> {
         let title = ThreadTitle::parse(title).map_err(|m| Error::invalid("invalid_title", m))?;
-        Ok(self.threads.rename(user, id, title).await?)
+        Ok(self.threads.rename(&user.name, id, title).await?)
     }
 
-    pub async fn delete_thread(&self, user: &str, id: ThreadId) -> Result<()> {
-        Ok(self.threads.delete(user, id).await?)
+    pub async fn delete_thread(&self, user: &Principal, id: ThreadId) -> Result<()> {
+        Ok(self.threads.delete(&user.name, id).await?)
     }
 
     // --- events ---
 
     /// The `database_update` event for a database's current structure.
     pub async fn database_update(&self, database: &str) -> Result<Event> {
-        let schema = self.structure(Some(database)).await?;
+        let schema = self.structure_of(database).await?;
         Ok(Event::DatabaseUpdate(Box::new(DatabaseUpdate {
             database: schema.database.clone(),
             schema_version: schema.schema_version,
@@ -278,15 +332,17 @@ impl Sqlmatic {
 
     /// Resolves a topic for `user`: `database` becomes the default database's topic; unknown
     /// databases and other users' threads are refused (as not found).
-    pub async fn resolve_topic(&self, user: &str, topic: Topic) -> Result<Topic> {
+    pub async fn resolve_topic(&self, user: &Principal, topic: Topic) -> Result<Topic> {
         match topic {
             Topic::Database(name) => {
-                Ok(Topic::Database(Some(self.target(name.as_deref())?.name().to_owned())))
+                Ok(Topic::Database(Some(self.target_for(user, name.as_deref())?.name().to_owned())))
             }
             Topic::Thread(id) => {
-                self.threads.get(user, id).await?;
+                self.threads.get(&user.name, id).await?;
                 Ok(Topic::Thread(id))
             }
+            Topic::Threads => Ok(Topic::UserThreads(user.name.clone())),
+            Topic::Metrics if !user.admin => Err(Error::Forbidden("metrics are for admins".into())),
             other => Ok(other),
         }
     }

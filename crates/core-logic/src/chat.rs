@@ -11,7 +11,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlmatic_events::{ErrorPayload, Event, MessageStream, StreamPart, Topic};
 use sqlmatic_models::{
-    ChatMessage, ColumnMeta, MessageId, MessageStatus, Role, Thread, ThreadId, ThreadTitle, Usage,
+    ChatMessage, ColumnMeta, MessageId, MessageStatus, Principal, Role, Thread, ThreadId,
+    ThreadTitle, Usage,
 };
 use sqlmatic_services::NewMessage;
 use sqlmatic_services::agent::{Agent, AgentError, AgentEvent, context};
@@ -124,11 +125,13 @@ impl Sqlmatic {
     /// Validates, resolves or creates the thread, reserves it and stores the question.
     pub async fn start_chat(
         self: &Arc<Self>,
-        user: &str,
+        principal: &Principal,
         request: ChatRequest,
     ) -> Result<PreparedTurn> {
+        let user = principal.name.as_str();
         let text = Self::validate_message(&request.message)?.to_owned();
-        let agent = self.agents.agent_for(user).map_err(Error::agent)?;
+        let stored_settings = self.users.agent_settings(user).await.ok().flatten();
+        let agent = self.agents.agent_for(user, stored_settings.as_ref()).map_err(Error::agent)?;
         let thread = match request.thread_id {
             Some(id) => {
                 let thread = self.threads.get(user, id).await?;
@@ -144,7 +147,7 @@ impl Sqlmatic {
                 thread
             }
             None => {
-                let target = self.target(request.database.as_deref())?;
+                let target = self.target_for(principal, request.database.as_deref())?;
                 if let Some(a) = &agent
                     && !a.settings().may_use(target.name())
                 {
@@ -156,7 +159,10 @@ impl Sqlmatic {
                     .threads
                     .create(user, ThreadTitle::from_question(&text), target.name())
                     .await?;
-                self.bus.publish(&Topic::Threads, &Event::ThreadCreated(thread.clone()));
+                self.bus.publish(
+                    &Topic::UserThreads(user.to_owned()),
+                    &Event::ThreadCreated(thread.clone()),
+                );
                 thread
             }
         };
@@ -176,7 +182,7 @@ impl Sqlmatic {
             );
             return Err(Error::LlmNotConfigured { thread_id: thread.id, message_id: stored.id });
         };
-        if !agent.settings().may_use(&thread.database) {
+        if !agent.settings().may_use(&thread.database) || !principal.may_use(&thread.database) {
             return Err(Error::agent(AgentError::DatabaseForbidden(thread.database.clone())));
         }
         let (cancel_tx, cancel) = watch::channel(false);
@@ -185,7 +191,12 @@ impl Sqlmatic {
             if inflight.contains_key(&thread.id) {
                 return Err(Error::ThreadBusy(thread.id));
             }
-            inflight.insert(thread.id, cancel_tx);
+            let limit = self.config().max_concurrent_chats;
+            let running = inflight.values().filter(|(owner, _)| owner == user).count();
+            if limit > 0 && running >= limit {
+                return Err(Error::TooManyChats(running));
+            }
+            inflight.insert(thread.id, (user.to_owned(), cancel_tx));
         }
         let guard = InFlight { core: self.clone(), thread: thread.id };
         let stored = self
@@ -225,7 +236,11 @@ impl Sqlmatic {
 
     /// One chat turn: start it, run it to the end on its own task (a client that goes away does
     /// not stop it), and return the reply.
-    pub async fn chat(self: &Arc<Self>, user: &str, request: ChatRequest) -> Result<ChatReply> {
+    pub async fn chat(
+        self: &Arc<Self>,
+        user: &Principal,
+        request: ChatRequest,
+    ) -> Result<ChatReply> {
         let turn = self.start_chat(user, request).await?;
         let core = self.clone();
         tokio::spawn(async move { core.run_turn(turn).await })
@@ -234,11 +249,11 @@ impl Sqlmatic {
     }
 
     /// Stops the answer in flight in `thread_id`.
-    pub async fn cancel(&self, user: &str, thread_id: ThreadId) -> Result<()> {
-        self.threads.get(user, thread_id).await?;
+    pub async fn cancel(&self, user: &Principal, thread_id: ThreadId) -> Result<()> {
+        self.threads.get(&user.name, thread_id).await?;
         let inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
         match inflight.get(&thread_id) {
-            Some(tx) => {
+            Some((_, tx)) => {
                 let _ = tx.send(true);
                 log::info!("chat: cancel requested in thread {thread_id}");
                 Ok(())
@@ -361,7 +376,7 @@ impl TurnRun<'_> {
             Summarizer { model: agent.model().as_ref(), model_name: &agent.settings().model };
         let history: Vec<ChatMessage> =
             core.memory.history(turn.thread.id, Some(summarizer)).await?;
-        let schema = core.structure(Some(&turn.thread.database)).await?;
+        let schema = core.structure_of(&turn.thread.database).await?;
         let system_context =
             context::schema_context(&schema, &turn.question, agent.settings().schema_token_budget);
         let ctx = core.tool_context(

@@ -10,6 +10,10 @@ pub enum Error {
     Tool(#[from] sqlmatic_tools::ToolError),
     #[error("{message}")]
     InvalidInput { code: &'static str, message: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("you already have {0} answers running; wait for one to finish")]
+    TooManyChats(usize),
     #[error(
         "no LLM provider is configured, so questions cannot be answered yet; your message was stored \
          in thread {thread_id}. Set agent.provider (openai or anthropic), agent.base_url and agent.model \
@@ -47,6 +51,8 @@ impl Error {
             Self::Service(e) => e.kind(),
             Self::Tool(e) => e.kind(),
             Self::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Self::Forbidden(_) => ErrorKind::Forbidden,
+            Self::TooManyChats(_) => ErrorKind::RateLimited,
             Self::LlmNotConfigured { .. } => ErrorKind::Unavailable,
         }
     }
@@ -60,6 +66,8 @@ impl Error {
             Self::Service(e) => e.code(),
             Self::Tool(e) => e.code.as_str(),
             Self::InvalidInput { code, .. } => code,
+            Self::Forbidden(_) => "forbidden",
+            Self::TooManyChats(_) => "too_many_chats",
             Self::LlmNotConfigured { .. } => "llm_not_configured",
         }
     }

@@ -105,7 +105,11 @@ pub fn same_result(gold: &[Vec<Value>], predicted: &[Vec<Value>], ordered: bool)
 
 impl Sqlmatic {
     /// Runs every case through the agent as `user` and scores it.
-    pub async fn evaluate(self: &Arc<Self>, user: &str, cases: Vec<EvalCase>) -> EvalReport {
+    pub async fn evaluate(
+        self: &Arc<Self>,
+        user: &sqlmatic_models::Principal,
+        cases: Vec<EvalCase>,
+    ) -> EvalReport {
         let mut results = Vec::with_capacity(cases.len());
         for (i, case) in cases.into_iter().enumerate() {
             let id = case.id.clone().unwrap_or_else(|| (i + 1).to_string());

@@ -11,6 +11,14 @@ use sqlmatic_events::Topic;
 use sqlmatic_models::{Page, QueryParams, Role};
 use sqlmatic_services::DatabaseConfig;
 
+fn local() -> sqlmatic_models::Principal {
+    sqlmatic_models::Principal::local()
+}
+
+fn someone() -> sqlmatic_models::Principal {
+    sqlmatic_models::Principal { name: "someone".into(), admin: false, databases: None }
+}
+
 struct Fixture {
     core: Arc<Sqlmatic>,
     target_path: std::path::PathBuf,
@@ -41,14 +49,15 @@ fn open(poll_ms: u64) -> Fixture {
 async fn a_chat_turn_stores_the_question_before_anything_can_fail() {
     let fx = open(1000);
     let mut sub = fx.core.bus().subscribe(8);
-    fx.core.bus().add_topics(sub.id, [Topic::Threads]);
-    let err = fx.core.chat("local", ChatRequest::new("  How many rows in t?  ")).await.unwrap_err();
+    fx.core.bus().add_topics(sub.id, [Topic::UserThreads("local".into())]);
+    let err =
+        fx.core.chat(&local(), ChatRequest::new("  How many rows in t?  ")).await.unwrap_err();
     let Error::LlmNotConfigured { thread_id, message_id } = err else { panic!("{err:?}") };
     let created: serde_json::Value =
         serde_json::from_str(&sub.receiver.recv().await.unwrap()).unwrap();
     assert_eq!(created["event"], "thread_created");
     assert_eq!(created["payload"]["title"], "How many rows in t?");
-    let thread = fx.core.get_thread("local", thread_id).await.unwrap();
+    let thread = fx.core.get_thread(&local(), thread_id).await.unwrap();
     assert_eq!(thread.thread.database, "fx");
     assert_eq!(thread.messages.len(), 1);
     assert_eq!(thread.messages[0].id, message_id);
@@ -61,31 +70,31 @@ async fn invalid_chats_store_nothing() {
     let fx = open(1000);
     for (message, code) in [("   ", "empty_message"), (&"x".repeat(40_000)[..], "message_too_long")]
     {
-        let err = fx.core.chat("local", ChatRequest::new(message)).await.unwrap_err();
+        let err = fx.core.chat(&local(), ChatRequest::new(message)).await.unwrap_err();
         assert_eq!(err.code(), code);
     }
     let err = fx
         .core
-        .chat("local", ChatRequest { database: Some("nope".into()), ..ChatRequest::new("hi") })
+        .chat(&local(), ChatRequest { database: Some("nope".into()), ..ChatRequest::new("hi") })
         .await
         .unwrap_err();
     assert_eq!(err.code(), "database_not_found");
-    assert_eq!(fx.core.list_threads("local", Page::default()).await.unwrap().1, 0);
+    assert_eq!(fx.core.list_threads(&local(), Page::default()).await.unwrap().1, 0);
 }
 
 #[tokio::test]
 async fn queries_reach_the_query_log_and_metrics() {
     let fx = open(1000);
     let r =
-        fx.core.query("local", None, "SELECT v FROM t".into(), QueryParams::None).await.unwrap();
+        fx.core.query(&local(), None, "SELECT v FROM t".into(), QueryParams::None).await.unwrap();
     assert_eq!(r.rows, vec![vec![serde_json::json!("a")]]);
     let err = fx
         .core
-        .query("local", Some("fx"), "DROP TABLE t".into(), QueryParams::None)
+        .query(&local(), Some("fx"), "DROP TABLE t".into(), QueryParams::None)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "read_only");
-    let log = fx.core.query_log(Some("local"), 10).await.unwrap();
+    let log = fx.core.query_log(&local(), None, 10).await.unwrap();
     assert_eq!(log.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>(), ["blocked", "ok"]);
     let m = fx.core.metrics_snapshot().await;
     assert_eq!(m["queries"]["run"], 2);
@@ -97,7 +106,7 @@ async fn subscribers_get_the_schema_now_and_changes_later() {
     let fx = open(50);
     let _tasks = watch::start(&fx.core);
     let mut sub = fx.core.bus().subscribe(8);
-    let topic = fx.core.resolve_topic("local", Topic::Database(None)).await.unwrap();
+    let topic = fx.core.resolve_topic(&local(), Topic::Database(None)).await.unwrap();
     assert_eq!(topic, Topic::Database(Some("fx".into())));
     fx.core.subscribe(sub.id, vec![topic]).await.unwrap();
     let first: serde_json::Value =
@@ -135,10 +144,10 @@ async fn metrics_are_pushed_to_metrics_subscribers() {
 #[tokio::test]
 async fn other_users_threads_are_invisible() {
     let fx = open(1000);
-    let t = fx.core.create_thread("local", Some("mine"), None).await.unwrap();
-    let err = fx.core.resolve_topic("someone", Topic::Thread(t.id)).await.unwrap_err();
+    let t = fx.core.create_thread(&local(), Some("mine"), None).await.unwrap();
+    let err = fx.core.resolve_topic(&someone(), Topic::Thread(t.id)).await.unwrap_err();
     assert_eq!(err.code(), "thread_not_found");
-    let err = fx.core.get_thread("someone", t.id).await.unwrap_err();
+    let err = fx.core.get_thread(&someone(), t.id).await.unwrap_err();
     assert_eq!(err.code(), "thread_not_found");
 }
 
@@ -175,7 +184,7 @@ async fn a_turn_streams_events_and_stores_its_transcript() {
     )
     .await;
     let fx = open_with_llm(&llm);
-    let turn = fx.core.start_chat("local", ChatRequest::new("How many rows?")).await.unwrap();
+    let turn = fx.core.start_chat(&local(), ChatRequest::new("How many rows?")).await.unwrap();
     let mut sub = fx.core.bus().subscribe(64);
     fx.core.bus().add_topics(sub.id, [Topic::Thread(turn.thread.id)]);
     let reply = fx.core.run_turn(turn).await.unwrap();
@@ -189,7 +198,7 @@ async fn a_turn_streams_events_and_stores_its_transcript() {
     assert_eq!(kinds.first().map(String::as_str), Some("tool_call"));
     assert_eq!(kinds.last().map(String::as_str), Some("done"));
     assert!(kinds.iter().any(|k| k == "delta"));
-    let thread = fx.core.get_thread("local", reply.thread_id).await.unwrap();
+    let thread = fx.core.get_thread(&local(), reply.thread_id).await.unwrap();
     assert_eq!(thread.messages.len(), 4, "question, answer, tool call, tool result");
     assert!(thread.messages[2..].iter().all(|m| m.parent_id == Some(reply.message_id)));
 }
@@ -203,12 +212,12 @@ async fn an_interrupted_turn_is_marked_on_restart() {
     }])
     .await;
     let fx = open_with_llm(&llm);
-    let turn = fx.core.start_chat("local", ChatRequest::new("slow question")).await.unwrap();
+    let turn = fx.core.start_chat(&local(), ChatRequest::new("slow question")).await.unwrap();
     let (thread_id, answer_id) = (turn.thread.id, turn.answer_id);
     // the process "dies" with the turn in flight: the answer row stays pending
     drop(turn);
     let reopened = Sqlmatic::open(fx.core.config().clone()).unwrap();
-    let thread = reopened.get_thread("local", thread_id).await.unwrap();
+    let thread = reopened.get_thread(&local(), thread_id).await.unwrap();
     let answer = thread.messages.iter().find(|m| m.id == answer_id).unwrap();
     assert_eq!(answer.status, sqlmatic_models::MessageStatus::Interrupted);
     assert_eq!(thread.messages[0].content, "slow question");
@@ -240,7 +249,7 @@ async fn evaluation_scores_execution_accuracy() {
 {"id": "q3", "question": "unanswerable", "gold_sql": "SELECT 1"}"#,
     )
     .unwrap();
-    let report = fx.core.evaluate("local", cases).await;
+    let report = fx.core.evaluate(&local(), cases).await;
     assert_eq!(report.total, 3);
     assert_eq!(report.correct, 1, "{report:#?}");
     assert!((report.execution_accuracy - 1.0 / 3.0).abs() < 1e-9);

@@ -10,7 +10,10 @@ use sqlmatic_models::ThreadId;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Topic {
     Database(Option<String>),
+    /// `threads` as a client writes it; the server resolves it to the caller's [`Topic::UserThreads`].
     Threads,
+    /// One user's thread events (never parsed from a client).
+    UserThreads(String),
     Thread(ThreadId),
     Metrics,
 }
@@ -49,7 +52,7 @@ impl fmt::Display for Topic {
         match self {
             Self::Database(None) => f.write_str("database"),
             Self::Database(Some(name)) => write!(f, "database:{name}"),
-            Self::Threads => f.write_str("threads"),
+            Self::Threads | Self::UserThreads(_) => f.write_str("threads"),
             Self::Thread(id) => write!(f, "thread:{id}"),
             Self::Metrics => f.write_str("metrics"),
         }

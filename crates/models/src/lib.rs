@@ -7,6 +7,7 @@
 mod chat;
 mod error;
 mod ids;
+mod principal;
 mod query;
 mod schema;
 mod thread;
@@ -14,6 +15,7 @@ mod thread;
 pub use chat::{ChatMessage, ToolCall, Usage};
 pub use error::ErrorKind;
 pub use ids::{InvalidId, MessageId, ThreadId};
+pub use principal::Principal;
 pub use query::{ColumnMeta, InvalidSql, QueryParams, QueryResult, SqlQuery};
 pub use schema::{
     ColumnInfo, DatabaseMetadata, DatabaseSchema, DatabaseSummary, ForeignKeyInfo, IndexInfo,

@@ -54,6 +54,9 @@ fn start_server(dir: &Path, llm_url: &str) -> Server {
         .env_remove("SQLMATIC_CONFIG")
         .env("SQLMATIC_ENV", "production")
         .env("SQLMATIC_API__HOST", "127.0.0.1")
+        // measure the server, not the limiter: one client sends everything
+        .env("SQLMATIC_API__AUTH__MODE", "none")
+        .env("SQLMATIC_API__RATE_LIMIT__ENABLED", "false")
         .env("SQLMATIC_DATABASE__APP_PATH", dir.join("app.db"))
         .env("SQLMATIC_DATABASE__DEMO_PATH", dir.join("demo.db"))
         .env("SQLMATIC_LOGGING__FILE", "")

@@ -54,6 +54,10 @@ pub struct ApiConfig {
     pub metrics_interval_ms: u64,
     /// Seconds to let in-flight requests finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    pub auth: crate::auth::AuthConfig,
+    /// Origins allowed to call the API from a browser (CORS); empty: same origin only; `*`: any.
+    pub allowed_origins: Vec<String>,
+    pub rate_limit: crate::auth::RateLimitConfig,
 }
 
 impl Default for ApiConfig {
@@ -69,6 +73,9 @@ impl Default for ApiConfig {
             ws_idle_timeout_ms: 45_000,
             metrics_interval_ms: 5_000,
             shutdown_timeout_secs: 10,
+            auth: Default::default(),
+            allowed_origins: Vec::new(),
+            rate_limit: Default::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! Owns HTTP, WebSocket framing and configuration; must not contain SQL or prompt text.
 //! Handlers stay thin: extract, call the core, convert.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod logging;
@@ -17,10 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Payload, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::{StatusCode, header};
-use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next, from_fn};
-use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::middleware::{
+    Condition, DefaultHeaders, ErrorHandlerResponse, ErrorHandlers, Next, from_fn,
+};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use sqlmatic_core_logic::{CoreConfig, Sqlmatic, watch};
 use sqlmatic_models::ErrorKind;
 
@@ -31,23 +34,12 @@ use crate::error::ApiError;
 pub struct State {
     pub core: Arc<Sqlmatic>,
     pub api: ApiConfig,
+    pub limiter: auth::Limiter,
 }
 
-/// The user a request acts for. With `api.auth.mode: none` (the only mode so far) every request
-/// is the implicit local user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CurrentUser(pub String);
+pub use auth::{Admin, CurrentUser};
 
 pub const LOCAL_USER: &str = "local";
-
-impl FromRequest for CurrentUser {
-    type Error = actix_web::Error;
-    type Future = std::future::Ready<Result<Self, Self::Error>>;
-
-    fn from_request(_req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        std::future::ready(Ok(Self(LOCAL_USER.to_owned())))
-    }
-}
 
 /// Logs every request (method, path, status, latency), counts it in the metrics by route
 /// pattern, and tags the response with an `X-Request-Id`.
@@ -103,6 +95,36 @@ fn method_not_allowed<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body()))
 }
 
+/// Headers every response carries: no sniffing, no framing, no referrer leaks. API responses
+/// are JSON, so the content security policy forbids everything.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cross-Origin-Resource-Policy", "same-origin"))
+        .add(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"))
+}
+
+/// CORS for the configured origins (`*` allows any).
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_NONE_MATCH])
+        .expose_headers([
+            "ETag",
+            "X-Request-Id",
+            "Retry-After",
+            "X-Sqlmatic-Row-Count",
+            "X-Sqlmatic-Truncated",
+        ])
+        .max_age(3600);
+    for o in origins {
+        cors = if o == "*" { cors.allow_any_origin() } else { cors.allowed_origin(o) };
+    }
+    cors
+}
+
 /// A bound, not yet running server. `main` and the tests take the same path.
 pub struct Application {
     port: u16,
@@ -120,8 +142,14 @@ impl Application {
             tools: config.tools.clone(),
             agent: config.agent.clone(),
             memory: config.memory.clone(),
+            max_concurrent_chats: if config.api.rate_limit.enabled {
+                config.api.rate_limit.max_concurrent_chats
+            } else {
+                0
+            },
             metrics_interval: Duration::from_millis(config.api.metrics_interval_ms),
         };
+        auth::check_bind(&config.api.host, &config.api.auth).map_err(anyhow::Error::msg)?;
         let core = tokio::task::spawn_blocking(move || Sqlmatic::open(core_config)).await??;
         let tasks = watch::start(&core);
         let listener =
@@ -130,7 +158,12 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let api = config.api.clone();
-        let state = web::Data::new(State { core: core.clone(), api: api.clone() });
+        let state = web::Data::new(State {
+            core: core.clone(),
+            api: api.clone(),
+            limiter: auth::Limiter::new(api.rate_limit.clone()),
+        });
+        log::info!("authentication: {:?}; rate limits: {:?}", api.auth.mode, api.rate_limit);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -141,11 +174,16 @@ impl Application {
                 )
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
+                // innermost first: auth and limits, then JSON 405s, logging and metrics,
+                // security headers, and CORS outermost (it answers preflights itself)
+                .wrap(from_fn(auth::authenticate))
                 .wrap(
                     ErrorHandlers::new()
                         .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed),
                 )
                 .wrap(from_fn(observe))
+                .wrap(security_headers())
+                .wrap(Condition::new(!api.allowed_origins.is_empty(), cors(&api.allowed_origins)))
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
         })

@@ -25,6 +25,26 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+enum UserAction {
+    /// Create a user and print its token (shown once).
+    Add {
+        name: String,
+        /// May see everyone's metrics and query log and edit agent settings.
+        #[arg(long)]
+        admin: bool,
+        /// Target databases the user may query (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        databases: Option<Vec<String>>,
+    },
+    /// List users.
+    List,
+    /// Revoke all of a user's tokens and disable the user.
+    Revoke { name: String },
+    /// Replace a user's tokens with a new one (printed once) and re-enable the user.
+    Rotate { name: String },
+}
+
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server (the default).
     Serve,
@@ -38,6 +58,11 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Manage users and their API tokens (for `api.auth.mode: token`).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Measure the agent's execution accuracy on a JSONL dataset of
     /// `{"question", "gold_sql", "database"?, "id"?}` lines against the configured provider.
     Eval {
@@ -100,6 +125,45 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::User { action } => {
+            let config = load()?;
+            let users = sqlmatic_services::UserService::new(sqlmatic_services::AppDb::open(
+                &config.database,
+            )?);
+            match action {
+                UserAction::Add { name, admin, databases } => {
+                    let token = users.add(&name, admin, databases)?;
+                    println!(
+                        "created user {name}{}; token (shown once, keep it secret):\n{token}",
+                        if admin { " (admin)" } else { "" }
+                    );
+                }
+                UserAction::List => {
+                    println!(
+                        "{:<24} {:<6} {:<9} {:<7} databases",
+                        "name", "admin", "disabled", "tokens"
+                    );
+                    for u in users.list()? {
+                        let dbs = u.databases.map_or_else(|| "all".to_owned(), |d| d.join(","));
+                        println!(
+                            "{:<24} {:<6} {:<9} {:<7} {dbs}",
+                            u.name, u.admin, u.disabled, u.active_tokens
+                        );
+                    }
+                }
+                UserAction::Revoke { name } => {
+                    let n = users.revoke(&name)?;
+                    println!("revoked {n} token(s) of {name}; the user is disabled");
+                }
+                UserAction::Rotate { name } => {
+                    let token = users.rotate(&name)?;
+                    println!(
+                        "new token for {name} (shown once; the old ones no longer work):\n{token}"
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Serve => serve(load()?),
     }
 }
@@ -127,6 +191,7 @@ fn eval(
         tools: config.tools.clone(),
         agent: config.agent.clone(),
         memory: config.memory.clone(),
+        max_concurrent_chats: 0,
         metrics_interval: std::time::Duration::from_millis(config.api.metrics_interval_ms),
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -134,7 +199,7 @@ fn eval(
         let core =
             tokio::task::spawn_blocking(move || sqlmatic_core_logic::Sqlmatic::open(core_config))
                 .await??;
-        anyhow::Ok(core.evaluate(sqlmatic_server::LOCAL_USER, cases).await)
+        anyhow::Ok(core.evaluate(&sqlmatic_models::Principal::local(), cases).await)
     })
 }
 

@@ -80,7 +80,8 @@ pub async fn connect(
     state: web::Data<State>,
     user: CurrentUser,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    // browsers authenticate with the subprotocols `sqlmatic, bearer.<token>`; answer `sqlmatic`
+    let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &["sqlmatic"])?;
     let max = state.api.ws_max_frame_bytes;
     let stream = stream.max_frame_size(max).aggregate_continuations().max_continuation_size(max);
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -162,6 +163,14 @@ impl Conn {
                 self.send(&Event::Subscribed { topics }).await
             }
             ClientAction::Chat { thread_id, message, database } => {
+                if let Err(wait) = self.state.limiter.chat(&format!("user:{}", self.user.0.name)) {
+                    let e = ApiError::new(
+                        sqlmatic_models::ErrorKind::RateLimited,
+                        "rate_limited",
+                        format!("too many chats; retry in {} s", wait.as_secs().max(1)),
+                    );
+                    return self.send(&error_event(e)).await;
+                }
                 let request = ChatRequest { thread_id, message, database, stream: true };
                 match core.start_chat(&self.user.0, request).await {
                     Ok(turn) => {
@@ -206,7 +215,7 @@ async fn run(
     let mut subscription = state.core.bus().subscribe(api.ws_buffer_size);
     let id = subscription.id;
     state.core.metrics().ws_opened();
-    log::info!("ws {id}: connected from {peer} as {}", user.0);
+    log::info!("ws {id}: connected from {peer} as {}", user.0.name);
     let mut conn = Conn { state: state.clone(), user, session };
     let mut heartbeat = tokio::time::interval(Duration::from_millis(api.ws_heartbeat_interval_ms));
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -61,6 +61,19 @@ const MIGRATIONS: &[&str] = &[
     // 2: a turn's intermediate messages (assistant tool calls, tool results) hang under its answer
     "ALTER TABLE messages ADD COLUMN parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE;
     CREATE INDEX messages_parent ON messages(parent_id);",
+    // 3: database grants, disabled users, per-user agent settings, API tokens (salted hashes only)
+    "ALTER TABLE users ADD COLUMN databases TEXT;
+    ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN agent_settings TEXT;
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE INDEX api_tokens_user ON api_tokens(user);",
 ];
 
 /// The app database; cheap to clone.

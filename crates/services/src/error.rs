@@ -56,6 +56,7 @@ impl Error {
         match self {
             Self::NotFound { what: "thread" } => "thread_not_found",
             Self::NotFound { what: "message" } => "message_not_found",
+            Self::NotFound { what: "user" } => "user_not_found",
             Self::NotFound { .. } => "not_found",
             Self::InvalidInput(_) => "invalid_input",
             Self::UnknownDatabase { .. } => "database_not_found",

@@ -26,6 +26,7 @@ mod targets;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 mod threads;
+pub mod users;
 
 pub use agent_config::{AgentConfig, AgentOverrides, DEFAULT_SYSTEM_PROMPT, MemoryConfig};
 pub use app_db::AppDb;
@@ -36,3 +37,4 @@ pub use memory::MemoryService;
 pub use query_log::{QueryLog, QueryLogEntry};
 pub use targets::Targets;
 pub use threads::{NewMessage, ThreadService};
+pub use users::{UserInfo, UserService};

@@ -4,15 +4,15 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use sqlmatic_models::{DatabaseSchema, DatabaseSummary};
 
-use crate::State;
 use crate::error::ApiError;
 use crate::wire::DatabaseParam;
+use crate::{CurrentUser, State};
 
 /// The configured target databases.
 #[utoipa::path(get, path = "/api/databases", tag = "databases", responses((status = 200, body = Vec<DatabaseSummary>)))]
 #[get("/api/databases")]
-pub async fn list(state: web::Data<State>) -> web::Json<Vec<DatabaseSummary>> {
-    web::Json(state.core.databases())
+pub async fn list(state: web::Data<State>, user: CurrentUser) -> web::Json<Vec<DatabaseSummary>> {
+    web::Json(state.core.databases(&user.0))
 }
 
 /// The ETag of a structure: it changes when the schema (`schema_version`) or a row count changes.
@@ -29,10 +29,11 @@ fn etag(schema: &DatabaseSchema) -> String {
 #[get("/api/database/structure")]
 pub async fn structure(
     state: web::Data<State>,
+    user: CurrentUser,
     req: HttpRequest,
     query: web::Query<DatabaseParam>,
 ) -> Result<HttpResponse, ApiError> {
-    let schema = state.core.structure(query.database.as_deref()).await?;
+    let schema = state.core.structure(&user.0, query.database.as_deref()).await?;
     let tag = etag(&schema);
     let unchanged =
         req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| {

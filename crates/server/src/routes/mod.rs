@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod query;
 pub mod threads;
+pub mod users;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
@@ -26,6 +27,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(metrics::json)
         .service(metrics::prometheus)
         .service(metrics::query_log)
+        .service(users::me)
+        .service(users::list)
+        .service(users::agent_settings)
+        .service(users::set_agent_settings)
         .service(openapi::spec)
         .route("/ws", web::get().to(crate::ws::connect));
 }

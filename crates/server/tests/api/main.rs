@@ -12,5 +12,6 @@ mod databases;
 mod errors;
 mod metrics;
 mod query;
+mod security;
 mod threads;
 mod ws;

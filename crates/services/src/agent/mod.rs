@@ -19,8 +19,8 @@ use sqlmatic_models::{ChatMessage, ErrorKind, ToolCall, Usage};
 use sqlmatic_tools::{ToolContext, ToolError, ToolErrorCode, ToolRegistry, Toolset};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::AgentConfig;
 use crate::llm::{ChatModel, LlmError, LlmRequest};
+use crate::{AgentConfig, AgentOverrides};
 
 /// The settings one user's agent runs with.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,9 +40,25 @@ pub struct AgentSettings {
 }
 
 impl AgentSettings {
-    /// The settings for `user`: the `agent` section with the user's overrides applied.
-    pub fn for_user(config: &AgentConfig, default_tools: &[String], user: &str) -> Self {
-        let o = config.users.get(user).cloned().unwrap_or_default();
+    /// The settings for `user`: the `agent` section, then the user's overrides from the
+    /// configuration, then those stored in the app database (`stored`, editable by admins).
+    pub fn for_user(
+        config: &AgentConfig,
+        default_tools: &[String],
+        user: &str,
+        stored: Option<&AgentOverrides>,
+    ) -> Self {
+        let mut o = config.users.get(user).cloned().unwrap_or_default();
+        if let Some(s) = stored {
+            let s = s.clone();
+            o = AgentOverrides {
+                model: s.model.or(o.model),
+                temperature: s.temperature.or(o.temperature),
+                tools: s.tools.or(o.tools),
+                databases: s.databases.or(o.databases),
+                system_prompt: s.system_prompt.or(o.system_prompt),
+            };
+        }
         Self {
             model: o.model.unwrap_or_else(|| config.model.clone().unwrap_or_default()),
             temperature: o.temperature.unwrap_or(config.temperature),
@@ -353,15 +369,20 @@ impl AgentService {
         *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
     }
 
-    pub fn settings_for(&self, user: &str) -> AgentSettings {
+    pub fn settings_for(&self, user: &str, stored: Option<&AgentOverrides>) -> AgentSettings {
         let config = self.config.lock().unwrap_or_else(PoisonError::into_inner);
-        AgentSettings::for_user(&config, &self.default_tools, user)
+        AgentSettings::for_user(&config, &self.default_tools, user, stored)
     }
 
-    /// The user's agent, or `None` when no model is configured.
-    pub fn agent_for(&self, user: &str) -> Result<Option<Arc<Agent>>, AgentError> {
+    /// The user's agent, or `None` when no model is configured. `stored` are the user's
+    /// settings from the app database.
+    pub fn agent_for(
+        &self,
+        user: &str,
+        stored: Option<&AgentOverrides>,
+    ) -> Result<Option<Arc<Agent>>, AgentError> {
         let Some(model) = &self.model else { return Ok(None) };
-        let settings = self.settings_for(user);
+        let settings = self.settings_for(user, stored);
         let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(a) = agents.get(user).filter(|a| a.settings == settings) {
             return Ok(Some(a.clone()));
@@ -381,7 +402,6 @@ impl AgentService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::AgentOverrides;
 
     struct Silent;
 
@@ -424,20 +444,20 @@ mod tests {
             tools,
             Arc::new(Silent),
         );
-        let a1 = service.agent_for("alice").unwrap().unwrap();
-        let a2 = service.agent_for("alice").unwrap().unwrap();
+        let a1 = service.agent_for("alice", None).unwrap().unwrap();
+        let a2 = service.agent_for("alice", None).unwrap().unwrap();
         assert!(Arc::ptr_eq(&a1, &a2), "cached");
-        let bob = service.agent_for("bob").unwrap().unwrap();
+        let bob = service.agent_for("bob", None).unwrap().unwrap();
         assert_eq!(bob.settings().temperature, 0.7);
         assert!(bob.settings().may_use("demo") && !bob.settings().may_use("other"));
         assert!(a1.settings().may_use("other"));
         config.users.get_mut("bob").unwrap().temperature = Some(0.1);
         service.update_config(config);
-        let bob2 = service.agent_for("bob").unwrap().unwrap();
+        let bob2 = service.agent_for("bob", None).unwrap().unwrap();
         assert!(!Arc::ptr_eq(&bob, &bob2), "rebuilt after a change");
         assert_eq!(bob2.settings().temperature, 0.1);
         assert!(
-            Arc::ptr_eq(&a1, &service.agent_for("alice").unwrap().unwrap()),
+            Arc::ptr_eq(&a1, &service.agent_for("alice", None).unwrap().unwrap()),
             "others untouched"
         );
     }
@@ -451,6 +471,6 @@ mod tests {
             vec!["nope".into()],
             Arc::new(Silent),
         );
-        assert!(matches!(service.agent_for("x"), Err(AgentError::Tools(_))));
+        assert!(matches!(service.agent_for("x", None), Err(AgentError::Tools(_))));
     }
 }
