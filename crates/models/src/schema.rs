@@ -22,6 +22,9 @@ pub struct ColumnInfo {
     pub default: Option<String>,
     /// 1-based position in the primary key, 0 when not part of it.
     pub primary_key: u32,
+    /// The column reads as NULL in every query (`database.targets[].masked_columns`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub masked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }

@@ -507,6 +507,7 @@ pub fn spec(path: &Path) -> TargetSpec {
             "Demo shop: customers, orders, products, employees, payments (2022-2024)".into(),
         ),
         tables,
+        masked_columns: Vec::new(),
     }
 }
 

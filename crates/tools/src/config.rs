@@ -22,6 +22,8 @@ pub struct ToolsConfig {
     pub max_sample_rows: usize,
     /// Read-only connections per target database.
     pub pool_size: u32,
+    /// Queries whose plan would scan more rows than this are refused before they run (0: off).
+    pub max_scan_rows: u64,
     /// The tools an agent gets, by name.
     pub enabled: Vec<String>,
 }
@@ -36,6 +38,7 @@ impl Default for ToolsConfig {
             inline_blob_bytes: 1024,
             max_sample_rows: 20,
             pool_size: 4,
+            max_scan_rows: 50_000_000,
             enabled: vec![
                 "list_tables".into(),
                 "get_metadata".into(),
@@ -54,6 +57,7 @@ impl ToolsConfig {
             max_result_bytes: self.max_result_bytes.max(1024),
             inline_blob_bytes: self.inline_blob_bytes,
             max_sample_rows: self.max_sample_rows,
+            max_scan_rows: self.max_scan_rows,
         }
     }
 
@@ -82,6 +86,7 @@ pub struct QueryLimits {
     pub max_result_bytes: usize,
     pub inline_blob_bytes: usize,
     pub max_sample_rows: usize,
+    pub max_scan_rows: u64,
 }
 
 impl Default for QueryLimits {

@@ -16,6 +16,7 @@ pub enum ToolErrorCode {
     QueryTimeout,
     ValueTooLarge,
     TableNotFound,
+    QueryTooExpensive,
     DatabaseUnavailable,
     Internal,
 }
@@ -31,6 +32,7 @@ impl ToolErrorCode {
             Self::QueryTimeout => "query_timeout",
             Self::ValueTooLarge => "value_too_large",
             Self::TableNotFound => "table_not_found",
+            Self::QueryTooExpensive => "query_too_expensive",
             Self::DatabaseUnavailable => "database_unavailable",
             Self::Internal => "internal",
         }
@@ -42,7 +44,8 @@ impl ToolErrorCode {
             | Self::UnknownTool
             | Self::SqlError
             | Self::MultipleStatements
-            | Self::ValueTooLarge => ErrorKind::InvalidInput,
+            | Self::ValueTooLarge
+            | Self::QueryTooExpensive => ErrorKind::InvalidInput,
             Self::TableNotFound => ErrorKind::NotFound,
             Self::ReadOnly => ErrorKind::Forbidden,
             Self::QueryTimeout => ErrorKind::Timeout,

@@ -44,6 +44,7 @@ fn columns(
     table: &str,
     spec: &TargetSpec,
 ) -> Result<Vec<ColumnInfo>, ToolError> {
+    let masked = spec.mask_set();
     let described = spec.tables.get(table);
     let mut stmt =
         conn.prepare(&format!("PRAGMA table_xinfo({})", quote_ident(table))).map_err(classify)?;
@@ -60,13 +61,15 @@ fn columns(
                     nullable: r.get::<_, i64>(3)? == 0,
                     default: r.get(4)?,
                     primary_key: r.get::<_, i64>(5)?.try_into().unwrap_or(0),
+                    masked: false,
                 },
             ))
         })
         .map_err(classify)?;
     let mut out = Vec::new();
     for row in rows {
-        let (hidden, col) = row.map_err(classify)?;
+        let (hidden, mut col) = row.map_err(classify)?;
+        col.masked = masked.contains(&(table.to_lowercase(), col.name.to_lowercase()));
         // hidden = 1: a virtual table's hidden column; 2/3 are generated columns, which are real.
         if hidden != 1 {
             out.push(col);
@@ -295,6 +298,9 @@ pub fn render_ddl(tables: &[TableInfo]) -> String {
                 if !c.data_type.is_empty() {
                     s.push(' ');
                     s.push_str(&c.data_type);
+                }
+                if c.masked {
+                    s.push_str(" MASKED");
                 }
                 if c.primary_key > 0 {
                     s.push_str(" PK");

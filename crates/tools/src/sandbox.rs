@@ -83,16 +83,28 @@ pub fn authorize(action: &AuthAction<'_>) -> Authorization {
     }
 }
 
-fn authorizer(ctx: AuthContext<'_>) -> Authorization {
-    let decision = authorize(&ctx.action);
-    if decision == Authorization::Deny {
-        log::debug!("sandbox denied {:?}", ctx.action);
+/// Masked columns as lower-case (table, column).
+pub type MaskSet = std::sync::Arc<std::collections::HashSet<(String, String)>>;
+
+fn authorizer(masked: MaskSet) -> impl FnMut(AuthContext<'_>) -> Authorization + Send + 'static {
+    move |ctx: AuthContext<'_>| {
+        if let AuthAction::Read { table_name, column_name } = ctx.action
+            && !masked.is_empty()
+            && masked.contains(&(table_name.to_lowercase(), column_name.to_lowercase()))
+        {
+            // SQLITE_IGNORE on a read makes the column NULL wherever the statement uses it
+            return Authorization::Ignore;
+        }
+        let decision = authorize(&ctx.action);
+        if decision == Authorization::Deny {
+            log::debug!("sandbox denied {:?}", ctx.action);
+        }
+        decision
     }
-    decision
 }
 
 /// Applies every per-connection layer of the sandbox. Used for pooled connections and tests.
-pub fn harden(conn: &Connection, max_value_bytes: usize) -> rusqlite::Result<()> {
+pub fn harden(conn: &Connection, max_value_bytes: usize, masked: MaskSet) -> rusqlite::Result<()> {
     conn.pragma_update(None, "query_only", true)?;
     conn.busy_timeout(Duration::from_secs(2))?;
     let max_value = i32::try_from(max_value_bytes).unwrap_or(i32::MAX);
@@ -102,14 +114,18 @@ pub fn harden(conn: &Connection, max_value_bytes: usize) -> rusqlite::Result<()>
     conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 500)?;
     conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 200)?;
     conn.set_limit(Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 1000)?;
-    conn.authorizer(Some(authorizer))?;
+    conn.authorizer(Some(authorizer(masked)))?;
     Ok(())
 }
 
 /// Opens a target database file strictly read-only and sandboxed.
-pub fn open_connection(path: &Path, max_value_bytes: usize) -> rusqlite::Result<Connection> {
+pub fn open_connection(
+    path: &Path,
+    max_value_bytes: usize,
+    masked: MaskSet,
+) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, read_only_flags())?;
-    harden(&conn, max_value_bytes)?;
+    harden(&conn, max_value_bytes, masked)?;
     Ok(conn)
 }
 
@@ -119,10 +135,15 @@ fn read_only_flags() -> OpenFlags {
 
 /// A pool of sandboxed read-only connections. Connections open lazily, so a missing file
 /// is reported when a query needs it, and recovers when the file comes back.
-pub fn open_pool(path: &Path, size: u32, max_value_bytes: usize) -> Pool<SqliteConnectionManager> {
+pub fn open_pool(
+    path: &Path,
+    size: u32,
+    max_value_bytes: usize,
+    masked: MaskSet,
+) -> Pool<SqliteConnectionManager> {
     let manager = SqliteConnectionManager::file(path)
         .with_flags(read_only_flags())
-        .with_init(move |c| harden(c, max_value_bytes));
+        .with_init(move |c| harden(c, max_value_bytes, masked.clone()));
     Pool::builder()
         .max_size(size.max(1))
         .min_idle(Some(0))
@@ -310,6 +331,105 @@ fn approx_json_len(v: &Value) -> usize {
         Value::String(s) => s.len() + 2,
         other => other.to_string().len(),
     }
+}
+
+/// `alias → table` for the tables a query names (`FROM orders o`, `JOIN customers AS c`): query
+/// plans name tables by alias.
+fn table_aliases(
+    sql: &str,
+    tables: &std::collections::HashMap<String, u64>,
+) -> std::collections::HashMap<String, String> {
+    const NOT_ALIASES: &[&str] = &[
+        "where",
+        "join",
+        "inner",
+        "left",
+        "right",
+        "full",
+        "cross",
+        "natural",
+        "on",
+        "using",
+        "group",
+        "order",
+        "limit",
+        "union",
+        "except",
+        "intersect",
+        "having",
+        "window",
+        "as",
+        "indexed",
+        "not",
+        "outer",
+        "select",
+        "from",
+        "values",
+    ];
+    let words: Vec<String> = sql
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let mut map = std::collections::HashMap::new();
+    for (i, w) in words.iter().enumerate() {
+        if !tables.contains_key(w) {
+            continue;
+        }
+        let mut next = words.get(i + 1);
+        if next.is_some_and(|n| n == "as") {
+            next = words.get(i + 2);
+        }
+        if let Some(alias) =
+            next.filter(|n| !NOT_ALIASES.contains(&n.as_str()) && !tables.contains_key(*n))
+        {
+            map.insert(alias.clone(), w.clone());
+        }
+    }
+    map
+}
+
+/// Estimates the rows a query's plan scans, from `EXPLAIN QUERY PLAN` and table row counts
+/// (lower-case names): nested loops multiply, separate parts add. `None` when there is no plan
+/// to read (the query itself will report why).
+pub fn estimate_scan(
+    conn: &Connection,
+    sql: &SqlQuery,
+    row_counts: &std::collections::HashMap<String, u64>,
+) -> Option<(u64, String)> {
+    let mut stmt =
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {}", sql.as_str().trim_end_matches(';'))).ok()?;
+    let rows: Vec<(i64, i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(3)?)))
+        .ok()?
+        .filter_map(Result::ok)
+        .collect();
+    let aliases = table_aliases(sql.as_str(), row_counts);
+    let rows_of = |name: &str| {
+        let name = name.to_lowercase();
+        let table = aliases.get(&name).unwrap_or(&name);
+        row_counts.get(table).copied().unwrap_or(1)
+    };
+    let mut groups: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+    let mut plan = Vec::new();
+    for (_, parent, detail) in &rows {
+        let words: Vec<&str> = detail.split_whitespace().collect();
+        let factor = match words.as_slice() {
+            ["SCAN", table, ..] => rows_of(table),
+            ["SEARCH", table, rest @ ..] => {
+                let rows = rows_of(table);
+                let unique =
+                    rest.join(" ").contains("PRIMARY KEY") || rest.join(" ").contains("rowid=");
+                if unique { 1 } else { rows.min(10) }
+            }
+            _ => continue,
+        };
+        plan.push(detail.clone());
+        let g = groups.entry(*parent).or_insert(1);
+        *g = g.saturating_mul(factor.max(1));
+    }
+    let total = groups.values().fold(0u64, |a, b| a.saturating_add(*b));
+    Some((total, plan.join("; ")))
 }
 
 /// Checks that `sql` is one read-only statement and runs it within `limits`.

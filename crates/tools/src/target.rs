@@ -39,6 +39,9 @@ pub struct TargetSpec {
     pub description: Option<String>,
     #[serde(default)]
     pub tables: BTreeMap<String, TableDescription>,
+    /// `table.column`s that read as NULL through every query (schema marks them `masked`).
+    #[serde(default)]
+    pub masked_columns: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -59,7 +62,26 @@ impl TargetSpec {
         if self.path.as_os_str().is_empty() {
             return Err(format!("database.targets[{}].path must not be empty", self.name));
         }
+        if let Some(bad) =
+            self.masked_columns.iter().find(|c| c.split('.').filter(|p| !p.is_empty()).count() != 2)
+        {
+            return Err(format!(
+                "database.targets[{}].masked_columns: `{bad}` must be table.column",
+                self.name
+            ));
+        }
         Ok(())
+    }
+
+    /// The masked columns as lower-case (table, column) pairs.
+    pub fn mask_set(&self) -> sandbox::MaskSet {
+        std::sync::Arc::new(
+            self.masked_columns
+                .iter()
+                .filter_map(|c| c.split_once('.'))
+                .map(|(t, c)| (t.trim().to_lowercase(), c.trim().to_lowercase()))
+                .collect(),
+        )
     }
 }
 
@@ -85,7 +107,11 @@ impl QueryOutcome {
     fn of(result: &Result<QueryResult, ToolError>) -> Self {
         match result {
             Ok(_) => Self::Ok,
-            Err(e) if e.code == ToolErrorCode::ReadOnly => Self::Blocked,
+            Err(e)
+                if matches!(e.code, ToolErrorCode::ReadOnly | ToolErrorCode::QueryTooExpensive) =>
+            {
+                Self::Blocked
+            }
             Err(e) if e.code == ToolErrorCode::QueryTimeout => Self::TimedOut,
             Err(_) => Self::Failed,
         }
@@ -139,7 +165,12 @@ fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
 impl TargetDatabase {
     /// Builds the sandboxed pool; connections open lazily, so this never fails on a missing file.
     pub fn new(spec: TargetSpec, config: &ToolsConfig) -> Arc<Self> {
-        let pool = sandbox::open_pool(&spec.path, config.pool_size, config.max_value_bytes);
+        let pool = sandbox::open_pool(
+            &spec.path,
+            config.pool_size,
+            config.max_value_bytes,
+            spec.mask_set(),
+        );
         Arc::new(Self { spec, pool, schema_cache: Mutex::new(None) })
     }
 
@@ -192,6 +223,9 @@ impl TargetDatabase {
         let result = SqlQuery::parse(sql)
             .map_err(|e| ToolError::new(ToolErrorCode::SqlError, e.to_string()))
             .and_then(|q| {
+                if limits.max_scan_rows > 0 {
+                    self.check_cost(&q, limits)?;
+                }
                 let conn = self.connection()?;
                 sandbox::run_query(&conn, &q, params, limits)
                     .map_err(|e| self.explain_error(&conn, sql, e))
@@ -231,6 +265,31 @@ impl TargetDatabase {
             });
         }
         result
+    }
+
+    /// Refuses a query whose plan would scan more than `limits.max_scan_rows` rows.
+    fn check_cost(&self, sql: &SqlQuery, limits: &QueryLimits) -> Result<(), ToolError> {
+        let schema = self.schema(limits)?;
+        let counts: std::collections::HashMap<String, u64> = schema
+            .tables
+            .iter()
+            .filter_map(|t| Some((t.name.to_lowercase(), t.row_count?)))
+            .collect();
+        let conn = self.connection()?;
+        let Some((estimate, plan)) = sandbox::estimate_scan(&conn, sql, &counts) else {
+            return Ok(());
+        };
+        if estimate > limits.max_scan_rows {
+            return Err(ToolError::new(
+                ToolErrorCode::QueryTooExpensive,
+                format!(
+                    "refused: the plan would scan about {estimate} rows (limit {}): {plan}. Filter on an indexed \
+                     column, avoid cross joins, or aggregate a smaller set",
+                    limits.max_scan_rows
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Adds the valid names to "no such table/column" errors so a model can correct itself.

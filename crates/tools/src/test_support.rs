@@ -25,6 +25,7 @@ pub fn fixture_target(sql: &str, config: &ToolsConfig) -> (tempfile::TempDir, Ar
         default: true,
         description: None,
         tables: Default::default(),
+        masked_columns: Vec::new(),
     };
     (dir, TargetDatabase::new(spec, config))
 }

@@ -247,3 +247,70 @@ async fn a_missing_file_is_a_clear_error_and_recovers() {
     std::fs::rename(&moved, &path).unwrap();
     call(&ctx, "list_tables", json!({})).await.unwrap();
 }
+
+fn masked_context(masked: &[&str], max_scan_rows: u64) -> (tempfile::TempDir, ToolContext) {
+    let (dir, path) = sqlmatic_tools::test_support::fixture_db(SHOP);
+    let spec: sqlmatic_tools::TargetSpec =
+        serde_json::from_value(json!({"name": "shop", "path": path, "masked_columns": masked}))
+            .unwrap();
+    let config = ToolsConfig { max_scan_rows, ..ToolsConfig::default() };
+    (dir, ToolContext::new(sqlmatic_tools::TargetDatabase::new(spec, &config), config.limits()))
+}
+
+#[tokio::test]
+async fn masked_columns_read_as_null_everywhere() {
+    let (_dir, ctx) = masked_context(&["customers.name", "Orders.Total"], 0);
+    let q = |sql: &str| call(&ctx, "execute_query", json!({"sql": sql}));
+    assert_eq!(
+        q("SELECT id, name FROM customers ORDER BY id").await.unwrap()["rows"][0],
+        json!([1, null])
+    );
+    assert_eq!(q("SELECT * FROM customers WHERE id = 1").await.unwrap()["rows"][0][1], Value::Null);
+    assert_eq!(
+        q("SELECT count(*) FROM customers WHERE name = 'Ada'").await.unwrap()["rows"][0][0],
+        0,
+        "no probing through WHERE"
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM customers WHERE name LIKE 'A%'").await.unwrap()["rows"][0][0],
+        0
+    );
+    assert_eq!(
+        q("SELECT max(total) FROM big_orders").await.unwrap()["rows"][0][0],
+        Value::Null,
+        "through views too"
+    );
+    assert_eq!(
+        q("SELECT country FROM customers WHERE id = 1").await.unwrap()["rows"][0][0],
+        "UK",
+        "other columns are intact"
+    );
+    let schema =
+        call(&ctx, "get_schema", json!({"tables": ["customers"], "sample_rows": 2})).await.unwrap();
+    let name = &schema["tables"][0]["columns"][1];
+    assert_eq!(name["masked"], true);
+    assert!(schema["tables"][0]["columns"][0].get("masked").is_none());
+    assert_eq!(schema["tables"][0]["sample_rows"][0][1], Value::Null);
+    assert!(
+        schema["ddl"].as_str().unwrap().contains("name TEXT MASKED NOT NULL"),
+        "{}",
+        schema["ddl"]
+    );
+}
+
+#[tokio::test]
+async fn the_cost_gate_refuses_huge_scans_before_they_run() {
+    let (_dir, ctx) = masked_context(&[], 5);
+    let q = |sql: &str| call(&ctx, "execute_query", json!({"sql": sql}));
+    let err = q("SELECT count(*) FROM orders a, orders b").await.unwrap_err();
+    assert_eq!(err.code, ToolErrorCode::QueryTooExpensive);
+    assert!(
+        err.model_message.contains("about 9 rows") && err.model_message.contains("SCAN"),
+        "{}",
+        err.model_message
+    );
+    q("SELECT * FROM orders").await.unwrap();
+    q("SELECT * FROM orders a JOIN customers c ON c.id = a.customer_id WHERE a.id = 2")
+        .await
+        .unwrap();
+}
