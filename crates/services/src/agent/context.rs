@@ -128,6 +128,7 @@ mod tests {
                     default: None,
                     primary_key: 0,
                     description: None,
+                    masked: false,
                 })
                 .collect(),
             foreign_keys: fk
