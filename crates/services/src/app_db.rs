@@ -92,10 +92,14 @@ pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn configure(conn: &Connection, busy: Duration) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, busy: Duration, max_pages: u64) -> rusqlite::Result<()> {
     conn.busy_timeout(busy)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    if max_pages > 0 {
+        // returns the resulting limit, so it is a query, not an update
+        conn.query_row(&format!("PRAGMA max_page_count = {max_pages}"), [], |_| Ok(()))?;
+    }
     Ok(())
 }
 
@@ -110,14 +114,15 @@ impl AppDb {
         let busy = Duration::from_millis(config.busy_timeout_ms);
         {
             let conn = Connection::open(path)?;
-            configure(&conn, busy)?;
+            configure(&conn, busy, 0)?;
             let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
                 log::warn!("app database {} is in {mode} mode, not WAL", path.display());
             }
             migrate(&conn)?;
         }
-        let manager = SqliteConnectionManager::file(path).with_init(move |c| configure(c, busy));
+        let max_pages = config.app_max_pages;
+        let manager = SqliteConnectionManager::file(path).with_init(move |c| configure(c, busy, max_pages));
         let pool = Pool::builder()
             .max_size(config.app_pool_size)
             .connection_timeout(Duration::from_secs(5))

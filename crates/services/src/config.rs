@@ -15,6 +15,9 @@ pub struct DatabaseConfig {
     pub app_pool_size: u32,
     /// How long a writer waits for a lock on the app database.
     pub busy_timeout_ms: u64,
+    /// Caps the app database at this many pages (`PRAGMA max_page_count`; 0: no cap). When it
+    /// is full, writes answer `503 app_db_unwritable` and everything stored stays readable.
+    pub app_max_pages: u64,
     /// Where the bundled demo database is generated when no target is configured.
     pub demo_path: PathBuf,
     /// How often target databases are checked for schema changes (`PRAGMA schema_version`).
@@ -29,6 +32,7 @@ impl Default for DatabaseConfig {
             app_path: PathBuf::from("data/sqlmatic.db"),
             app_pool_size: 8,
             busy_timeout_ms: 5000,
+            app_max_pages: 0,
             demo_path: PathBuf::from("data/demo.db"),
             schema_poll_interval_ms: 1000,
             targets: Vec::new(),

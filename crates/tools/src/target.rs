@@ -147,8 +147,24 @@ struct SchemaStamp {
 
 pub struct TargetDatabase {
     spec: TargetSpec,
-    pool: Pool<SqliteConnectionManager>,
+    config: ToolsConfig,
+    /// Rebuilt when the file is replaced (a new inode): pooled connections keep the old one open.
+    pool: std::sync::RwLock<Pool<SqliteConnectionManager>>,
+    identity: Mutex<Option<(u64, u64)>>,
     schema_cache: Mutex<Option<(SchemaStamp, Arc<DatabaseSchema>)>>,
+}
+
+/// (device, inode) of a file: which file a path names right now.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().and_then(|m| m.modified().ok()).map(|t| (0, t.elapsed().map(|d| d.as_secs()).unwrap_or(0)))
+    }
 }
 
 impl std::fmt::Debug for TargetDatabase {
@@ -171,7 +187,13 @@ impl TargetDatabase {
             config.max_value_bytes,
             spec.mask_set(),
         );
-        Arc::new(Self { spec, pool, schema_cache: Mutex::new(None) })
+        Arc::new(Self {
+            identity: Mutex::new(file_identity(&spec.path)),
+            spec,
+            config: config.clone(),
+            pool: std::sync::RwLock::new(pool),
+            schema_cache: Mutex::new(None),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -193,7 +215,8 @@ impl TargetDatabase {
 
     /// A sandboxed connection. Blocking: call from `spawn_blocking`.
     pub fn connection(&self) -> Result<PooledConnection<SqliteConnectionManager>, ToolError> {
-        if !self.spec.path.exists() {
+        let identity = file_identity(&self.spec.path);
+        if identity.is_none() {
             return Err(ToolError::new(
                 ToolErrorCode::DatabaseUnavailable,
                 format!("database `{}` is not available: its file is missing", self.spec.name),
@@ -201,7 +224,18 @@ impl TargetDatabase {
             .with_detail(self.spec.path.display())
             .retryable());
         }
-        self.pool.get().map_err(|e| {
+        {
+            let mut known = self.identity.lock().unwrap_or_else(PoisonError::into_inner);
+            if *known != identity {
+                log::warn!("target database `{}` was replaced on disk; reopening it", self.spec.name);
+                let fresh = sandbox::open_pool(&self.spec.path, self.config.pool_size, self.config.max_value_bytes, self.spec.mask_set());
+                *self.pool.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+                *self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                *known = identity;
+            }
+        }
+        let pool = self.pool.read().unwrap_or_else(PoisonError::into_inner).clone();
+        pool.get().map_err(|e| {
             ToolError::new(
                 ToolErrorCode::DatabaseUnavailable,
                 format!("database `{}` cannot be opened right now", self.spec.name),

@@ -10,6 +10,7 @@ mod agent;
 mod chat;
 mod databases;
 mod errors;
+mod faults;
 mod metrics;
 mod query;
 mod security;
