@@ -317,6 +317,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_gets_bad_message(text in proptest::prelude::any::<String>()) {
+            if let Err(e) = parse_action(&text) {
+                proptest::prop_assert_eq!(e.code, "bad_message");
+            }
+        }
+
+        #[test]
+        fn any_topic_list_is_validated_without_panicking(topics in proptest::collection::vec(proptest::prelude::any::<String>(), 0..80)) {
+            if let Err(e) = parse_topics(&topics) {
+                proptest::prop_assert!(e.code == "unknown_topic" || e.code == "too_many_topics");
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse_action(&deep).unwrap_err().code, "bad_message");
+        let deep_obj =
+            format!(r#"{{"action":"ping","id":{}1{}}}"#, "[".repeat(5000), "]".repeat(5000));
+        assert_eq!(parse_action(&deep_obj).unwrap_err().code, "bad_message");
+    }
+
     #[test]
     fn topics_are_validated() {
         assert!(parse_topics(&["database:demo".into(), "metrics".into()]).is_ok());

@@ -46,18 +46,37 @@ async fn a_killed_server_loses_no_acknowledged_message() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let (mut child, port) = start(dir.path(), &llm.openai_url());
-    let client = sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(30))).unwrap();
+    let client =
+        sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(30)))
+            .unwrap();
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
-    let first: Value = client.post(url("/chat")).json(&json!({"message": "one"})).send().await.unwrap().json().await.unwrap();
+    let first: Value = client
+        .post(url("/chat"))
+        .json(&json!({"message": "one"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let thread = first["thread_id"].as_str().unwrap().to_owned();
-    let second: Value =
-        client.post(url("/chat")).json(&json!({"thread_id": thread, "message": "two"})).send().await.unwrap().json().await.unwrap();
+    let second: Value = client
+        .post(url("/chat"))
+        .json(&json!({"thread_id": thread, "message": "two"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(second["answer"], "Second answer.");
     // the third turn is in flight when the process dies
     let pending = tokio::spawn({
         let (client, u) = (client.clone(), url("/chat"));
         let thread = thread.clone();
-        async move { client.post(u).json(&json!({"thread_id": thread, "message": "three"})).send().await }
+        async move {
+            client.post(u).json(&json!({"thread_id": thread, "message": "three"})).send().await
+        }
     });
     let started = Instant::now();
     while llm.received().len() < 3 {
@@ -76,12 +95,25 @@ async fn a_killed_server_loses_no_acknowledged_message() {
 
     let (mut child, port) = start(dir.path(), &llm.openai_url());
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
-    let t: Value = client.get(url(&format!("/api/threads/{thread}"))).send().await.unwrap().json().await.unwrap();
+    let t: Value = client
+        .get(url(&format!("/api/threads/{thread}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let messages = t["messages"].as_array().unwrap();
     let top: Vec<(&str, &str, &str)> = messages
         .iter()
         .filter(|m| m["parent_id"].is_null())
-        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap(), m["status"].as_str().unwrap()))
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap(),
+                m["content"].as_str().unwrap(),
+                m["status"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         top,

@@ -122,7 +122,8 @@ impl AppDb {
             migrate(&conn)?;
         }
         let max_pages = config.app_max_pages;
-        let manager = SqliteConnectionManager::file(path).with_init(move |c| configure(c, busy, max_pages));
+        let manager =
+            SqliteConnectionManager::file(path).with_init(move |c| configure(c, busy, max_pages));
         let pool = Pool::builder()
             .max_size(config.app_pool_size)
             .connection_timeout(Duration::from_secs(5))

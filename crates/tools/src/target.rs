@@ -163,7 +163,10 @@ fn file_identity(path: &Path) -> Option<(u64, u64)> {
     }
     #[cfg(not(unix))]
     {
-        std::fs::metadata(path).ok().and_then(|m| m.modified().ok()).map(|t| (0, t.elapsed().map(|d| d.as_secs()).unwrap_or(0)))
+        std::fs::metadata(path)
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .map(|t| (0, t.elapsed().map(|d| d.as_secs()).unwrap_or(0)))
     }
 }
 
@@ -227,8 +230,16 @@ impl TargetDatabase {
         {
             let mut known = self.identity.lock().unwrap_or_else(PoisonError::into_inner);
             if *known != identity {
-                log::warn!("target database `{}` was replaced on disk; reopening it", self.spec.name);
-                let fresh = sandbox::open_pool(&self.spec.path, self.config.pool_size, self.config.max_value_bytes, self.spec.mask_set());
+                log::warn!(
+                    "target database `{}` was replaced on disk; reopening it",
+                    self.spec.name
+                );
+                let fresh = sandbox::open_pool(
+                    &self.spec.path,
+                    self.config.pool_size,
+                    self.config.max_value_bytes,
+                    self.spec.mask_set(),
+                );
                 *self.pool.write().unwrap_or_else(PoisonError::into_inner) = fresh;
                 *self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 *known = identity;

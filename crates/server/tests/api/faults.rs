@@ -9,8 +9,15 @@ async fn a_locked_app_database_answers_503_and_recovers() {
     let app = spawn_with(|c| c.database.busy_timeout_ms = 200).await;
     app.post_json("/api/threads", json!({"title": "before"})).await;
     let locker = rusqlite::Connection::open(app.dir.path().join("app.db")).unwrap();
-    locker.execute_batch("BEGIN IMMEDIATE; INSERT INTO users(name, created_at) VALUES ('lock', 'x');").unwrap();
-    assert_error(app.post_json("/api/threads", json!({"title": "while locked"})).await, 503, "app_db_busy").await;
+    locker
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO users(name, created_at) VALUES ('lock', 'x');")
+        .unwrap();
+    assert_error(
+        app.post_json("/api/threads", json!({"title": "while locked"})).await,
+        503,
+        "app_db_busy",
+    )
+    .await;
     let list: Value = app.get("/api/threads").await.json().await.unwrap();
     assert_eq!(list["total"], 1, "reads go on while a writer holds the lock");
     locker.execute_batch("ROLLBACK").unwrap();
@@ -29,7 +36,11 @@ async fn a_full_app_database_answers_503_and_keeps_what_it_has() {
         let body: Value = r.json().await.unwrap();
         if body["error"]["code"] == "llm_not_configured" {
             let d = &body["error"]["details"];
-            acknowledged.push((d["thread_id"].as_str().unwrap().to_owned(), d["message_id"].clone(), text));
+            acknowledged.push((
+                d["thread_id"].as_str().unwrap().to_owned(),
+                d["message_id"].clone(),
+                text,
+            ));
             continue;
         }
         refused = Some(body);
@@ -40,7 +51,12 @@ async fn a_full_app_database_answers_503_and_keeps_what_it_has() {
     assert!(!acknowledged.is_empty());
     for (thread, id, text) in &acknowledged {
         let t: Value = app.get(&format!("/api/threads/{thread}")).await.json().await.unwrap();
-        let m = t["messages"].as_array().unwrap().iter().find(|m| m["id"] == *id).expect("acknowledged message kept");
+        let m = t["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == *id)
+            .expect("acknowledged message kept");
         assert_eq!(m["content"].as_str().unwrap(), text);
     }
     assert_eq!(app.get("/healthz").await.status(), 200);
@@ -52,14 +68,22 @@ async fn a_target_database_that_disappears_is_a_clear_error_until_it_is_back() {
     let path = app.demo_path();
     let aside = app.dir.path().join("aside.db");
     std::fs::rename(&path, &aside).unwrap();
-    assert_error(app.post_json("/api/query", json!({"sql": "SELECT 1"})).await, 503, "database_unavailable").await;
+    assert_error(
+        app.post_json("/api/query", json!({"sql": "SELECT 1"})).await,
+        503,
+        "database_unavailable",
+    )
+    .await;
     assert_error(app.get("/api/database/structure").await, 503, "database_unavailable").await;
     std::fs::rename(&aside, &path).unwrap();
     let (status, _) = app.query(json!({"sql": "SELECT count(*) FROM customers"})).await;
     assert_eq!(status, 200);
     // replaced by a different file: the new content is served
     let other = app.dir.path().join("other.db");
-    rusqlite::Connection::open(&other).unwrap().execute_batch("CREATE TABLE replaced(x); INSERT INTO replaced VALUES (7);").unwrap();
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE replaced(x); INSERT INTO replaced VALUES (7);")
+        .unwrap();
     std::fs::rename(&other, &path).unwrap();
     let mut seen = None;
     for _ in 0..20 {

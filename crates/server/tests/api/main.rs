@@ -12,6 +12,7 @@ mod databases;
 mod errors;
 mod faults;
 mod metrics;
+mod props;
 mod query;
 mod security;
 mod threads;
