@@ -57,6 +57,7 @@ pub struct Sqlmatic {
     app_db: AppDb,
     pub(crate) threads: ThreadService,
     pub(crate) users: UserService,
+    pub(crate) approvals: Arc<crate::approvals::Approvals>,
     pub(crate) memory: MemoryService,
     pub(crate) agents: AgentService,
     /// Threads with a turn running: whose, and how to cancel it.
@@ -103,9 +104,14 @@ impl Sqlmatic {
             targets.default_name(),
             if config.agent.is_configured() { "configured" } else { "not configured" }
         );
+        let bus = EventBus::new();
         Ok(Arc::new(Self {
             threads,
             users: UserService::new(app_db.clone()),
+            approvals: Arc::new(crate::approvals::Approvals::new(
+                bus.clone(),
+                Duration::from_millis(config.agent.approval_timeout_ms),
+            )),
             memory: MemoryService::new(app_db.clone(), config.memory.clone()),
             agents,
             inflight: Mutex::default(),
@@ -114,7 +120,7 @@ impl Sqlmatic {
             query_log,
             targets,
             tools,
-            bus: EventBus::new(),
+            bus,
             metrics,
             observer,
         }))
@@ -258,6 +264,26 @@ impl Sqlmatic {
                 error_code: None,
             });
         });
+    }
+
+    /// The owner's decision on a proposed write (by its digest).
+    pub fn decide_write(
+        &self,
+        user: &Principal,
+        digest: &str,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let decision = if approve {
+            sqlmatic_tools::Approval::Approved
+        } else {
+            sqlmatic_tools::Approval::Rejected { reason }
+        };
+        if self.approvals.decide(&user.name, digest, decision) {
+            Ok(())
+        } else {
+            Err(Error::ApprovalNotFound)
+        }
     }
 
     /// The query log: admins see everyone's (or `of` one user's), users their own.

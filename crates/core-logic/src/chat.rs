@@ -379,12 +379,14 @@ impl TurnRun<'_> {
         let schema = core.structure_of(&turn.thread.database).await?;
         let system_context =
             context::schema_context(&schema, &turn.question, agent.settings().schema_token_budget);
-        let ctx = core.tool_context(
+        let mut ctx = core.tool_context(
             &turn.user,
             Some(&turn.thread.database),
             Some(turn.thread.id),
             "agent",
         )?;
+        ctx.message_id = Some(turn.answer_id);
+        ctx.approvals = Some(crate::approvals::gate(&core.approvals));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let run = agent.run(&system_context, history, &ctx, &tx, turn.stream);
         tokio::pin!(run);
@@ -469,7 +471,9 @@ impl TurnRun<'_> {
                             .map(|e| ErrorPayload::new(e.code.as_str(), &e.model_message)),
                     },
                 );
-                if ok && name == "get_schema" {
+                let changed_schema =
+                    name == "execute_write" && output.as_ref().is_some_and(|o| o["ddl"] == true);
+                if ok && (name == "get_schema" || changed_schema) {
                     let database = &self.turn.thread.database;
                     match core.database_update(database).await {
                         Ok(ev) => {

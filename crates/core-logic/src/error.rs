@@ -27,6 +27,8 @@ pub enum Error {
     ThreadBusy(ThreadId),
     #[error("no answer is running in thread {0}")]
     NotRunning(ThreadId),
+    #[error("no pending write with that digest (it was decided, expired, or is not yours)")]
+    ApprovalNotFound,
     /// A turn that started failed; the question and any partial answer are stored.
     #[error("{source}")]
     Turn { source: Box<Error>, thread_id: ThreadId, message_id: MessageId },
@@ -47,6 +49,7 @@ impl Error {
         match self {
             Self::Agent(e) => e.kind(),
             Self::ThreadBusy(_) | Self::NotRunning(_) => ErrorKind::Conflict,
+            Self::ApprovalNotFound => ErrorKind::NotFound,
             Self::Turn { source, .. } => source.kind(),
             Self::Service(e) => e.kind(),
             Self::Tool(e) => e.kind(),
@@ -62,6 +65,7 @@ impl Error {
             Self::Agent(e) => e.code(),
             Self::ThreadBusy(_) => "thread_busy",
             Self::NotRunning(_) => "not_running",
+            Self::ApprovalNotFound => "approval_not_found",
             Self::Turn { source, .. } => source.code(),
             Self::Service(e) => e.code(),
             Self::Tool(e) => e.code.as_str(),

@@ -9,6 +9,7 @@
 //! stable code, which only the server maps onto HTTP.
 
 mod app;
+pub mod approvals;
 mod chat;
 mod error;
 pub mod eval;

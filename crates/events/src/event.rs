@@ -99,6 +99,9 @@ pub enum StreamPart {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<ErrorPayload>,
     },
+    /// The agent proposed a write; nothing runs until the thread's owner approves this exact
+    /// statement (by `digest`) within `expires_in_ms`.
+    ApprovalRequired { digest: String, sql: String, database: String, expires_in_ms: u64 },
     /// The answer is complete.
     Done { answer: String, status: String, usage: serde_json::Value },
     /// The turn failed.

@@ -133,3 +133,12 @@ pub struct ErrorDetail {
     #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,
 }
+
+/// `POST /api/approvals/{digest}` and the WebSocket `approve`/`reject` actions.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalBody {
+    pub approve: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+}

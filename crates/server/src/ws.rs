@@ -42,6 +42,14 @@ pub enum ClientAction {
     Cancel {
         thread_id: ThreadId,
     },
+    Approve {
+        digest: String,
+    },
+    Reject {
+        digest: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
 }
 
 /// Parses a client frame; the error is the `error` event to send back.
@@ -51,7 +59,7 @@ pub fn parse_action(text: &str) -> Result<ClientAction, ErrorPayload> {
             "bad_message",
             format!(
                 "cannot read the message ({e}); send JSON like {{\"action\":\"subscribe\",\"topics\":[\"database\"]}} \
-                 with action subscribe, unsubscribe, ping, chat or cancel"
+                 with action subscribe, unsubscribe, ping, chat, cancel, approve or reject"
             ),
         )
     })
@@ -189,6 +197,18 @@ impl Conn {
             }
             ClientAction::Cancel { thread_id } => {
                 match core.cancel(&self.user.0, thread_id).await {
+                    Ok(()) => true,
+                    Err(e) => self.send(&error_event(e.into())).await,
+                }
+            }
+            ClientAction::Approve { digest } => {
+                match core.decide_write(&self.user.0, &digest, true, None) {
+                    Ok(()) => true,
+                    Err(e) => self.send(&error_event(e.into())).await,
+                }
+            }
+            ClientAction::Reject { digest, reason } => {
+                match core.decide_write(&self.user.0, &digest, false, reason) {
                     Ok(()) => true,
                     Err(e) => self.send(&error_event(e.into())).await,
                 }

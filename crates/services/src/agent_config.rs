@@ -45,6 +45,8 @@ pub struct AgentConfig {
     pub system_prompt: Option<String>,
     /// Limit of one tool call.
     pub tool_timeout_ms: u64,
+    /// How long a write proposed with `execute_write` waits for the user's approval.
+    pub approval_timeout_ms: u64,
     /// Rows of a query result shown to the model at most.
     pub result_max_rows: usize,
     /// Bytes of a tool result shown to the model at most.
@@ -87,6 +89,7 @@ impl Default for AgentConfig {
             retry_max_ms: 20_000,
             system_prompt: None,
             tool_timeout_ms: 10_000,
+            approval_timeout_ms: 300_000,
             result_max_rows: 50,
             result_max_bytes: 16_000,
             schema_token_budget: 3000,

@@ -44,6 +44,7 @@ impl Default for ToolsConfig {
                 "get_metadata".into(),
                 "get_schema".into(),
                 "execute_query".into(),
+                "execute_write".into(),
             ],
         }
     }

@@ -17,6 +17,7 @@ pub enum ToolErrorCode {
     ValueTooLarge,
     TableNotFound,
     QueryTooExpensive,
+    WriteRejected,
     DatabaseUnavailable,
     Internal,
 }
@@ -33,6 +34,7 @@ impl ToolErrorCode {
             Self::ValueTooLarge => "value_too_large",
             Self::TableNotFound => "table_not_found",
             Self::QueryTooExpensive => "query_too_expensive",
+            Self::WriteRejected => "write_rejected",
             Self::DatabaseUnavailable => "database_unavailable",
             Self::Internal => "internal",
         }
@@ -47,7 +49,7 @@ impl ToolErrorCode {
             | Self::ValueTooLarge
             | Self::QueryTooExpensive => ErrorKind::InvalidInput,
             Self::TableNotFound => ErrorKind::NotFound,
-            Self::ReadOnly => ErrorKind::Forbidden,
+            Self::ReadOnly | Self::WriteRejected => ErrorKind::Forbidden,
             Self::QueryTimeout => ErrorKind::Timeout,
             Self::DatabaseUnavailable => ErrorKind::Unavailable,
             Self::Internal => ErrorKind::Internal,

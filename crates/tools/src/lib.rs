@@ -2,7 +2,7 @@
 //!
 //! Owns the [`Tool`] trait and [`ToolRegistry`], the read-only sandbox every query runs in
 //! ([`sandbox`]), introspection of a target database ([`introspect`]) and the four built-in
-//! tools: `list_tables`, `get_metadata`, `get_schema`, `execute_query`.
+//! tools: `list_tables`, `get_metadata`, `get_schema`, `execute_query`, and `execute_write` (writes proposed for a person's approval).
 //!
 //! Must not know reqwest or actix. Blocking SQLite work runs inside
 //! `tokio::task::spawn_blocking`, never on the async executor.
@@ -14,10 +14,11 @@ pub mod introspect;
 pub mod sandbox;
 mod target;
 pub mod test_support;
-mod tool;
+pub mod tool;
 
 pub use builtin::{
-    ExecuteQuery, ExecuteQueryArgs, GetMetadata, GetSchema, GetSchemaArgs, ListTables,
+    ExecuteQuery, ExecuteQueryArgs, ExecuteWrite, GetMetadata, GetSchema, GetSchemaArgs,
+    ListTables, WriteOutput,
 };
 pub use config::{QueryLimits, ToolsConfig};
 pub use error::{Result, ToolError, ToolErrorCode};
@@ -25,4 +26,6 @@ pub use target::{
     QueryAudit, QueryEvent, QueryObserver, QueryOutcome, TableDescription, TargetDatabase,
     TargetSpec,
 };
-pub use tool::{DynTool, Tool, ToolContext, ToolDefinition, ToolRegistry, Toolset};
+pub use tool::{
+    Approval, ApprovalGate, DynTool, Tool, ToolContext, ToolDefinition, ToolRegistry, Toolset,
+};

@@ -103,6 +103,38 @@ fn authorizer(masked: MaskSet) -> impl FnMut(AuthContext<'_>) -> Authorization +
     }
 }
 
+/// What an approved write may do: change rows and schema, but never attach files, manage
+/// transactions, set PRAGMAs or load code. Masked columns still read as NULL, so a write cannot
+/// copy them somewhere readable.
+pub fn write_authorizer(
+    masked: MaskSet,
+) -> impl FnMut(AuthContext<'_>) -> Authorization + Send + 'static {
+    move |ctx: AuthContext<'_>| match ctx.action {
+        AuthAction::Read { table_name, column_name }
+            if masked.contains(&(table_name.to_lowercase(), column_name.to_lowercase())) =>
+        {
+            Authorization::Ignore
+        }
+        AuthAction::Attach { .. }
+        | AuthAction::Detach { .. }
+        | AuthAction::Transaction { .. }
+        | AuthAction::Savepoint { .. }
+        | AuthAction::CreateVtable { .. }
+        | AuthAction::DropVtable { .. }
+        | AuthAction::Pragma { .. } => Authorization::Deny,
+        AuthAction::Function { function_name }
+            if DENIED_FUNCTIONS.iter().any(|f| f.eq_ignore_ascii_case(function_name)) =>
+        {
+            Authorization::Deny
+        }
+        _ => Authorization::Allow,
+    }
+}
+
+/// Statements `execute_write` accepts.
+pub const WRITE_KEYWORDS: &[&str] =
+    &["insert", "update", "delete", "replace", "create", "alter", "drop", "with"];
+
 /// Applies every per-connection layer of the sandbox. Used for pooled connections and tests.
 pub fn harden(conn: &Connection, max_value_bytes: usize, masked: MaskSet) -> rusqlite::Result<()> {
     conn.pragma_update(None, "query_only", true)?;
@@ -171,7 +203,7 @@ impl Drop for Deadline<'_> {
 }
 
 /// Skips whitespace and comments, returns the first keyword in lower case.
-fn leading_keyword(sql: &str) -> String {
+pub(crate) fn leading_keyword(sql: &str) -> String {
     let mut rest = sql;
     loop {
         rest = rest.trim_start();
@@ -268,7 +300,10 @@ fn json_to_sql(v: &Value, what: &str) -> Result<SqlValue, ToolError> {
     })
 }
 
-fn bind(stmt: &mut rusqlite::Statement<'_>, params: &QueryParams) -> Result<(), ToolError> {
+pub(crate) fn bind(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: &QueryParams,
+) -> Result<(), ToolError> {
     let expected = stmt.parameter_count();
     match params {
         QueryParams::None => {

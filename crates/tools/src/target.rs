@@ -312,6 +312,120 @@ impl TargetDatabase {
         result
     }
 
+    /// A writable connection for an approved write (never pooled: writes are rare and deliberate).
+    fn write_connection(&self) -> Result<rusqlite::Connection, ToolError> {
+        if self.spec.read_only {
+            return Err(ToolError::new(
+                ToolErrorCode::ReadOnly,
+                format!(
+                    "database `{}` is read-only; it accepts no writes (database.targets[].read_only)",
+                    self.spec.name
+                ),
+            ));
+        }
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.spec.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            ToolError::new(
+                ToolErrorCode::DatabaseUnavailable,
+                format!("database `{}` cannot be opened for writing", self.spec.name),
+            )
+            .with_detail(e)
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(ToolError::internal)?;
+        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
+            .map_err(ToolError::internal)?;
+        conn.authorizer(Some(sandbox::write_authorizer(self.spec.mask_set())))
+            .map_err(ToolError::internal)?;
+        Ok(conn)
+    }
+
+    fn prepare_write<'c>(
+        conn: &'c rusqlite::Connection,
+        sql: &str,
+    ) -> Result<rusqlite::Statement<'c>, ToolError> {
+        let q = SqlQuery::parse(sql)
+            .map_err(|e| ToolError::new(ToolErrorCode::SqlError, e.to_string()))?;
+        let stmt = conn.prepare(q.as_str()).map_err(sandbox::classify)?;
+        let keyword = sandbox::leading_keyword(q.as_str());
+        if !sandbox::WRITE_KEYWORDS.contains(&keyword.as_str()) {
+            return Err(ToolError::new(
+                ToolErrorCode::ReadOnly,
+                format!(
+                    "`{keyword}` cannot be proposed; execute_write takes INSERT, UPDATE, DELETE, REPLACE, CREATE, ALTER or DROP"
+                ),
+            ));
+        }
+        if stmt.readonly() {
+            return Err(ToolError::invalid_args(
+                "this statement only reads; use execute_query for reads",
+            ));
+        }
+        Ok(stmt)
+    }
+
+    /// Validates a proposed write without running it. Blocking.
+    pub fn check_write(&self, sql: &str) -> Result<(), ToolError> {
+        let conn = self.write_connection()?;
+        Self::prepare_write(&conn, sql).map(drop)
+    }
+
+    /// Runs an approved write. Blocking.
+    pub fn write(
+        &self,
+        sql: &str,
+        params: &QueryParams,
+        limits: &QueryLimits,
+        audit: &QueryAudit<'_>,
+    ) -> Result<crate::WriteOutput, ToolError> {
+        let started = std::time::Instant::now();
+        let result = (|| -> Result<crate::WriteOutput, ToolError> {
+            let conn = self.write_connection()?;
+            let _deadline =
+                sandbox::Deadline::set(&conn, limits.timeout).map_err(ToolError::internal)?;
+            let mut stmt = Self::prepare_write(&conn, sql)?;
+            sandbox::bind(&mut stmt, params)?;
+            let rows_affected = stmt.raw_execute().map_err(sandbox::classify)?;
+            let keyword = sandbox::leading_keyword(sql);
+            Ok(crate::WriteOutput {
+                sql: sql.to_owned(),
+                rows_affected,
+                ddl: matches!(keyword.as_str(), "create" | "alter" | "drop"),
+                elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+            })
+        })();
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &result {
+            Ok(w) => log::warn!(
+                "approved write ran db={} user={} rows={} sql={sql}",
+                self.spec.name,
+                audit.user,
+                w.rows_affected
+            ),
+            Err(e) => log::warn!(
+                "approved write failed db={} user={} sql={sql} ({e})",
+                self.spec.name,
+                audit.user
+            ),
+        }
+        if let Some(observer) = audit.observer {
+            observer.on_query(&QueryEvent {
+                database: &self.spec.name,
+                sql,
+                user: audit.user,
+                thread_id: audit.thread_id,
+                source: "agent:write",
+                outcome: if result.is_ok() { QueryOutcome::Ok } else { QueryOutcome::Failed },
+                rows: result.as_ref().map_or(0, |w| w.rows_affected as u64),
+                elapsed_ms,
+                error_code: result.as_ref().err().map(|e| e.code.as_str()),
+            });
+        }
+        result
+    }
+
     /// Refuses a query whose plan would scan more than `limits.max_scan_rows` rows.
     fn check_cost(&self, sql: &SqlQuery, limits: &QueryLimits) -> Result<(), ToolError> {
         let schema = self.schema(limits)?;

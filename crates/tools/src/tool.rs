@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sqlmatic_models::ThreadId;
+use sqlmatic_models::{MessageId, ThreadId};
 
 use crate::{QueryAudit, QueryLimits, QueryObserver, TargetDatabase, ToolError, ToolErrorCode};
 
@@ -20,9 +20,26 @@ pub struct ToolContext {
     pub limits: QueryLimits,
     pub user: String,
     pub thread_id: Option<ThreadId>,
+    /// The answer message of the turn making the call.
+    pub message_id: Option<MessageId>,
     /// Where the call comes from, for the query log (`agent`, `api`).
     pub source: &'static str,
     pub observer: Option<Arc<dyn QueryObserver>>,
+    /// Who decides on proposed writes; without one, writes are refused.
+    pub approvals: Option<Arc<dyn ApprovalGate>>,
+}
+
+/// A person's decision on a proposed write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    Approved,
+    Rejected { reason: Option<String> },
+    Expired,
+}
+
+/// Asks the owner of a conversation to approve one exact statement.
+pub trait ApprovalGate: Send + Sync {
+    fn request<'a>(&'a self, ctx: &'a ToolContext, sql: &'a str) -> BoxFuture<'a, Approval>;
 }
 
 impl ToolContext {
@@ -32,8 +49,10 @@ impl ToolContext {
             limits,
             user: "local".into(),
             thread_id: None,
+            message_id: None,
             source: "api",
             observer: None,
+            approvals: None,
         }
     }
 
@@ -139,6 +158,7 @@ impl ToolRegistry {
         r.register(crate::GetMetadata);
         r.register(crate::GetSchema);
         r.register(crate::ExecuteQuery);
+        r.register(crate::ExecuteWrite);
         r
     }
 
@@ -174,6 +194,15 @@ pub struct Toolset {
 }
 
 impl Toolset {
+    /// The definitions to offer for `database`: `execute_write` only where writes are possible.
+    pub fn definitions_for(&self, database: &TargetDatabase) -> Vec<ToolDefinition> {
+        let mut defs = self.definitions();
+        if database.spec().read_only {
+            defs.retain(|d| d.name != crate::ExecuteWrite::NAME);
+        }
+        defs
+    }
+
     pub fn definitions(&self) -> Vec<ToolDefinition> {
         self.tools
             .iter()

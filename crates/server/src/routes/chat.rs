@@ -54,3 +54,21 @@ pub async fn cancel(
     state.core.cancel(&user.0, id).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"thread_id": id, "status": "cancelling"})))
 }
+
+/// A decision on a write the agent proposed (`approval_required`): `{"approve": true}` runs that
+/// exact statement; `{"approve": false, "reason"?}` refuses it. Single use; only the thread's owner.
+#[utoipa::path(post, path = "/api/approvals/{digest}", tag = "chat", params(("digest" = String, Path, description = "the digest from approval_required")),
+    request_body = crate::wire::ApprovalBody, responses(
+    (status = 200, description = "decided"), (status = 404, description = "approval_not_found: decided, expired or not yours", body = crate::wire::ErrorBody)))]
+#[post("/api/approvals/{digest}")]
+pub async fn decide(
+    state: web::Data<State>,
+    user: CurrentUser,
+    digest: web::Path<String>,
+    body: web::Json<crate::wire::ApprovalBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    state.core.decide_write(&user.0, &digest, body.approve, body.reason)?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"digest": digest.into_inner(), "approved": body.approve})))
+}

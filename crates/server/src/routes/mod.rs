@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(threads::delete)
         .service(chat::post)
         .service(chat::cancel)
+        .service(chat::decide)
         .service(metrics::json)
         .service(metrics::prometheus)
         .service(metrics::query_log)

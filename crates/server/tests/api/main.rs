@@ -7,6 +7,7 @@
 mod helpers;
 
 mod agent;
+mod approvals;
 mod chat;
 mod databases;
 mod errors;

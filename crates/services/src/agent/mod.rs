@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlmatic_models::{ChatMessage, ErrorKind, ToolCall, Usage};
-use sqlmatic_tools::{ToolContext, ToolError, ToolErrorCode, ToolRegistry, Toolset};
+use sqlmatic_tools::{Tool as _, ToolContext, ToolError, ToolErrorCode, ToolRegistry, Toolset};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::llm::{ChatModel, LlmError, LlmRequest};
@@ -34,6 +34,8 @@ pub struct AgentSettings {
     /// Databases this agent may use; `None` = all.
     pub databases: Option<Vec<String>>,
     pub tool_timeout: Duration,
+    /// How long a proposed write waits for the user's decision.
+    pub approval_timeout: Duration,
     pub result_max_rows: usize,
     pub result_max_bytes: usize,
     pub schema_token_budget: usize,
@@ -68,6 +70,7 @@ impl AgentSettings {
             tools: o.tools.unwrap_or_else(|| default_tools.to_vec()),
             databases: o.databases,
             tool_timeout: Duration::from_millis(config.tool_timeout_ms),
+            approval_timeout: Duration::from_millis(config.approval_timeout_ms),
             result_max_rows: config.result_max_rows,
             result_max_bytes: config.result_max_bytes,
             schema_token_budget: config.schema_token_budget,
@@ -174,6 +177,15 @@ impl Agent {
         &self.model
     }
 
+    /// A write waits for a person, so its limit includes the approval time.
+    fn time_limit(&self, tool: &str) -> Duration {
+        if tool == sqlmatic_tools::ExecuteWrite::NAME {
+            self.settings.tool_timeout + self.settings.approval_timeout
+        } else {
+            self.settings.tool_timeout
+        }
+    }
+
     async fn run_tool(
         &self,
         call: &ToolCall,
@@ -183,7 +195,7 @@ impl Agent {
         let result = match parse_arguments(call) {
             Err(e) => Err(e),
             Ok(args) => match tokio::time::timeout(
-                self.settings.tool_timeout,
+                self.time_limit(&call.name),
                 self.toolset.call(&call.name, ctx, args),
             )
             .await
@@ -194,7 +206,7 @@ impl Agent {
                     format!(
                         "{} did not finish within {} ms",
                         call.name,
-                        self.settings.tool_timeout.as_millis()
+                        self.time_limit(&call.name).as_millis()
                     ),
                 )),
             },
@@ -224,7 +236,7 @@ impl Agent {
             self.settings.system_prompt
         )));
         messages.extend(history);
-        let tools = self.toolset.definitions();
+        let tools = self.toolset.definitions_for(&ctx.database);
         let mut usage = Usage::default();
         for step in 1..=self.settings.max_steps {
             let request = LlmRequest {
