@@ -266,6 +266,16 @@ impl Sqlmatic {
         });
     }
 
+    /// Chat turns running now.
+    pub fn running_turns(&self) -> usize {
+        self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// Writes waiting for a decision.
+    pub fn pending_approvals(&self) -> usize {
+        self.approvals.pending_count()
+    }
+
     /// The owner's decision on a proposed write (by its digest).
     pub fn decide_write(
         &self,

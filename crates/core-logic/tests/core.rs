@@ -258,3 +258,60 @@ async fn evaluation_scores_execution_accuracy() {
     assert!(!report.results[1].correct);
     assert!(report.results[2].error.as_deref().unwrap().contains("no successful query"));
 }
+
+#[tokio::test]
+async fn an_llm_fault_storm_ends_every_turn_cleanly_and_leaves_nothing_behind() {
+    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    let status = |s: u16| Step::Status { status: s, retry_after: Some(0), body: "{}".into() };
+    let slow = || Step::delayed(600, Step::Reply(Reply::text("late")));
+    let llm = ScriptedLlm::queue(vec![
+        status(500), status(502), status(503),
+        status(429), status(429), status(429),
+        Step::Garbage,
+        Step::CutAfter { events: 2, reply: Reply::text("partial answer that gets cut") },
+        slow(), slow(), slow(),
+        Step::Reply(Reply::raw_tool("x", "execute_query", "{not json")),
+        Step::Reply(Reply::text("recovered")),
+    ])
+    .await;
+    let mut fx = open(1000);
+    let mut config = fx.core.config().clone();
+    config.agent.provider = Some("openai".into());
+    config.agent.base_url = Some(llm.openai_url());
+    config.agent.model = Some("scripted".into());
+    config.agent.retry_base_ms = 1;
+    config.agent.retry_max_ms = 5;
+    config.agent.stream_idle_timeout_ms = 300;
+    fx.core = Sqlmatic::open(config).unwrap();
+    let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let baseline = alive();
+    let first = fx.core.chat(&local(), ChatRequest::new("q")).await.unwrap_err();
+    let Error::Turn { thread_id, .. } = &first else { panic!("{first:?}") };
+    let thread_id = *thread_id;
+    let mut codes = vec![first.code()];
+    for _ in 0..4 {
+        let e = fx.core.chat(&local(), ChatRequest { thread_id: Some(thread_id), ..ChatRequest::new("again") }).await.unwrap_err();
+        codes.push(e.code());
+    }
+    assert_eq!(codes, ["llm_unavailable", "llm_rate_limited", "llm_bad_response", "llm_stream_interrupted", "llm_timeout"]);
+    // invalid tool arguments are the model's problem to fix, not a failed turn
+    let ok = fx.core.chat(&local(), ChatRequest { thread_id: Some(thread_id), ..ChatRequest::new("last") }).await.unwrap();
+    assert_eq!(ok.answer, "recovered");
+    let thread = fx.core.get_thread(&local(), thread_id).await.unwrap();
+    let questions = thread.messages.iter().filter(|m| m.role == sqlmatic_models::Role::User).count();
+    assert_eq!(questions, 6, "every question kept");
+    let cut = thread.messages.iter().find(|m| m.content == "partial answer ").expect("the cut answer's text kept");
+    assert_eq!(cut.status, sqlmatic_models::MessageStatus::Error);
+    // nothing left running: no turn in flight, no pending approval, no subscriber; and once the
+    // core and the scripted server are gone, every task they started has ended
+    assert_eq!(fx.core.running_turns(), 0);
+    assert_eq!(fx.core.pending_approvals(), 0);
+    assert_eq!(fx.core.bus().stats().subscribers, 0);
+    drop(fx);
+    drop(llm);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive() > baseline && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(alive(), baseline, "tasks left behind");
+}
