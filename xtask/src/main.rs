@@ -41,6 +41,9 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Benchmark agent turns against a scripted LLM: per-turn overhead and 200 concurrent chats.
     BenchAgent,
+    /// Load: thousands of WebSocket subscribers (fan-out latency, memory per connection), mixed
+    /// REST load, hundreds of concurrent chats against a scripted LLM.
+    BenchLoad,
     /// Execution accuracy of the agent on a JSONL dataset against the configured LLM provider.
     Eval {
         #[arg(long)]
@@ -112,6 +115,9 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => bench::bench(args),
         Task::BenchAgent => {
             run(cargo().args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "agent"]))
+        }
+        Task::BenchLoad => {
+            run(cargo().args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "load"]))
         }
         Task::Eval { dataset, out } => run(cargo()
             .args([

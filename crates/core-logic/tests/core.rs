@@ -265,11 +265,17 @@ async fn an_llm_fault_storm_ends_every_turn_cleanly_and_leaves_nothing_behind() 
     let status = |s: u16| Step::Status { status: s, retry_after: Some(0), body: "{}".into() };
     let slow = || Step::delayed(600, Step::Reply(Reply::text("late")));
     let llm = ScriptedLlm::queue(vec![
-        status(500), status(502), status(503),
-        status(429), status(429), status(429),
+        status(500),
+        status(502),
+        status(503),
+        status(429),
+        status(429),
+        status(429),
         Step::Garbage,
         Step::CutAfter { events: 2, reply: Reply::text("partial answer that gets cut") },
-        slow(), slow(), slow(),
+        slow(),
+        slow(),
+        slow(),
         Step::Reply(Reply::raw_tool("x", "execute_query", "{not json")),
         Step::Reply(Reply::text("recovered")),
     ])
@@ -290,17 +296,39 @@ async fn an_llm_fault_storm_ends_every_turn_cleanly_and_leaves_nothing_behind() 
     let thread_id = *thread_id;
     let mut codes = vec![first.code()];
     for _ in 0..4 {
-        let e = fx.core.chat(&local(), ChatRequest { thread_id: Some(thread_id), ..ChatRequest::new("again") }).await.unwrap_err();
+        let e = fx
+            .core
+            .chat(&local(), ChatRequest { thread_id: Some(thread_id), ..ChatRequest::new("again") })
+            .await
+            .unwrap_err();
         codes.push(e.code());
     }
-    assert_eq!(codes, ["llm_unavailable", "llm_rate_limited", "llm_bad_response", "llm_stream_interrupted", "llm_timeout"]);
+    assert_eq!(
+        codes,
+        [
+            "llm_unavailable",
+            "llm_rate_limited",
+            "llm_bad_response",
+            "llm_stream_interrupted",
+            "llm_timeout"
+        ]
+    );
     // invalid tool arguments are the model's problem to fix, not a failed turn
-    let ok = fx.core.chat(&local(), ChatRequest { thread_id: Some(thread_id), ..ChatRequest::new("last") }).await.unwrap();
+    let ok = fx
+        .core
+        .chat(&local(), ChatRequest { thread_id: Some(thread_id), ..ChatRequest::new("last") })
+        .await
+        .unwrap();
     assert_eq!(ok.answer, "recovered");
     let thread = fx.core.get_thread(&local(), thread_id).await.unwrap();
-    let questions = thread.messages.iter().filter(|m| m.role == sqlmatic_models::Role::User).count();
+    let questions =
+        thread.messages.iter().filter(|m| m.role == sqlmatic_models::Role::User).count();
     assert_eq!(questions, 6, "every question kept");
-    let cut = thread.messages.iter().find(|m| m.content == "partial answer ").expect("the cut answer's text kept");
+    let cut = thread
+        .messages
+        .iter()
+        .find(|m| m.content == "partial answer ")
+        .expect("the cut answer's text kept");
     assert_eq!(cut.status, sqlmatic_models::MessageStatus::Error);
     // nothing left running: no turn in flight, no pending approval, no subscriber; and once the
     // core and the scripted server are gone, every task they started has ended

@@ -1,0 +1,323 @@
+//! Load benchmark (`cargo bench -p sqlmatic-server --bench load`, or `cargo xtask bench-load`).
+//!
+//! The release `sqlmatic` binary runs as a child process on a copy of the demo database.
+//! 1. Fan-out: N WebSocket clients subscribe to `database`; the bench changes the schema from
+//!    another connection several times; every client must receive each `database_update`.
+//!    Reports delivery latency (from the first client's receipt, i.e. the fan-out itself, and
+//!    from the change on disk, which includes the poll interval) and server memory per connection.
+//! 2. Mixed REST load from concurrent clients while the subscribers stay connected.
+//! 3. Hundreds of concurrent chats against a scripted LLM that waits per call.
+//! Errors must be zero.
+
+// A benchmark reports on stdout; a failed setup may panic.
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+use tokio_tungstenite::tungstenite::Message;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &Path, llm_url: &str) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_sqlmatic"))
+        .args(["--port", &port.to_string()])
+        .current_dir(dir)
+        .env_remove("SQLMATIC_CONFIG")
+        .env("SQLMATIC_ENV", "production")
+        .env("SQLMATIC_API__HOST", "127.0.0.1")
+        .env("SQLMATIC_API__AUTH__MODE", "none")
+        .env("SQLMATIC_API__RATE_LIMIT__ENABLED", "false")
+        .env("SQLMATIC_DATABASE__APP_PATH", dir.join("app.db"))
+        .env("SQLMATIC_DATABASE__DEMO_PATH", dir.join("demo.db"))
+        .env("SQLMATIC_DATABASE__SCHEMA_POLL_INTERVAL_MS", "100")
+        .env("SQLMATIC_LOGGING__FILE", "")
+        .env("SQLMATIC_LOGGING__LEVEL", "error")
+        .env("SQLMATIC_AGENT__PROVIDER", "openai")
+        .env("SQLMATIC_AGENT__BASE_URL", llm_url)
+        .env("SQLMATIC_AGENT__MODEL", "scripted")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, port }
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[(((p / 100.0) * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_update(ws: &mut Ws) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await.ok()?? {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(&t).ok()?;
+                if v["event"] == "database_update" {
+                    return Some(v);
+                }
+            }
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+async fn subscriber(port: u16) -> Option<Ws> {
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await.ok()?;
+    ws.send(Message::Text(r#"{"action":"subscribe","topics":["database"]}"#.into())).await.ok()?;
+    next_update(&mut ws).await?;
+    Some(ws)
+}
+
+fn main() {
+    let subscribers = env_or("LOAD_BENCH_SUBSCRIBERS", 2000);
+    let changes = env_or("LOAD_BENCH_CHANGES", 5);
+    let rest_clients = env_or("LOAD_BENCH_REST_CLIENTS", 32);
+    let rest_secs = env_or("LOAD_BENCH_REST_SECONDS", 10) as u64;
+    let chats = env_or("LOAD_BENCH_CHATS", 300);
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let report = rt.block_on(async move {
+        let llm = ScriptedLlm::by_round(
+            vec![
+                Step::Reply(Reply::tool("q", "execute_query", json!({"sql": "SELECT count(*) FROM orders WHERE status = 'pending'"}))),
+                Step::Reply(Reply::text("There are some pending orders.")),
+            ],
+            Duration::from_millis(50),
+        )
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let server = start_server(dir.path(), &llm.openai_url());
+        let pid = server.child.id();
+        let port = server.port;
+        let client = sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(60))).unwrap();
+        client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss_idle = rss_kib(pid, "VmRSS:");
+
+        // 1. fan-out
+        let mut clients = Vec::with_capacity(subscribers);
+        let connect_started = Instant::now();
+        for chunk in (0..subscribers).collect::<Vec<_>>().chunks(200) {
+            let batch = futures_util::future::join_all(chunk.iter().map(|_| subscriber(port))).await;
+            clients.extend(batch.into_iter().map(|c| c.expect("a subscriber connects and gets the schema")));
+        }
+        let connect_s = connect_started.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss_connected = rss_kib(pid, "VmRSS:");
+        let demo = dir.path().join("demo.db");
+        let mut spread = Vec::new();
+        let mut end_to_end = Vec::new();
+        let mut missed = 0usize;
+        for change in 0..changes {
+            let receipts = Arc::new(std::sync::Mutex::new(Vec::with_capacity(subscribers)));
+            let waiting: Vec<_> = clients
+                .drain(..)
+                .map(|mut ws| {
+                    let receipts = receipts.clone();
+                    tokio::spawn(async move {
+                        let got = next_update(&mut ws).await.is_some();
+                        if got {
+                            receipts.lock().unwrap().push(Instant::now());
+                        }
+                        (ws, got)
+                    })
+                })
+                .collect();
+            let changed_at = Instant::now();
+            rusqlite::Connection::open(&demo).unwrap().execute_batch(&format!("CREATE TABLE bench_{change}(x)")).unwrap();
+            for handle in waiting {
+                let (ws, got) = handle.await.unwrap();
+                if !got {
+                    missed += 1;
+                }
+                clients.push(ws);
+            }
+            let mut times = receipts.lock().unwrap().clone();
+            times.sort();
+            if let Some(first) = times.first().copied() {
+                spread.extend(times.iter().map(|t| t.duration_since(first).as_secs_f64() * 1000.0));
+                end_to_end.extend(times.iter().map(|t| t.duration_since(changed_at).as_secs_f64() * 1000.0));
+            }
+        }
+        spread.sort_by(f64::total_cmp);
+        end_to_end.sort_by(f64::total_cmp);
+
+        // 2. mixed REST load while the subscribers stay connected
+        let done = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let deadline = Instant::now() + Duration::from_secs(rest_secs);
+        let workers: Vec<_> = (0..rest_clients)
+            .map(|w| {
+                let (client, done, errors) = (client.clone(), done.clone(), errors.clone());
+                tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut i = w;
+                    while Instant::now() < deadline {
+                        let started = Instant::now();
+                        let base = format!("http://127.0.0.1:{port}");
+                        let r = match i % 10 {
+                            0..=4 => client.get(format!("{base}/api/database/structure")).send().await,
+                            5..=7 => client.post(format!("{base}/api/query")).json(&json!({"sql": "SELECT * FROM customers WHERE id = ?", "params": [i % 1200 + 1]})).send().await,
+                            8 => client.post(format!("{base}/api/query")).json(&json!({"sql": "SELECT status, count(*) FROM orders GROUP BY status"})).send().await,
+                            _ => client.get(format!("{base}/api/threads?limit=20")).send().await,
+                        };
+                        match r {
+                            Ok(resp) if resp.status().is_success() => {
+                                let _ = resp.bytes().await;
+                                done.fetch_add(1, Ordering::Relaxed);
+                                lat.push(started.elapsed().as_secs_f64() * 1000.0);
+                            }
+                            _ => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        i += rest_clients;
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut rest_lat: Vec<f64> = Vec::new();
+        for w in workers {
+            rest_lat.extend(w.await.unwrap());
+        }
+        rest_lat.sort_by(f64::total_cmp);
+        let rest_total = done.load(Ordering::Relaxed);
+
+        // 3. concurrent chats
+        let started = Instant::now();
+        let results = futures_util::future::join_all((0..chats).map(|i| {
+            let client = client.clone();
+            async move {
+                let t = Instant::now();
+                let r = client.post(format!("http://127.0.0.1:{port}/chat")).json(&json!({"message": format!("How many pending orders? ({i})")})).send().await;
+                match r {
+                    Ok(resp) if resp.status().is_success() => Ok(t.elapsed().as_secs_f64() * 1000.0),
+                    Ok(resp) => Err(format!("{}", resp.status())),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        }))
+        .await;
+        let chat_s = started.elapsed().as_secs_f64();
+        let mut chat_lat: Vec<f64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+        chat_lat.sort_by(f64::total_cmp);
+        let chat_errors = results.iter().filter(|r| r.is_err()).count();
+        let rss_peak = rss_kib(pid, "VmHWM:");
+        drop(clients);
+        json!({
+            "fanout": {
+                "subscribers": subscribers,
+                "connect_s": connect_s,
+                "changes": changes,
+                "missed_updates": missed,
+                "spread_p50_ms": pct(&spread, 50.0), "spread_p99_ms": pct(&spread, 99.0),
+                "change_to_delivery_p50_ms": pct(&end_to_end, 50.0), "change_to_delivery_p99_ms": pct(&end_to_end, 99.0),
+                "rss_idle_kib": rss_idle, "rss_connected_kib": rss_connected,
+                "kib_per_connection": (rss_connected.saturating_sub(rss_idle)) as f64 / subscribers as f64,
+            },
+            "rest": {
+                "clients": rest_clients, "seconds": rest_secs, "requests": rest_total,
+                "errors": errors.load(Ordering::Relaxed),
+                "rps": rest_total as f64 / rest_secs as f64,
+                "p50_ms": pct(&rest_lat, 50.0), "p99_ms": pct(&rest_lat, 99.0),
+            },
+            "chats": {
+                "concurrent": chats, "model_latency_ms": 50, "model_calls_per_turn": 2,
+                "errors": chat_errors, "wall_s": chat_s, "throughput_per_s": chat_lat.len() as f64 / chat_s,
+                "p50_ms": pct(&chat_lat, 50.0), "p99_ms": pct(&chat_lat, 99.0),
+            },
+            "server_peak_rss_kib": rss_peak,
+        })
+    });
+    let f = &report["fanout"];
+    let r = &report["rest"];
+    let c = &report["chats"];
+    println!(
+        "fan-out: {} WebSocket subscribers (connected in {:.1} s), {} schema changes, {} updates missed",
+        f["subscribers"],
+        f["connect_s"].as_f64().unwrap_or(0.0),
+        f["changes"],
+        f["missed_updates"]
+    );
+    println!(
+        "  delivery spread across subscribers: p50 {:.1} ms, p99 {:.1} ms; change on disk to delivery: p50 {:.0} ms, p99 {:.0} ms (poll interval 100 ms)",
+        f["spread_p50_ms"].as_f64().unwrap_or(f64::NAN),
+        f["spread_p99_ms"].as_f64().unwrap_or(f64::NAN),
+        f["change_to_delivery_p50_ms"].as_f64().unwrap_or(f64::NAN),
+        f["change_to_delivery_p99_ms"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  server RSS idle {} KiB, with subscribers {} KiB: {:.1} KiB per connection",
+        f["rss_idle_kib"],
+        f["rss_connected_kib"],
+        f["kib_per_connection"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!(
+        "mixed REST ({} clients, {} s, subscribers connected): {} requests, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
+        r["clients"],
+        r["seconds"],
+        r["requests"],
+        r["rps"].as_f64().unwrap_or(0.0),
+        r["p50_ms"].as_f64().unwrap_or(f64::NAN),
+        r["p99_ms"].as_f64().unwrap_or(f64::NAN),
+        r["errors"]
+    );
+    println!(
+        "chats: {} concurrent (scripted model 50 ms per call, 2 calls per turn): {:.1} turns/s, p50 {:.0} ms, p99 {:.0} ms, errors {}",
+        c["concurrent"],
+        c["throughput_per_s"].as_f64().unwrap_or(0.0),
+        c["p50_ms"].as_f64().unwrap_or(f64::NAN),
+        c["p99_ms"].as_f64().unwrap_or(f64::NAN),
+        c["errors"]
+    );
+    println!("server peak RSS {} KiB", report["server_peak_rss_kib"]);
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("load.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("report: target/bench/load.json");
+}
