@@ -7,6 +7,7 @@
 //!    from the change on disk, which includes the poll interval) and server memory per connection.
 //! 2. Mixed REST load from concurrent clients while the subscribers stay connected.
 //! 3. Hundreds of concurrent chats against a scripted LLM that waits per call.
+//!
 //! Errors must be zero.
 
 // A benchmark reports on stdout; a failed setup may panic.
