@@ -64,6 +64,8 @@ pub struct ChatReply {
     /// `complete` or `cancelled`.
     pub status: MessageStatus,
     pub queries: Vec<QueryRecord>,
+    /// Charts the agent asked for (`show_chart` specs; `query` indexes this turn's successful queries).
+    pub charts: Vec<Value>,
     pub usage: Usage,
     pub steps: u32,
 }
@@ -279,6 +281,7 @@ impl Sqlmatic {
             partial: String::new(),
             calls: HashMap::new(),
             queries: Vec::new(),
+            charts: Vec::new(),
         };
         let ending = run.drive().await;
         let (status, answer, result) = match ending {
@@ -316,6 +319,7 @@ impl Sqlmatic {
                     answer,
                     status,
                     queries: run.queries,
+                    charts: run.charts,
                     usage: outcome.usage,
                     steps: outcome.steps,
                 })
@@ -341,6 +345,7 @@ impl Sqlmatic {
                     answer,
                     status,
                     queries: run.queries,
+                    charts: run.charts,
                     usage: Usage::default(),
                     steps: 0,
                 })
@@ -365,6 +370,7 @@ struct TurnRun<'a> {
     /// tool call id → (name, arguments), to pair results with their SQL
     calls: HashMap<String, (String, Value)>,
     queries: Vec<QueryRecord>,
+    charts: Vec<Value>,
 }
 
 impl TurnRun<'_> {
@@ -421,6 +427,9 @@ impl TurnRun<'_> {
             }
             AgentEvent::ToolResult { id, name, output, error, elapsed_ms } => {
                 let ok = error.is_none();
+                if ok && name == "show_chart" {
+                    self.charts.extend(output.clone());
+                }
                 if name == "execute_query" {
                     let sql = self
                         .calls
@@ -469,6 +478,9 @@ impl TurnRun<'_> {
                         error: error
                             .as_ref()
                             .map(|e| ErrorPayload::new(e.code.as_str(), &e.model_message)),
+                        result: output
+                            .clone()
+                            .filter(|_| name == "execute_query" || name == "show_chart"),
                     },
                 );
                 let changed_schema =

@@ -98,6 +98,9 @@ pub enum StreamPart {
         elapsed_ms: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<ErrorPayload>,
+        /// The output clients show: an execute_query result or a show_chart spec.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<serde_json::Value>,
     },
     /// The agent proposed a write; nothing runs until the thread's owner approves this exact
     /// statement (by `digest`) within `expires_in_ms`.

@@ -144,7 +144,7 @@ fn unauthorized(message: &str) -> HttpResponse {
 
 /// Routes anyone may call.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/api/openapi.json")
+    matches!(path, "/healthz" | "/readyz" | "/api/openapi.json") || crate::ui::is_ui_path(path)
 }
 
 /// The bearer token of a request: the `Authorization` header, or a `bearer.<token>` WebSocket

@@ -164,7 +164,14 @@ impl Config {
         Ok(Figment::from(Serialized::defaults(Config::default()))
             .merge(Yaml::file(&path).nested())
             .select(profile)
-            .merge(Env::prefixed("SQLMATIC_").ignore(&["ENV", "CONFIG"]).split("__").global())
+            .merge(
+                // only SQLMATIC_<SECTION>__<KEY> is configuration; other SQLMATIC_* variables
+                // (SQLMATIC_ENV, SQLMATIC_CONFIG, test switches) belong to someone else
+                Env::prefixed("SQLMATIC_")
+                    .filter(|key| key.as_str().contains("__"))
+                    .split("__")
+                    .global(),
+            )
             .merge(Serialized::global("api", serde_json::Value::Object(cli))))
     }
 
@@ -270,6 +277,7 @@ mod tests {
             );
             jail.set_env("SQLMATIC_ENV", "production");
             jail.set_env("SQLMATIC_CONFIG", "c.yaml"); // read by the CLI, not a config key
+            jail.set_env("SQLMATIC_SOMETHING_ELSE", "1"); // not SECTION__KEY: not configuration
             let c = Config::load(&sources(Some("c.yaml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.api.port, 9100);
             jail.set_env("SQLMATIC_API__PORT", "9200");

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod routes;
+pub mod ui;
 pub mod wire;
 pub mod ws;
 
@@ -185,6 +186,7 @@ impl Application {
                 .wrap(security_headers())
                 .wrap(Condition::new(!api.allowed_origins.is_empty(), cors(&api.allowed_origins)))
                 .configure(routes::configure)
+                .configure(ui::configure)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?

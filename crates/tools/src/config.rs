@@ -45,6 +45,7 @@ impl Default for ToolsConfig {
                 "get_schema".into(),
                 "execute_query".into(),
                 "execute_write".into(),
+                "show_chart".into(),
             ],
         }
     }

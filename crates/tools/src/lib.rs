@@ -17,8 +17,8 @@ pub mod test_support;
 pub mod tool;
 
 pub use builtin::{
-    ExecuteQuery, ExecuteQueryArgs, ExecuteWrite, GetMetadata, GetSchema, GetSchemaArgs,
-    ListTables, WriteOutput,
+    ChartKind, ChartSpec, ExecuteQuery, ExecuteQueryArgs, ExecuteWrite, GetMetadata, GetSchema,
+    GetSchemaArgs, ListTables, ShowChart, WriteOutput,
 };
 pub use config::{QueryLimits, ToolsConfig};
 pub use error::{Result, ToolError, ToolErrorCode};

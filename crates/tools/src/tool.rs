@@ -27,6 +27,8 @@ pub struct ToolContext {
     pub observer: Option<Arc<dyn QueryObserver>>,
     /// Who decides on proposed writes; without one, writes are refused.
     pub approvals: Option<Arc<dyn ApprovalGate>>,
+    /// The results of this turn's successful queries, in order (what `show_chart` refers to).
+    pub results: Arc<std::sync::Mutex<Vec<sqlmatic_models::QueryResult>>>,
 }
 
 /// A person's decision on a proposed write.
@@ -53,6 +55,7 @@ impl ToolContext {
             source: "api",
             observer: None,
             approvals: None,
+            results: Arc::default(),
         }
     }
 
@@ -159,6 +162,7 @@ impl ToolRegistry {
         r.register(crate::GetSchema);
         r.register(crate::ExecuteQuery);
         r.register(crate::ExecuteWrite);
+        r.register(crate::ShowChart);
         r
     }
 

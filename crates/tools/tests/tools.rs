@@ -314,3 +314,41 @@ async fn the_cost_gate_refuses_huge_scans_before_they_run() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn show_chart_specs_are_checked_against_the_turns_results() {
+    let (_dir, ctx) = fixture_context(SHOP);
+    let chart = |args: Value| call(&ctx, "show_chart", args);
+    let err = chart(json!({"kind": "bar", "x": "name", "y": "score"})).await.unwrap_err();
+    assert!(err.model_message.contains("no query has run"), "{}", err.model_message);
+    call(
+        &ctx,
+        "execute_query",
+        json!({"sql": "SELECT name, score, country FROM customers ORDER BY id"}),
+    )
+    .await
+    .unwrap();
+    let spec =
+        chart(json!({"kind": "bar", "x": "name", "y": "score", "title": "Scores"})).await.unwrap();
+    assert_eq!(
+        spec,
+        json!({"kind": "bar", "x": "name", "y": ["score"], "title": "Scores", "query": 0, "points": 3})
+    );
+    for (args, fragment) in [
+        (
+            json!({"kind": "bar", "x": "nope", "y": "score"}),
+            "no column `nope`; its columns are: name, score, country",
+        ),
+        (json!({"kind": "line", "x": "name", "y": ["country"]}), "`country` is not numeric"),
+        (json!({"kind": "pie", "x": "name", "y": ["score", "score"]}), "exactly one y"),
+        (json!({"kind": "bar", "x": "name", "y": "score", "query": 5}), "query 5 does not exist"),
+        (json!({"kind": "donut", "x": "name", "y": "score"}), "invalid arguments"),
+        (
+            json!({"kind": "bar", "x": "name", "y": "score", "code": "alert(1)"}),
+            "invalid arguments",
+        ),
+    ] {
+        let err = chart(args.clone()).await.unwrap_err();
+        assert!(err.model_message.contains(fragment), "{args}: {}", err.model_message);
+    }
+}

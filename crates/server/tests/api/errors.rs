@@ -79,3 +79,37 @@ fn the_committed_openapi_document_is_current() {
         "docs/openapi.json is stale: run `cargo xtask openapi`"
     );
 }
+
+#[actix_web::test]
+async fn the_web_app_is_served_with_types_caching_and_a_csp() {
+    let app = spawn_with(|c| c.api.auth.mode = sqlmatic_server::auth::AuthMode::Token).await;
+    // public even in token mode: the sign-in page must load
+    let r = app.get("/").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(
+        csp.contains("script-src 'self'")
+            && csp.contains("connect-src 'self' ws: wss:")
+            && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(
+        r.text().await.unwrap().contains("<script type=\"module\" src=\"/ui/js/app.js\"></script>")
+    );
+    let again = app.client.get(app.url("/")).header("If-None-Match", &etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    for (path, ct) in [
+        ("/ui/style.css", "text/css; charset=utf-8"),
+        ("/ui/js/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/js/chart.js", "text/javascript; charset=utf-8"),
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], ct, "{path}");
+    }
+    assert_error(app.get("/ui/js/nope.js").await, 404, "not_found").await;
+    assert_error(app.get("/api/threads").await, 401, "unauthorized").await;
+}

@@ -8,6 +8,7 @@ mod helpers;
 
 mod agent;
 mod approvals;
+mod browser;
 mod chat;
 mod databases;
 mod errors;

@@ -1,0 +1,348 @@
+//! The web app in a real browser: headless Chromium driven over WebDriver (chromedriver), against
+//! the server on port 0 with the scripted LLM. `.ci/run` installs Debian's `chromium` and
+//! `chromium-driver` and sets `SQLMATIC_REQUIRE_BROWSER=1`, which turns a missing browser into a
+//! failure; elsewhere these tests say they were skipped.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+
+use crate::helpers::*;
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    process: Child,
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn available() -> bool {
+    let ok = Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists();
+    if !ok {
+        assert!(
+            std::env::var("SQLMATIC_REQUIRE_BROWSER").is_err(),
+            "chromium and chromedriver are required (apt-get install chromium chromium-driver)"
+        );
+        eprintln!(
+            "SKIPPED: browser test needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)"
+        );
+    }
+    ok
+}
+
+impl Driver {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let process = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let http =
+            sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(60)))
+                .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1400,900", format!("--user-data-dir={}", profile.path().display())]
+        }}}});
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_owned();
+        Self { process, http, base, session, _profile: profile }
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut req = self.http.request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        assert!(v["value"]["error"].is_null(), "webdriver {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    async fn js_async(&self, script: &str) -> Value {
+        let wrapped = format!(
+            "const done = arguments[arguments.length - 1]; (async () => {{ {script} }})().then(done, (e) => done('ERR ' + e));"
+        );
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": wrapped, "args": []})),
+        )
+        .await
+    }
+
+    /// Waits until `expr` (JavaScript) is truthy; returns its value.
+    async fn until(&self, expr: &str, what: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let v = self.js(&format!("return ({expr});")).await;
+            if v.as_bool() != Some(false) && !v.is_null() && v != json!(0) && v != json!("") {
+                return v;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v[ELEMENT].as_str().unwrap().to_owned()
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    /// Saves a screenshot under target/screenshots (copied to docs/ for the README).
+    async fn screenshot(&self, name: &str) {
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+const ENTER: &str = "\u{E007}";
+
+#[actix_web::test]
+async fn ask_a_question_and_see_the_answer_sql_table_chart_and_live_schema() {
+    if !available() {
+        return;
+    }
+    let sql = "SELECT country, count(*) AS customers FROM customers GROUP BY country ORDER BY customers DESC LIMIT 5";
+    let llm = ScriptedLlm::by_round(
+        vec![
+            Step::Reply(Reply::tool("q1", "execute_query", json!({"sql": sql}))),
+            Step::Reply(Reply::tool("c1", "show_chart", json!({"kind": "bar", "x": "country", "y": "customers", "title": "Customers by country"}))),
+            Step::Reply(Reply::text("Germany has the most customers (135), then France (134) and Spain (126).")),
+        ],
+        Duration::from_millis(20),
+    )
+    .await;
+    let app = spawn_with(|c| {
+        use_llm(c, &llm);
+        c.database.schema_poll_interval_ms = 200;
+    })
+    .await;
+    let browser = Driver::start().await;
+    browser.goto(&app.url("/")).await;
+    browser.until("document.body.dataset.ready === 'true'", "the app to start").await;
+    browser.until("document.querySelectorAll('.table-card').length >= 10", "the schema tree").await;
+    assert_eq!(
+        browser.js("return document.querySelector('#connection').textContent").await,
+        "live"
+    );
+    browser.screenshot("structure").await;
+
+    browser
+        .type_into("#question", &format!("Which countries have the most customers?{ENTER}"))
+        .await;
+    let answer = browser.until("[...document.querySelectorAll('.msg.assistant .answer')].map(a => a.textContent).find(t => t.includes('Germany'))", "the streamed answer").await;
+    assert!(answer.as_str().unwrap().starts_with("Germany has the most customers"));
+    browser.until("document.querySelector('#stop').hidden", "the turn to end").await;
+    assert!(
+        browser
+            .js("return document.querySelector('pre.sql').textContent")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("GROUP BY country")
+    );
+    browser
+        .until(
+            "document.querySelectorAll('.chart svg rect').length >= 5",
+            "the chart the agent asked for",
+        )
+        .await;
+    assert_eq!(
+        browser.js("return document.querySelector('.chart svg').getAttribute('aria-label')").await,
+        "Customers by country"
+    );
+    assert!(
+        browser
+            .js("return document.querySelector('#thread-list li button').textContent")
+            .await
+            .as_str()
+            .unwrap()
+            .starts_with("Which countries")
+    );
+    browser.screenshot("chat-chart").await;
+
+    // table view: five rows, sortable
+    browser.click("button.toggle-chart").await;
+    assert_eq!(
+        browser.js("return document.querySelectorAll('table.result tbody tr').length").await,
+        5
+    );
+    browser.click("table.result th").await;
+    assert_eq!(
+        browser
+            .js("return document.querySelector('table.result th').getAttribute('aria-sort')")
+            .await,
+        "ascending"
+    );
+    let firsts = browser.js("return [...document.querySelectorAll('table.result tbody tr td:first-child')].map(td => td.textContent)").await;
+    let firsts: Vec<String> = serde_json::from_value(firsts).unwrap();
+    let mut sorted = firsts.clone();
+    sorted.sort();
+    assert_eq!(firsts, sorted, "sorted ascending by country");
+
+    // CSV download: the button's blob is the query's CSV
+    // (the page's CSP rightly forbids fetching blob: URLs, so capture the Blob itself)
+    browser
+        .js("window.__downloads = []; const make = URL.createObjectURL; URL.createObjectURL = (b) => { window.__downloads.push(b); return make(b); }; \
+             HTMLAnchorElement.prototype.click = function () { window.__name = this.download; };")
+        .await;
+    browser.click("button.csv").await;
+    browser.until("window.__downloads.length", "the CSV download").await;
+    assert_eq!(browser.js("return window.__name").await, "query.csv");
+    let csv = browser.js_async("return await window.__downloads[0].text();").await;
+    assert!(csv.as_str().unwrap().starts_with("country,customers\r\nGermany,135"), "{csv}");
+
+    // someone changes the schema: the structure panel redraws without a reload
+    browser.js("window.__same_page = true;").await;
+    rusqlite::Connection::open(app.demo_path())
+        .unwrap()
+        .execute_batch("CREATE TABLE browser_added(id INTEGER PRIMARY KEY, note TEXT)")
+        .unwrap();
+    browser
+        .until(
+            "document.querySelector('.table-card[data-table=\"browser_added\"]')",
+            "the new table in the structure panel",
+        )
+        .await;
+    assert_eq!(browser.js("return window.__same_page === true").await, true, "no reload happened");
+
+    // dark theme
+    browser.click("#theme-button").await;
+    browser.screenshot("dark").await;
+}
+
+#[actix_web::test]
+async fn stop_cancels_an_answer_and_shows_it_as_stopped() {
+    if !available() {
+        return;
+    }
+    let llm = ScriptedLlm::queue(vec![Step::StallAfter {
+        events: 3,
+        reply: Reply::text("Counting every order of every customer takes a while"),
+    }])
+    .await;
+    let app = spawn_with(|c| use_llm(c, &llm)).await;
+    let browser = Driver::start().await;
+    browser.goto(&app.url("/")).await;
+    browser.until("document.body.dataset.ready === 'true'", "the app to start").await;
+    browser.type_into("#question", &format!("Count everything{ENTER}")).await;
+    browser.until("document.querySelector('.msg.assistant .answer')?.textContent.startsWith('Counting every')", "the first words").await;
+    assert_eq!(browser.js("return document.querySelector('#stop').hidden").await, false);
+    browser.click("#stop").await;
+    browser
+        .until(
+            "document.querySelector('.msg.assistant .status')?.textContent.includes('Stopped')",
+            "the stopped status",
+        )
+        .await;
+    assert_eq!(browser.js("return document.querySelector('#send').hidden").await, false);
+}
+
+#[actix_web::test]
+async fn token_login_refuses_a_wrong_token_and_accepts_the_right_one() {
+    if !available() {
+        return;
+    }
+    let app = spawn_with(|c| c.api.auth.mode = sqlmatic_server::auth::AuthMode::Token).await;
+    let token = app.core.users().add("carol", false, None).unwrap();
+    let browser = Driver::start().await;
+    browser.goto(&app.url("/")).await;
+    browser.until("!document.querySelector('#login').hidden", "the sign-in form").await;
+    browser.type_into("#token-input", "sqm_000000000000_wrong").await;
+    browser.click("#login-form button[type=submit]").await;
+    browser.until("!document.querySelector('#login-error').hidden", "the refusal").await;
+    assert_eq!(
+        browser.js("return document.querySelector('#login-error').textContent").await,
+        "That token was refused."
+    );
+    assert_eq!(browser.js("return document.querySelector('#app').hidden").await, true);
+    browser.screenshot("login").await;
+    browser.js("document.querySelector('#token-input').value = ''").await;
+    browser.type_into("#token-input", &token).await;
+    browser.click("#login-form button[type=submit]").await;
+    browser.until("document.body.dataset.ready === 'true'", "the app after sign-in").await;
+    assert_eq!(
+        browser.js("return document.querySelector('#connection').textContent").await,
+        "live"
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('#metrics-button').hidden").await,
+        true,
+        "metrics are for admins"
+    );
+}

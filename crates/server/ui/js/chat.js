@@ -1,0 +1,154 @@
+// The chat pane: a thread's messages, and a turn as it streams in (answer text, each query with
+// its SQL and result, charts, approvals), with Stop.
+import { api } from './api.js';
+import { el } from './dom.js';
+import { queryBlock } from './results.js';
+
+const STATUS_TEXT = { cancelled: 'Stopped — partial answer', error: 'The answer failed', interrupted: 'Interrupted — the server stopped', pending: 'Answering…' };
+
+function parseJson(text) { try { return JSON.parse(text); } catch { return null; } }
+
+export class Chat {
+  constructor({ root, live, database, onTurnEnd }) {
+    this.root = root;
+    this.live = live;
+    this.database = database;
+    this.onTurnEnd = onTurnEnd;
+    this.turn = null; // the answer being streamed: {messageId, node, answer, blocks, queries}
+  }
+
+  clear() {
+    this.root.replaceChildren(el('p', { class: 'note', text: 'Ask a question about your data. The assistant reads the schema, runs read-only SQL and shows its work.' }));
+    this.turn = null;
+  }
+
+  /** Renders a stored thread: questions, answers, and each answer's tool calls. */
+  show(thread) {
+    this.root.replaceChildren();
+    const children = new Map();
+    for (const m of thread.messages) {
+      if (m.parent_id) (children.get(m.parent_id) ?? children.set(m.parent_id, []).get(m.parent_id)).push(m);
+    }
+    for (const m of thread.messages.filter((x) => !x.parent_id)) {
+      if (m.role === 'user') this.root.append(el('div', { class: 'msg user', text: m.content }));
+      else if (m.role === 'assistant') this.root.append(this.storedAnswer(m, children.get(m.id) ?? [], thread.database));
+    }
+    this.root.scrollTop = this.root.scrollHeight;
+  }
+
+  storedAnswer(m, kids, database) {
+    const node = el('div', { class: 'msg assistant', 'data-message-id': m.id });
+    const results = new Map(kids.filter((k) => k.role === 'tool').map((k) => [k.tool_calls?.tool_call_id, parseJson(k.content)]));
+    for (const k of kids.filter((x) => x.role === 'assistant')) {
+      for (const call of k.tool_calls ?? []) {
+        const args = parseJson(call.arguments) ?? {};
+        const out = results.get(call.id);
+        if (call.name === 'execute_query' && args.sql) {
+          // stored results are what the model saw (bounded); Run again fetches the full rows
+          const r = out && !out.error ? { columns: (out.columns ?? []).map((n) => ({ name: n })), rows: out.rows ?? [], row_count: out.rows_shown ?? 0, total_rows: out.rows_total, truncated: !!out.truncated } : null;
+          node.append(queryBlock(args.sql, { result: r, error: out?.error ? `${out.error.code}: ${out.error.message}` : null, database }).node);
+        } else {
+          node.append(el('details', { class: 'tool' }, el('summary', { text: `${call.name} ${call.arguments === '{}' ? '' : call.arguments}` })));
+        }
+      }
+    }
+    node.append(el('div', { class: 'answer', text: m.content }));
+    if (m.status !== 'complete') node.append(el('p', { class: `status ${m.status === 'error' ? 'error' : ''}`, text: STATUS_TEXT[m.status] ?? m.status }));
+    return node;
+  }
+
+  /** Starts a turn: shows the question, sends it over the WebSocket. */
+  ask(text, threadId) {
+    this.root.querySelector(':scope > p.note')?.remove();
+    this.root.append(el('div', { class: 'msg user', text }));
+    this.turn = { messageId: null, node: null, answer: null, blocks: new Map(), queries: [], threadId };
+    this.live.raw({ action: 'chat', thread_id: threadId ?? undefined, message: text, database: threadId ? undefined : this.database() });
+  }
+
+  ensureTurnNode(messageId) {
+    if (!this.turn) this.turn = { blocks: new Map(), queries: [] };
+    if (!this.turn.node) {
+      this.turn.messageId = messageId;
+      this.turn.answer = el('div', { class: 'answer' });
+      this.turn.status = el('p', { class: 'status', text: STATUS_TEXT.pending });
+      this.turn.node = el('div', { class: 'msg assistant', 'data-message-id': messageId }, this.turn.answer, this.turn.status);
+      this.root.append(this.turn.node);
+    }
+    return this.turn;
+  }
+
+  /** A `message_stream` payload for the shown thread. */
+  event(p) {
+    const turn = this.ensureTurnNode(p.message_id);
+    const stick = this.root.scrollHeight - this.root.scrollTop - this.root.clientHeight < 40;
+    switch (p.type) {
+      case 'delta':
+        turn.answer.append(p.text);
+        break;
+      case 'tool_call': {
+        if (p.name === 'execute_query') {
+          const block = queryBlock(p.arguments?.sql ?? String(p.arguments), { database: this.database(), title: 'Query' });
+          turn.blocks.set(p.id, block);
+          turn.answer.before(block.node);
+        } else if (p.name !== 'show_chart') {
+          const d = el('details', { class: 'tool' }, el('summary', { text: `${p.name}…` }));
+          turn.blocks.set(p.id, { node: d, tool: p.name });
+          turn.answer.before(d);
+        }
+        break;
+      }
+      case 'tool_result': {
+        const block = turn.blocks.get(p.id);
+        if (block?.setResult) {
+          block.setResult(p.result ?? null, p.ok ? null : `${p.error?.code}: ${p.error?.message}`);
+          if (p.ok && p.result) turn.queries.push(block);
+        } else if (block?.node) {
+          block.node.querySelector('summary').textContent = `${block.tool} ${p.ok ? '✓' : '✗ ' + (p.error?.message ?? '')}`;
+        } else if (p.ok && p.result?.kind) {
+          const target = turn.queries[p.result.query] ?? turn.queries.at(-1);
+          target?.showChart(p.result);
+        }
+        break;
+      }
+      case 'approval_required': {
+        const box = el('div', { class: 'approval', role: 'alert' },
+          el('p', { text: `The assistant wants to change ${p.database}:` }),
+          el('pre', { class: 'sql', text: p.sql }),
+          el('div', { class: 'actions' },
+            el('button', { type: 'button', class: 'primary', onclick: () => { this.live.raw({ action: 'approve', digest: p.digest }); box.replaceChildren(el('p', { class: 'note', text: 'Approved.' })); } }, 'Approve'),
+            el('button', { type: 'button', onclick: () => { this.live.raw({ action: 'reject', digest: p.digest, reason: 'rejected in the web app' }); box.replaceChildren(el('p', { class: 'note', text: 'Rejected.' })); } }, 'Reject')));
+        turn.answer.before(box);
+        break;
+      }
+      case 'done':
+        if (!turn.answer.textContent && p.answer) turn.answer.textContent = p.answer;
+        turn.status.textContent = p.status === 'complete' ? '' : STATUS_TEXT[p.status] ?? p.status;
+        if (p.status === 'complete') turn.status.remove();
+        this.end();
+        break;
+      case 'error':
+        turn.status.textContent = `${STATUS_TEXT.error}: ${p.message}`;
+        turn.status.classList.add('error');
+        this.end();
+        break;
+      default:
+        break;
+    }
+    if (stick) this.root.scrollTop = this.root.scrollHeight;
+  }
+
+  /** A failure to start the turn (an `error` event while no turn streams). */
+  failed(message) {
+    this.root.append(el('p', { class: 'status error', role: 'alert', text: message }));
+    this.end();
+  }
+
+  end() {
+    this.turn = null;
+    this.onTurnEnd?.();
+  }
+}
+
+export async function loadThread(id) {
+  return api(`/api/threads/${id}`);
+}

@@ -1,0 +1,60 @@
+// The DatabaseStructure view: tables and views with columns, types, keys, row counts,
+// descriptions and masked columns; redrawn live from `database_update`.
+import { el } from './dom.js';
+
+export class Structure {
+  constructor(root, filter) {
+    this.root = root;
+    this.filter = filter;
+    this.open = new Set();
+    this.schema = null;
+    filter.addEventListener('input', () => this.render());
+  }
+
+  update(schema) {
+    this.schema = schema;
+    this.render();
+  }
+
+  jump(table) {
+    const card = this.root.querySelector(`[data-table="${CSS.escape(table)}"]`);
+    if (!card) return;
+    card.open = true;
+    this.open.add(table);
+    card.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
+    card.classList.add('flash');
+    setTimeout(() => card.classList.remove('flash'), 1200);
+  }
+
+  render() {
+    if (!this.schema) { this.root.replaceChildren(el('p', { class: 'note', text: 'Loading…' })); return; }
+    const q = this.filter.value.trim().toLowerCase();
+    const tables = this.schema.tables.filter((t) => !q || t.name.toLowerCase().includes(q) || t.columns.some((c) => c.name.toLowerCase().includes(q)));
+    this.root.replaceChildren(
+      el('p', { class: 'note', text: `${this.schema.database} · ${this.schema.tables.length} tables and views · schema v${this.schema.schema_version}` }),
+      ...tables.map((t) => this.card(t)),
+    );
+  }
+
+  card(t) {
+    const fkOf = (c) => t.foreign_keys.find((fk) => fk.columns.includes(c.name));
+    const cols = el('ul', { class: 'cols' }, t.columns.map((c) => {
+      const fk = fkOf(c);
+      return el('li', {},
+        el('span', { class: 'name', text: c.name }),
+        el('span', { class: 'type', text: c.type || 'ANY' }),
+        c.primary_key ? el('span', { class: 'tag pk', text: 'PK' }) : null,
+        !c.nullable && !c.primary_key ? el('span', { class: 'tag', text: 'NOT NULL' }) : null,
+        c.masked ? el('span', { class: 'tag masked', title: 'reads as NULL in every query', text: 'masked' }) : null,
+        fk ? el('a', { class: 'fk', href: `#table-${fk.references_table}`, onclick: (e) => { e.preventDefault(); this.jump(fk.references_table); }, text: `→ ${fk.references_table}` }) : null,
+        c.description ? el('span', { class: 'desc', text: c.description }) : null);
+    }));
+    const rows = t.row_count === null || t.row_count === undefined ? '' : `${t.row_count.toLocaleString()} rows`;
+    const card = el('details', { class: 'table-card', 'data-table': t.name, id: `table-${t.name}`, open: this.open.has(t.name) },
+      el('summary', {}, el('span', { text: t.name }), el('span', { class: 'kind', text: t.kind === 'view' ? 'view' : rows })),
+      t.description ? el('p', { class: 'desc', text: t.description }) : null,
+      cols);
+    card.addEventListener('toggle', () => (card.open ? this.open.add(t.name) : this.open.delete(t.name)));
+    return card;
+  }
+}
