@@ -268,10 +268,10 @@ impl TargetDatabase {
         let result = SqlQuery::parse(sql)
             .map_err(|e| ToolError::new(ToolErrorCode::SqlError, e.to_string()))
             .and_then(|q| {
-                if limits.max_scan_rows > 0 {
-                    self.check_cost(&q, limits)?;
-                }
                 let conn = self.connection()?;
+                if limits.max_scan_rows > 0 {
+                    self.check_cost(&conn, &q, limits)?;
+                }
                 sandbox::run_query(&conn, &q, params, limits)
                     .map_err(|e| self.explain_error(&conn, sql, e))
             });
@@ -427,15 +427,38 @@ impl TargetDatabase {
     }
 
     /// Refuses a query whose plan would scan more than `limits.max_scan_rows` rows.
-    fn check_cost(&self, sql: &SqlQuery, limits: &QueryLimits) -> Result<(), ToolError> {
-        let schema = self.schema(limits)?;
-        let counts: std::collections::HashMap<String, u64> = schema
+    /// Row counts for estimates: from the cached schema when there is one (an estimate does not
+    /// need fresh counts, and re-stamping the cache on every query cost 40 % of point-lookup
+    /// throughput in `cargo xtask bench`).
+    fn row_counts(
+        &self,
+        limits: &QueryLimits,
+    ) -> Result<std::collections::HashMap<String, u64>, ToolError> {
+        let cached = self
+            .schema_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(_, s)| s.clone());
+        let schema = match cached {
+            Some(s) => s,
+            None => self.schema(limits)?,
+        };
+        Ok(schema
             .tables
             .iter()
             .filter_map(|t| Some((t.name.to_lowercase(), t.row_count?)))
-            .collect();
-        let conn = self.connection()?;
-        let Some((estimate, plan)) = sandbox::estimate_scan(&conn, sql, &counts) else {
+            .collect())
+    }
+
+    fn check_cost(
+        &self,
+        conn: &rusqlite::Connection,
+        sql: &SqlQuery,
+        limits: &QueryLimits,
+    ) -> Result<(), ToolError> {
+        let counts = self.row_counts(limits)?;
+        let Some((estimate, plan)) = sandbox::estimate_scan(conn, sql, &counts) else {
             return Ok(());
         };
         if estimate > limits.max_scan_rows {
