@@ -13,7 +13,6 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -34,76 +33,9 @@ fn turn_script() -> Vec<Step> {
     ]
 }
 
-struct Server {
-    child: Child,
-    port: u16,
-}
+mod support;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(dir: &Path, llm_url: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_sqlmatic"))
-        .args(["--port", &port.to_string()])
-        .current_dir(dir)
-        .env_remove("SQLMATIC_CONFIG")
-        .env("SQLMATIC_ENV", "production")
-        .env("SQLMATIC_API__HOST", "127.0.0.1")
-        // measure the server, not the limiter: one client sends everything
-        .env("SQLMATIC_API__AUTH__MODE", "none")
-        .env("SQLMATIC_API__RATE_LIMIT__ENABLED", "false")
-        .env("SQLMATIC_DATABASE__APP_PATH", dir.join("app.db"))
-        .env("SQLMATIC_DATABASE__DEMO_PATH", dir.join("demo.db"))
-        .env("SQLMATIC_LOGGING__FILE", "")
-        .env("SQLMATIC_LOGGING__LEVEL", "warn")
-        .env("SQLMATIC_AGENT__PROVIDER", "openai")
-        .env("SQLMATIC_AGENT__BASE_URL", llm_url)
-        .env("SQLMATIC_AGENT__MODEL", "scripted")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, port };
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
-}
-
-/// User + system CPU time of a process, from /proc/<pid>/stat (clock ticks of 10 ms).
-fn cpu_ms(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_comm = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks * 10.0
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
+use support::{cpu_ms, percentile, start_server, status_kib};
 
 async fn chat(client: &reqwest::Client, port: u16, i: usize) -> Result<f64, String> {
     let started = Instant::now();
@@ -136,7 +68,7 @@ fn main() {
         // 1. per-turn overhead, zero-latency model
         let llm = ScriptedLlm::by_round(turn_script(), Duration::ZERO).await;
         let dir = tempfile::tempdir().unwrap();
-        let server = start_server(dir.path(), &llm.openai_url());
+        let server = start_server(dir.path(), &llm.openai_url(), &[]);
         for i in 0..20 {
             chat(&client, server.port, i).await.expect("warm-up turn");
         }
@@ -153,7 +85,7 @@ fn main() {
         // 2. concurrent chats, 100 ms per model call
         let slow = ScriptedLlm::by_round(turn_script(), Duration::from_millis(100)).await;
         let dir2 = tempfile::tempdir().unwrap();
-        let server = start_server(dir2.path(), &slow.openai_url());
+        let server = start_server(dir2.path(), &slow.openai_url(), &[]);
         chat(&client, server.port, 0).await.expect("warm-up turn");
         let started = Instant::now();
         let results =
@@ -163,7 +95,7 @@ fn main() {
         let mut lat: Vec<f64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
         let errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
         lat.sort_by(f64::total_cmp);
-        let peak = peak_rss_kib(server.child.id());
+        let peak = status_kib(server.child.id(), "VmHWM:");
         json!({
             "overhead": {
                 "turns": turns,

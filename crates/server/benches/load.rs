@@ -14,7 +14,6 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,64 +27,9 @@ fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-struct Server {
-    child: Child,
-    port: u16,
-}
+mod support;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(dir: &Path, llm_url: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_sqlmatic"))
-        .args(["--port", &port.to_string()])
-        .current_dir(dir)
-        .env_remove("SQLMATIC_CONFIG")
-        .env("SQLMATIC_ENV", "production")
-        .env("SQLMATIC_API__HOST", "127.0.0.1")
-        .env("SQLMATIC_API__AUTH__MODE", "none")
-        .env("SQLMATIC_API__RATE_LIMIT__ENABLED", "false")
-        .env("SQLMATIC_DATABASE__APP_PATH", dir.join("app.db"))
-        .env("SQLMATIC_DATABASE__DEMO_PATH", dir.join("demo.db"))
-        .env("SQLMATIC_DATABASE__SCHEMA_POLL_INTERVAL_MS", "100")
-        .env("SQLMATIC_LOGGING__FILE", "")
-        .env("SQLMATIC_LOGGING__LEVEL", "error")
-        .env("SQLMATIC_AGENT__PROVIDER", "openai")
-        .env("SQLMATIC_AGENT__BASE_URL", llm_url)
-        .env("SQLMATIC_AGENT__MODEL", "scripted")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server { child, port }
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[(((p / 100.0) * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
-}
+use support::{percentile as pct, start_server, status_kib};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -131,13 +75,13 @@ fn main() {
         )
         .await;
         let dir = tempfile::tempdir().unwrap();
-        let server = start_server(dir.path(), &llm.openai_url());
+        let server = start_server(dir.path(), &llm.openai_url(), &[("SQLMATIC_DATABASE__SCHEMA_POLL_INTERVAL_MS", "100")]);
         let pid = server.child.id();
         let port = server.port;
         let client = sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(60))).unwrap();
         client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let rss_idle = rss_kib(pid, "VmRSS:");
+        let rss_idle = status_kib(pid, "VmRSS:");
 
         // 1. fan-out
         let mut clients = Vec::with_capacity(subscribers);
@@ -148,7 +92,7 @@ fn main() {
         }
         let connect_s = connect_started.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let rss_connected = rss_kib(pid, "VmRSS:");
+        let rss_connected = status_kib(pid, "VmRSS:");
         let demo = dir.path().join("demo.db");
         let mut spread = Vec::new();
         let mut end_to_end = Vec::new();
@@ -248,7 +192,7 @@ fn main() {
         let mut chat_lat: Vec<f64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
         chat_lat.sort_by(f64::total_cmp);
         let chat_errors = results.iter().filter(|r| r.is_err()).count();
-        let rss_peak = rss_kib(pid, "VmHWM:");
+        let rss_peak = status_kib(pid, "VmHWM:");
         drop(clients);
         json!({
             "fanout": {

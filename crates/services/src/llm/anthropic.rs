@@ -3,14 +3,13 @@
 //! Streaming over SSE: `content_block_start/delta/stop`, `message_delta` (usage, stop reason).
 
 use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlmatic_models::{ChatMessage, ToolCall, Usage};
 
 use super::{
     BoxFuture, ChatModel, Deltas, LlmError, LlmRequest, LlmResponse, ProviderSettings, join_url,
-    retry,
+    read_json,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -175,19 +174,10 @@ impl Anthropic {
             }
             rb
         };
-        let resp = tokio::time::timeout(
-            self.settings.request_timeout,
-            retry::send(&self.url, &self.settings.retry, build),
-        )
-        .await
-        .map_err(|_| LlmError::Timeout)??;
+        let resp = self.settings.send(&self.url, build).await?;
         match deltas {
             None => {
-                let bytes = resp.bytes().await.map_err(|e| {
-                    if e.is_timeout() { LlmError::Timeout } else { LlmError::StreamCut }
-                })?;
-                let wire: WireResponse = serde_json::from_slice(&bytes)
-                    .map_err(|e| LlmError::BadResponse(format!("invalid JSON: {e}")))?;
+                let wire: WireResponse = read_json(resp).await?;
                 let (content, tool_calls) = blocks_to_response(wire.content);
                 Ok(LlmResponse {
                     content,
@@ -214,16 +204,8 @@ impl Anthropic {
         let mut calls: Vec<(u64, ToolCall)> = Vec::new();
         let mut stopped = false;
         loop {
-            let next = tokio::time::timeout(self.settings.stream_idle_timeout, events.next())
-                .await
-                .map_err(|_| LlmError::Timeout)?;
-            let event = match next {
-                None => break,
-                Some(Ok(e)) => e,
-                Some(Err(e)) => {
-                    log::warn!("anthropic stream broke: {e}");
-                    return Err(LlmError::StreamCut);
-                }
+            let Some(event) = self.settings.next_event(&mut events, "anthropic").await? else {
+                break;
             };
             if event.data.trim().is_empty() {
                 continue;

@@ -154,6 +154,55 @@ pub fn build(config: &AgentConfig) -> Result<Option<Arc<dyn ChatModel>>, LlmErro
     })
 }
 
+impl ProviderSettings {
+    /// Sends with retries, within the request time limit.
+    pub(crate) async fn send(
+        &self,
+        url: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, LlmError> {
+        tokio::time::timeout(self.request_timeout, retry::send(url, &self.retry, build))
+            .await
+            .map_err(|_| LlmError::Timeout)?
+    }
+
+    /// The next SSE event, `None` at the end; silence past the idle limit is a timeout, a broken
+    /// stream is `StreamCut`.
+    pub(crate) async fn next_event<S, E>(
+        &self,
+        events: &mut S,
+        provider: &str,
+    ) -> Result<Option<eventsource_stream::Event>, LlmError>
+    where
+        S: futures_util::Stream<Item = Result<eventsource_stream::Event, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures_util::StreamExt;
+        match tokio::time::timeout(self.stream_idle_timeout, events.next())
+            .await
+            .map_err(|_| LlmError::Timeout)?
+        {
+            None => Ok(None),
+            Some(Ok(e)) => Ok(Some(e)),
+            Some(Err(e)) => {
+                log::warn!("{provider} stream broke: {e}");
+                Err(LlmError::StreamCut)
+            }
+        }
+    }
+}
+
+/// A whole JSON response body.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+) -> Result<T, LlmError> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| if e.is_timeout() { LlmError::Timeout } else { LlmError::StreamCut })?;
+    serde_json::from_slice(&bytes).map_err(|e| LlmError::BadResponse(format!("invalid JSON: {e}")))
+}
+
 /// Joins `base` and `path` with exactly one slash.
 pub(crate) fn join_url(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))

@@ -3,13 +3,12 @@
 //! fragments (by `index`), several calls per turn, and usage in the final chunk.
 
 use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sqlmatic_models::{ChatMessage, ToolCall, Usage};
 
 use super::{
     BoxFuture, ChatModel, Deltas, LlmError, LlmRequest, LlmResponse, ProviderSettings, join_url,
-    retry,
+    read_json,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -277,19 +276,10 @@ impl OpenAi {
             rb
         };
         let started = std::time::Instant::now();
-        let resp = tokio::time::timeout(
-            self.settings.request_timeout,
-            retry::send(&self.url, &self.settings.retry, build),
-        )
-        .await
-        .map_err(|_| LlmError::Timeout)??;
+        let resp = self.settings.send(&self.url, build).await?;
         let result = match deltas {
             None => {
-                let bytes = resp.bytes().await.map_err(|e| {
-                    if e.is_timeout() { LlmError::Timeout } else { LlmError::StreamCut }
-                })?;
-                let wire: WireResponse = serde_json::from_slice(&bytes)
-                    .map_err(|e| LlmError::BadResponse(format!("invalid JSON: {e}")))?;
+                let wire: WireResponse = read_json(resp).await?;
                 let choice =
                     wire.choices.into_iter().next().ok_or_else(|| {
                         LlmError::BadResponse("no choices in the response".into())
@@ -335,17 +325,7 @@ impl OpenAi {
         let mut calls: Vec<ToolCall> = Vec::new();
         let mut done = false;
         loop {
-            let next = tokio::time::timeout(self.settings.stream_idle_timeout, events.next())
-                .await
-                .map_err(|_| LlmError::Timeout)?;
-            let event = match next {
-                None => break,
-                Some(Ok(e)) => e,
-                Some(Err(e)) => {
-                    log::warn!("openai stream broke: {e}");
-                    return Err(LlmError::StreamCut);
-                }
-            };
+            let Some(event) = self.settings.next_event(&mut events, "openai").await? else { break };
             let data = event.data.trim();
             if data == "[DONE]" {
                 done = true;
