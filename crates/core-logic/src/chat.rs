@@ -124,6 +124,19 @@ impl Sqlmatic {
         Ok(text)
     }
 
+    /// Stores the user's question, before anything else of its turn can fail.
+    async fn store_question(
+        &self,
+        user: &str,
+        thread: ThreadId,
+        text: &str,
+    ) -> Result<sqlmatic_models::Message> {
+        Ok(self
+            .threads
+            .add_message(user, thread, NewMessage::new(Role::User, text, MessageStatus::Complete))
+            .await?)
+    }
+
     /// Validates, resolves or creates the thread, reserves it and stores the question.
     pub async fn start_chat(
         self: &Arc<Self>,
@@ -169,14 +182,7 @@ impl Sqlmatic {
             }
         };
         let Some(agent) = agent else {
-            let stored = self
-                .threads
-                .add_message(
-                    user,
-                    thread.id,
-                    NewMessage::new(Role::User, &text, MessageStatus::Complete),
-                )
-                .await?;
+            let stored = self.store_question(user, thread.id, &text).await?;
             log::info!(
                 "chat: stored message {} in thread {} (no LLM configured)",
                 stored.id,
@@ -201,14 +207,7 @@ impl Sqlmatic {
             inflight.insert(thread.id, (user.to_owned(), cancel_tx));
         }
         let guard = InFlight { core: self.clone(), thread: thread.id };
-        let stored = self
-            .threads
-            .add_message(
-                user,
-                thread.id,
-                NewMessage::new(Role::User, &text, MessageStatus::Complete),
-            )
-            .await?;
+        let stored = self.store_question(user, thread.id, &text).await?;
         let answer = self
             .threads
             .add_message(

@@ -296,19 +296,7 @@ impl TargetDatabase {
             }
             Err(e) => log::debug!("query failed db={} sql={sql} ({e})", self.spec.name),
         }
-        if let Some(observer) = audit.observer {
-            observer.on_query(&QueryEvent {
-                database: &self.spec.name,
-                sql,
-                user: audit.user,
-                thread_id: audit.thread_id,
-                source: audit.source,
-                outcome,
-                rows,
-                elapsed_ms,
-                error_code: result.as_ref().err().map(|e| e.code.as_str()),
-            });
-        }
+        self.report(audit, sql, audit.source, outcome, rows, elapsed_ms, result.as_ref().err());
         result
     }
 
@@ -410,19 +398,9 @@ impl TargetDatabase {
                 audit.user
             ),
         }
-        if let Some(observer) = audit.observer {
-            observer.on_query(&QueryEvent {
-                database: &self.spec.name,
-                sql,
-                user: audit.user,
-                thread_id: audit.thread_id,
-                source: "agent:write",
-                outcome: if result.is_ok() { QueryOutcome::Ok } else { QueryOutcome::Failed },
-                rows: result.as_ref().map_or(0, |w| w.rows_affected as u64),
-                elapsed_ms,
-                error_code: result.as_ref().err().map(|e| e.code.as_str()),
-            });
-        }
+        let outcome = if result.is_ok() { QueryOutcome::Ok } else { QueryOutcome::Failed };
+        let rows = result.as_ref().map_or(0, |w| w.rows_affected as u64);
+        self.report(audit, sql, "agent:write", outcome, rows, elapsed_ms, result.as_ref().err());
         result
     }
 
@@ -472,6 +450,33 @@ impl TargetDatabase {
             ));
         }
         Ok(())
+    }
+
+    /// Tells the audit's observer (query log, metrics) about one statement.
+    #[allow(clippy::too_many_arguments)] // one query-log row's fields
+    fn report(
+        &self,
+        audit: &QueryAudit<'_>,
+        sql: &str,
+        source: &str,
+        outcome: QueryOutcome,
+        rows: u64,
+        elapsed_ms: f64,
+        error: Option<&ToolError>,
+    ) {
+        if let Some(observer) = audit.observer {
+            observer.on_query(&QueryEvent {
+                database: &self.spec.name,
+                sql,
+                user: audit.user,
+                thread_id: audit.thread_id,
+                source,
+                outcome,
+                rows,
+                elapsed_ms,
+                error_code: error.map(|e| e.code.as_str()),
+            });
+        }
     }
 
     /// Adds the valid names to "no such table/column" errors so a model can correct itself.
