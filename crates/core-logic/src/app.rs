@@ -197,13 +197,38 @@ impl Sqlmatic {
         Ok(ctx)
     }
 
-    /// Readiness: the app database answers and the default target can be read.
-    pub async fn ready(&self) -> Result<()> {
+    /// Readiness: the app database answers and every target can be read. The error names each
+    /// unhealthy target and why; on success, how each target is open.
+    pub async fn ready(&self) -> Result<Vec<(String, sqlmatic_tools::OpenMode)>> {
         self.app_db.ping().await?;
-        let target = self.target(None)?;
-        let ctx = ToolContext::new(target, self.config.tools.limits());
-        ctx.blocking(|ctx| ctx.database.schema_version()).await?;
-        Ok(())
+        let targets: Vec<_> = self.targets.all().cloned().collect();
+        let checked = tokio::task::spawn_blocking(move || {
+            targets.iter().map(|t| (t.name().to_owned(), t.health())).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| Error::Tool(sqlmatic_tools::ToolError::internal(e)))?;
+        let mut healthy = Vec::with_capacity(checked.len());
+        let mut failures: Vec<sqlmatic_tools::ToolError> = Vec::new();
+        for (name, health) in checked {
+            match health {
+                Ok(mode) => healthy.push((name, mode)),
+                Err(e) => failures.push(e),
+            }
+        }
+        match failures.len() {
+            0 => Ok(healthy),
+            1 => Err(Error::Tool(failures.remove(0))),
+            _ => {
+                let message = failures
+                    .iter()
+                    .map(|e| e.model_message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut first = failures.remove(0);
+                first.model_message = message;
+                Err(Error::Tool(first))
+            }
+        }
     }
 
     /// The structure of a database `user` may see, from cache unless it changed.

@@ -18,8 +18,8 @@ pub use ids::{InvalidId, MessageId, ThreadId};
 pub use principal::Principal;
 pub use query::{ColumnMeta, InvalidSql, QueryParams, QueryResult, SqlQuery};
 pub use schema::{
-    ColumnInfo, DatabaseMetadata, DatabaseSchema, DatabaseSummary, ForeignKeyInfo, IndexInfo,
-    TableInfo, TableKind, TableSummary, TriggerInfo,
+    ColumnInfo, DatabaseMetadata, DatabaseSchema, DatabaseSummary, ForeignKeyInfo, Generated,
+    IndexInfo, ObjectError, TableInfo, TableKind, TableSummary, TriggerInfo,
 };
 pub use thread::{Message, MessageStatus, Role, Thread, ThreadTitle};
 

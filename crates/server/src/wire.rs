@@ -115,6 +115,16 @@ pub struct Ready {
     pub status: &'static str,
     pub app_db: bool,
     pub default_database: String,
+    /// Every configured target database and how it is open.
+    pub databases: Vec<DatabaseReady>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatabaseReady {
+    pub name: String,
+    /// `read_only`, or `immutable` for a WAL database whose `-wal`/`-shm` files cannot be
+    /// created (changes by other processes are not seen).
+    pub mode: &'static str,
 }
 
 /// The error body every failing route returns.

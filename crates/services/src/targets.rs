@@ -37,14 +37,14 @@ impl Targets {
         let by_name = specs
             .into_iter()
             .map(|s| {
-                if !s.path.exists() {
-                    log::warn!(
-                        "target database `{}` has no file at {} yet",
-                        s.name,
-                        s.path.display()
-                    );
+                let target = TargetDatabase::new(s, tools);
+                // An unhealthy target is logged (and named by /readyz); the others still serve.
+                match target.health() {
+                    Ok(sqlmatic_tools::OpenMode::ReadOnly) => {}
+                    Ok(mode) => log::warn!("target database `{}` opened {mode:?}", target.name()),
+                    Err(e) => log::warn!("{} ({})", e.model_message, target.spec().path.display()),
                 }
-                (s.name.clone(), TargetDatabase::new(s, tools))
+                (target.name().to_owned(), target)
             })
             .collect();
         Self { by_name, default }

@@ -24,6 +24,12 @@ pub struct ToolsConfig {
     pub pool_size: u32,
     /// Queries whose plan would scan more rows than this are refused before they run (0: off).
     pub max_scan_rows: u64,
+    /// Time exact row counts may take while a structure is built; tables not counted by then
+    /// (or with more than 250,000 rows by a cheap bound) show an estimate until a background
+    /// count finishes.
+    pub count_budget_ms: u64,
+    /// Time limit of one background `count(*)`; a table that takes longer keeps its estimate.
+    pub background_count_timeout_ms: u64,
     /// The tools an agent gets, by name.
     pub enabled: Vec<String>,
 }
@@ -39,6 +45,8 @@ impl Default for ToolsConfig {
             max_sample_rows: 20,
             pool_size: 4,
             max_scan_rows: 50_000_000,
+            count_budget_ms: 250,
+            background_count_timeout_ms: 60_000,
             enabled: vec![
                 "list_tables".into(),
                 "get_metadata".into(),

@@ -10,6 +10,7 @@
 mod builtin;
 mod config;
 mod error;
+mod file;
 pub mod introspect;
 pub mod sandbox;
 mod target;
@@ -22,6 +23,7 @@ pub use builtin::{
 };
 pub use config::{QueryLimits, ToolsConfig};
 pub use error::{Result, ToolError, ToolErrorCode};
+pub use sandbox::OpenMode;
 pub use target::{
     QueryAudit, QueryEvent, QueryObserver, QueryOutcome, TableDescription, TargetDatabase,
     TargetSpec,

@@ -56,10 +56,40 @@ const INFO_PRAGMAS: &[&str] =
 const DENIED_FUNCTIONS: &[&str] =
     &["load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "sqlite_dbpage"];
 
+/// Suffixes of the tables virtual-table modules keep their data in (R-Tree and Geopoly, FTS3/4,
+/// FTS5). A module prepares its own INSERT/UPDATE/DELETE on them when a statement first uses the
+/// virtual table; those are only prepared for a read, never run, and ordinary SQL cannot write
+/// them (`SQLITE_DBCONFIG_DEFENSIVE`, `query_only`, the read-only file and the statement checks).
+const SHADOW_SUFFIXES: &[&str] = &[
+    "_node",
+    "_parent",
+    "_rowid",
+    "_content",
+    "_segments",
+    "_segdir",
+    "_docsize",
+    "_stat",
+    "_data",
+    "_idx",
+    "_config",
+];
+
+/// Whether a name looks like a virtual table's shadow table.
+pub fn is_shadow_name(table: &str) -> bool {
+    SHADOW_SUFFIXES.iter().any(|s| table.len() > s.len() && table.to_ascii_lowercase().ends_with(s))
+}
+
 /// The authorizer's decision for one action; a pure function so it can be tested as data.
 pub fn authorize(action: &AuthAction<'_>) -> Authorization {
     match action {
         AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => {
+            Authorization::Allow
+        }
+        AuthAction::Insert { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::Delete { table_name }
+            if is_shadow_name(table_name) =>
+        {
             Authorization::Allow
         }
         AuthAction::Function { function_name } => {
@@ -90,7 +120,7 @@ fn authorizer(masked: MaskSet) -> impl FnMut(AuthContext<'_>) -> Authorization +
     move |ctx: AuthContext<'_>| {
         if let AuthAction::Read { table_name, column_name } = ctx.action
             && !masked.is_empty()
-            && masked.contains(&(table_name.to_lowercase(), column_name.to_lowercase()))
+            && masked.contains(&(table_name.to_ascii_lowercase(), column_name.to_ascii_lowercase()))
         {
             // SQLITE_IGNORE on a read makes the column NULL wherever the statement uses it
             return Authorization::Ignore;
@@ -111,7 +141,8 @@ pub fn write_authorizer(
 ) -> impl FnMut(AuthContext<'_>) -> Authorization + Send + 'static {
     move |ctx: AuthContext<'_>| match ctx.action {
         AuthAction::Read { table_name, column_name }
-            if masked.contains(&(table_name.to_lowercase(), column_name.to_lowercase())) =>
+            if masked
+                .contains(&(table_name.to_ascii_lowercase(), column_name.to_ascii_lowercase())) =>
         {
             Authorization::Ignore
         }
@@ -135,9 +166,19 @@ pub fn write_authorizer(
 pub const WRITE_KEYWORDS: &[&str] =
     &["insert", "update", "delete", "replace", "create", "alter", "drop", "with"];
 
+/// Real files declare collations of the application that wrote them (`COLLATE app_locale`); this
+/// process does not have them. Rather than failing every statement that compares such a column,
+/// compare it as BINARY (the structure's `warnings` say so).
+fn fallback_collation(conn: &Connection, name: &str) -> rusqlite::Result<()> {
+    log::warn!("collation `{name}` is unknown here; comparing it as BINARY");
+    conn.create_collation(name, |a: &str, b: &str| a.cmp(b))
+}
+
 /// Applies every per-connection layer of the sandbox. Used for pooled connections and tests.
 pub fn harden(conn: &Connection, max_value_bytes: usize, masked: MaskSet) -> rusqlite::Result<()> {
     conn.pragma_update(None, "query_only", true)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    conn.collation_needed(fallback_collation)?;
     conn.busy_timeout(Duration::from_secs(2))?;
     let max_value = i32::try_from(max_value_bytes).unwrap_or(i32::MAX);
     conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)?;
@@ -150,31 +191,66 @@ pub fn harden(conn: &Connection, max_value_bytes: usize, masked: MaskSet) -> rus
     Ok(())
 }
 
+/// How a target file is opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read-only, seeing other processes' commits (the normal case).
+    #[default]
+    ReadOnly,
+    /// Read-only and `immutable=1`: for a WAL database whose `-wal`/`-shm` files cannot be
+    /// created (a read-only directory or file system). SQLite takes no locks and reads no WAL,
+    /// so changes made since the last checkpoint, or by other processes, are not seen.
+    Immutable,
+}
+
 /// Opens a target database file strictly read-only and sandboxed.
 pub fn open_connection(
     path: &Path,
+    mode: OpenMode,
     max_value_bytes: usize,
     masked: MaskSet,
 ) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(path, read_only_flags())?;
+    let conn = Connection::open_with_flags(location(path, mode), read_only_flags(mode))?;
     harden(&conn, max_value_bytes, masked)?;
     Ok(conn)
 }
 
-fn read_only_flags() -> OpenFlags {
-    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+fn read_only_flags(mode: OpenMode) -> OpenFlags {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    match mode {
+        OpenMode::ReadOnly => flags,
+        OpenMode::Immutable => flags | OpenFlags::SQLITE_OPEN_URI,
+    }
+}
+
+/// The path SQLite opens: the file itself, or an `immutable=1` URI (with `?`, `#` and `%`
+/// escaped so an odd file name cannot add URI parameters).
+fn location(path: &Path, mode: OpenMode) -> std::path::PathBuf {
+    match mode {
+        OpenMode::ReadOnly => path.to_path_buf(),
+        OpenMode::Immutable => {
+            let escaped = path
+                .display()
+                .to_string()
+                .replace('%', "%25")
+                .replace('?', "%3f")
+                .replace('#', "%23");
+            format!("file:{escaped}?mode=ro&immutable=1").into()
+        }
+    }
 }
 
 /// A pool of sandboxed read-only connections. Connections open lazily, so a missing file
 /// is reported when a query needs it, and recovers when the file comes back.
 pub fn open_pool(
     path: &Path,
+    mode: OpenMode,
     size: u32,
     max_value_bytes: usize,
     masked: MaskSet,
 ) -> Pool<SqliteConnectionManager> {
-    let manager = SqliteConnectionManager::file(path)
-        .with_flags(read_only_flags())
+    let manager = SqliteConnectionManager::file(location(path, mode))
+        .with_flags(read_only_flags(mode))
         .with_init(move |c| harden(c, max_value_bytes, masked.clone()));
     Pool::builder()
         .max_size(size.max(1))
@@ -200,6 +276,11 @@ impl Drop for Deadline<'_> {
     fn drop(&mut self) {
         let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
     }
+}
+
+/// A SQL string literal (`'` doubled).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Skips whitespace and comments, returns the first keyword in lower case.
@@ -404,7 +485,7 @@ fn table_aliases(
     let words: Vec<String> = sql
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+        .map(str::to_ascii_lowercase)
         .collect();
     let mut map = std::collections::HashMap::new();
     for (i, w) in words.iter().enumerate() {
@@ -441,7 +522,7 @@ pub fn estimate_scan(
         .collect();
     let aliases = table_aliases(sql.as_str(), row_counts);
     let rows_of = |name: &str| {
-        let name = name.to_lowercase();
+        let name = name.to_ascii_lowercase();
         let table = aliases.get(&name).unwrap_or(&name);
         row_counts.get(table).copied().unwrap_or(1)
     };
@@ -589,6 +670,9 @@ mod tests {
                 Authorization::Deny,
             ),
             (AuthAction::Insert { table_name: "t" }, Authorization::Deny),
+            (AuthAction::Insert { table_name: "boxes_node" }, Authorization::Allow),
+            (AuthAction::Delete { table_name: "docs_data" }, Authorization::Allow),
+            (AuthAction::Delete { table_name: "_data" }, Authorization::Deny),
             (AuthAction::Attach { filename: "x" }, Authorization::Deny),
         ];
         for (action, expected) in cases {

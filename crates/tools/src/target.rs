@@ -1,10 +1,11 @@
 //! A target database: the configured SQLite file users ask questions about, its sandboxed pool,
 //! and its cached schema.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -79,7 +80,7 @@ impl TargetSpec {
             self.masked_columns
                 .iter()
                 .filter_map(|c| c.split_once('.'))
-                .map(|(t, c)| (t.trim().to_lowercase(), c.trim().to_lowercase()))
+                .map(|(t, c)| (t.trim().to_ascii_lowercase(), c.trim().to_ascii_lowercase()))
                 .collect(),
         )
     }
@@ -142,31 +143,47 @@ pub trait QueryObserver: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SchemaStamp {
     schema_version: i64,
-    files: [Option<(SystemTime, u64)>; 2],
+    files: FileStamps,
+}
+
+/// Modification time and length of the database file and its `-wal`: data changed when they do.
+type FileStamps = [Option<(SystemTime, u64)>; 2];
+
+/// What the last look at the file found, and the pool opened for it.
+struct FileState {
+    /// (device, inode, length, mtime) when last checked; `None`: never, or missing.
+    key: Option<(u64, u64, u64, SystemTime)>,
+    /// How the file opens, or why it does not.
+    health: Result<sandbox::OpenMode, ToolError>,
+    /// (device, inode) and mode the pool was opened with.
+    pool_for: Option<((u64, u64), sandbox::OpenMode)>,
 }
 
 pub struct TargetDatabase {
     spec: TargetSpec,
     config: ToolsConfig,
-    /// Rebuilt when the file is replaced (a new inode): pooled connections keep the old one open.
+    /// Rebuilt when the file is replaced (a new inode) or must open another way (immutable).
     pool: std::sync::RwLock<Pool<SqliteConnectionManager>>,
-    identity: Mutex<Option<(u64, u64)>>,
+    file: Mutex<FileState>,
     schema_cache: Mutex<Option<(SchemaStamp, Arc<DatabaseSchema>)>>,
+    /// Exact row counts and the file stamps they were taken at.
+    counts: Mutex<(FileStamps, HashMap<String, u64>)>,
+    /// A background count is running.
+    counting: AtomicBool,
+    me: Weak<TargetDatabase>,
 }
 
 /// (device, inode) of a file: which file a path names right now.
-fn file_identity(path: &Path) -> Option<(u64, u64)> {
+fn file_key(meta: &std::fs::Metadata) -> (u64, u64, u64, SystemTime) {
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+        (meta.dev(), meta.ino(), meta.len(), modified)
     }
     #[cfg(not(unix))]
     {
-        std::fs::metadata(path)
-            .ok()
-            .and_then(|m| m.modified().ok())
-            .map(|t| (0, t.elapsed().map(|d| d.as_secs()).unwrap_or(0)))
+        (0, 0, meta.len(), modified)
     }
 }
 
@@ -181,21 +198,54 @@ fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
+/// Why SQLite could not open or read a file, in words an operator can act on.
+fn open_failure(err: rusqlite::Error) -> ToolError {
+    use rusqlite::ErrorCode as C;
+    let (code, text) = match &err {
+        rusqlite::Error::SqliteFailure(e, msg) => {
+            (Some(e.code), msg.clone().unwrap_or_else(|| e.to_string()))
+        }
+        other => (None, other.to_string()),
+    };
+    let message = match code {
+        Some(C::NotADatabase) => {
+            "its file is not a SQLite database, or it is encrypted (SQLCipher, SEE)".to_owned()
+        }
+        Some(C::DatabaseCorrupt) => format!("its file is corrupt ({text})"),
+        Some(C::CannotOpen) => format!("its file cannot be opened ({text})"),
+        Some(C::DatabaseBusy | C::DatabaseLocked) => {
+            return ToolError::new(ToolErrorCode::DatabaseUnavailable, "the database is busy")
+                .retryable();
+        }
+        _ => format!("its file cannot be read ({text})"),
+    };
+    ToolError::new(ToolErrorCode::DatabaseUnavailable, message).with_detail(err)
+}
+
 impl TargetDatabase {
-    /// Builds the sandboxed pool; connections open lazily, so this never fails on a missing file.
+    /// Builds the sandboxed pool; connections open lazily, so this never fails on a missing or
+    /// broken file (queries report it, and recover when the file is fixed).
     pub fn new(spec: TargetSpec, config: &ToolsConfig) -> Arc<Self> {
         let pool = sandbox::open_pool(
             &spec.path,
+            sandbox::OpenMode::ReadOnly,
             config.pool_size,
             config.max_value_bytes,
             spec.mask_set(),
         );
-        Arc::new(Self {
-            identity: Mutex::new(file_identity(&spec.path)),
+        Arc::new_cyclic(|me| Self {
             spec,
             config: config.clone(),
             pool: std::sync::RwLock::new(pool),
+            file: Mutex::new(FileState {
+                key: None,
+                health: Err(ToolError::new(ToolErrorCode::DatabaseUnavailable, "not checked")),
+                pool_for: None,
+            }),
             schema_cache: Mutex::new(None),
+            counts: Mutex::new(([None, None], HashMap::new())),
+            counting: AtomicBool::new(false),
+            me: me.clone(),
         })
     }
 
@@ -216,35 +266,106 @@ impl TargetDatabase {
         }
     }
 
-    /// A sandboxed connection. Blocking: call from `spawn_blocking`.
-    pub fn connection(&self) -> Result<PooledConnection<SqliteConnectionManager>, ToolError> {
-        let identity = file_identity(&self.spec.path);
-        if identity.is_none() {
-            return Err(ToolError::new(
-                ToolErrorCode::DatabaseUnavailable,
-                format!("database `{}` is not available: its file is missing", self.spec.name),
-            )
-            .with_detail(self.spec.path.display())
-            .retryable());
+    /// Whether the file can be read, and how it opens; the error says why not. Blocking (a
+    /// `stat`, plus a header check and a trial open when the file changed).
+    pub fn health(&self) -> Result<sandbox::OpenMode, ToolError> {
+        let meta = std::fs::metadata(&self.spec.path).ok();
+        let key = meta.as_ref().map(file_key);
+        let mut state = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        if key.is_some() && state.key == key {
+            return state.health.clone();
         }
-        {
-            let mut known = self.identity.lock().unwrap_or_else(PoisonError::into_inner);
-            if *known != identity {
+        // A file that was healthy and is still the same file (only written to) gets the cheap
+        // header check; a new, replaced or unhealthy file is opened for real.
+        let same_file = matches!((state.key, key), (Some(a), Some(b)) if (a.0, a.1) == (b.0, b.1));
+        let health = match (key, &state.health) {
+            (None, _) => Err(ToolError::new(
+                ToolErrorCode::DatabaseUnavailable,
+                "its file is missing".to_owned(),
+            )
+            .retryable()),
+            (Some(_), Ok(mode)) if same_file => {
+                crate::file::check_header(&self.spec.path).map(|_| *mode)
+            }
+            (Some(_), _) => self.probe(),
+        }
+        .map_err(|mut e| {
+            e.model_message =
+                format!("database `{}` is unavailable: {}", self.spec.name, e.model_message);
+            e
+        });
+        if let (Some((dev, ino, ..)), Ok(mode)) = (key, &health) {
+            let wanted = ((dev, ino), *mode);
+            if state.pool_for.is_some_and(|p| p != wanted) {
                 log::warn!(
                     "target database `{}` was replaced on disk; reopening it",
                     self.spec.name
                 );
-                let fresh = sandbox::open_pool(
+                *self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            }
+            if state.pool_for != Some(wanted) {
+                *self.pool.write().unwrap_or_else(PoisonError::into_inner) = sandbox::open_pool(
                     &self.spec.path,
+                    *mode,
                     self.config.pool_size,
                     self.config.max_value_bytes,
                     self.spec.mask_set(),
                 );
-                *self.pool.write().unwrap_or_else(PoisonError::into_inner) = fresh;
-                *self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner) = None;
-                *known = identity;
+                state.pool_for = Some(wanted);
             }
         }
+        if let Err(e) = &health
+            && state.health.as_ref().err() != Some(e)
+        {
+            log::warn!("{}", e.model_message);
+        }
+        state.key = key;
+        state.health = health.clone();
+        health
+    }
+
+    /// Checks the header, then opens the file read-only and reads its schema. A WAL database
+    /// whose `-shm` cannot be created (read-only directory or file system) opens immutable.
+    fn probe(&self) -> Result<sandbox::OpenMode, ToolError> {
+        let header = crate::file::check_header(&self.spec.path)?;
+        let try_open = |mode| -> rusqlite::Result<()> {
+            let conn = sandbox::open_connection(
+                &self.spec.path,
+                mode,
+                self.config.max_value_bytes,
+                self.spec.mask_set(),
+            )?;
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+        };
+        match try_open(sandbox::OpenMode::ReadOnly) {
+            Ok(()) => Ok(sandbox::OpenMode::ReadOnly),
+            // a database another process is writing: healthy, the query waits its turn
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) =>
+            {
+                Ok(sandbox::OpenMode::ReadOnly)
+            }
+            Err(e)
+                if header.wal && e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) =>
+            {
+                try_open(sandbox::OpenMode::Immutable).map_err(open_failure)?;
+                log::warn!(
+                    "target database `{}` is in WAL mode and its -wal/-shm files cannot be \
+                     created ({e}); opened it immutable: changes by other processes are not seen",
+                    self.spec.name
+                );
+                Ok(sandbox::OpenMode::Immutable)
+            }
+            Err(e) => Err(open_failure(e)),
+        }
+    }
+
+    /// A sandboxed connection. Blocking: call from `spawn_blocking`.
+    pub fn connection(&self) -> Result<PooledConnection<SqliteConnectionManager>, ToolError> {
+        self.health()?;
         let pool = self.pool.read().unwrap_or_else(PoisonError::into_inner).clone();
         pool.get().map_err(|e| {
             ToolError::new(
@@ -425,7 +546,7 @@ impl TargetDatabase {
         Ok(schema
             .tables
             .iter()
-            .filter_map(|t| Some((t.name.to_lowercase(), t.row_count?)))
+            .filter_map(|t| Some((t.name.to_ascii_lowercase(), t.row_count?)))
             .collect())
     }
 
@@ -479,7 +600,8 @@ impl TargetDatabase {
         }
     }
 
-    /// Adds the valid names to "no such table/column" errors so a model can correct itself.
+    /// Adds the valid names to "no such table/column" errors so a model can correct itself, and
+    /// says when the query touched an object that is known to be broken.
     fn explain_error(
         &self,
         conn: &rusqlite::Connection,
@@ -489,22 +611,47 @@ impl TargetDatabase {
         if err.code != ToolErrorCode::SqlError {
             return err;
         }
+        // Names the statement mentions, as SQLite compares them (ASCII case-insensitively).
+        let mentioned: std::collections::HashSet<String> = introspect::sql_tokens(sql)
+            .iter()
+            .map(|t| introspect::unquote(t).to_ascii_lowercase())
+            .collect();
+        let cached = self
+            .schema_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(_, s)| s.clone());
+        if let Some(schema) = cached {
+            let broken: Vec<String> = schema
+                .tables
+                .iter()
+                .filter(|t| mentioned.contains(&t.name.to_ascii_lowercase()))
+                .filter_map(|t| {
+                    let e = t.error.as_ref()?;
+                    Some(format!("`{}` is broken and cannot be queried ({})", t.name, e.message))
+                })
+                .collect();
+            if !broken.is_empty() {
+                err.model_message = format!("{}; {}", err.model_message, broken.join("; "));
+                return err;
+            }
+        }
         let Ok(tables) = introspect::table_names(conn) else { return err };
         if err.model_message.starts_with("no such table") {
             err.model_message = format!("{}; tables are: {}", err.model_message, tables.join(", "));
         } else if err.model_message.starts_with("no such column") {
-            let lower = sql.to_ascii_lowercase();
-            let mentioned: Vec<String> = tables
+            let described: Vec<String> = tables
                 .iter()
-                .filter(|t| lower.contains(&t.to_ascii_lowercase()))
+                .filter(|t| mentioned.contains(&t.to_ascii_lowercase()))
                 .filter_map(|t| {
                     let cols = introspect::column_names(conn, t).ok()?;
                     Some(format!("{t}({})", cols.join(", ")))
                 })
                 .collect();
-            if !mentioned.is_empty() {
+            if !described.is_empty() {
                 err.model_message =
-                    format!("{}; columns are: {}", err.model_message, mentioned.join("; "));
+                    format!("{}; columns are: {}", err.model_message, described.join("; "));
             }
         }
         err
@@ -522,6 +669,107 @@ impl TargetDatabase {
         introspect::schema_version(&conn)
     }
 
+    /// Introspects the file, with exact counts where cheap and estimates elsewhere; tables left
+    /// with an estimate are counted in the background.
+    fn build_schema(
+        &self,
+        conn: &rusqlite::Connection,
+        files: FileStamps,
+        limits: &QueryLimits,
+        only: &[String],
+        sample_rows: usize,
+    ) -> Result<DatabaseSchema, ToolError> {
+        let known = {
+            let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+            if counts.0 == files { counts.1.clone() } else { HashMap::new() }
+        };
+        let mut counts = introspect::RowCounts {
+            known: &known,
+            budget: Duration::from_millis(self.config.count_budget_ms),
+            pending: Vec::new(),
+        };
+        let mut schema =
+            introspect::schema(conn, &self.spec, limits, only, sample_rows, &mut counts)?;
+        if self.health().is_ok_and(|m| m == sandbox::OpenMode::Immutable) {
+            schema.warnings.push(
+                "the file is opened immutable (its -wal/-shm files cannot be created here): \
+                 changes made by other processes are not seen until a restart"
+                    .into(),
+            );
+        }
+        self.count_in_background(counts.pending, files);
+        Ok(schema)
+    }
+
+    /// Counts `tables` exactly on a thread of its own (one at a time per target), then puts the
+    /// counts into the cached schema if the data has not changed meanwhile.
+    fn count_in_background(&self, tables: Vec<String>, files: FileStamps) {
+        if tables.is_empty() || self.counting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(me) = self.me.upgrade() else { return };
+        let spawned = std::thread::Builder::new().name("sqlmatic-count".into()).spawn(move || {
+            me.run_counts(&tables, files);
+            me.counting.store(false, Ordering::Release);
+        });
+        if let Err(e) = spawned {
+            log::warn!("cannot start a background count: {e}");
+            self.counting.store(false, Ordering::Release);
+        }
+    }
+
+    fn run_counts(&self, tables: &[String], files: FileStamps) {
+        let Ok(mode) = self.health() else { return };
+        let conn = match sandbox::open_connection(
+            &self.spec.path,
+            mode,
+            self.config.max_value_bytes,
+            self.spec.mask_set(),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                log::debug!("background count of `{}` cannot open: {e}", self.spec.name);
+                return;
+            }
+        };
+        let timeout = Duration::from_millis(self.config.background_count_timeout_ms.max(1));
+        let mut counted = HashMap::new();
+        for table in tables {
+            let started = std::time::Instant::now();
+            match introspect::exact_count(&conn, table, timeout) {
+                Ok(n) => {
+                    log::debug!(
+                        "counted `{}`.`{table}`: {n} rows in {:.0} ms",
+                        self.spec.name,
+                        started.elapsed().as_secs_f64() * 1000.0
+                    );
+                    counted.insert(table.clone(), n);
+                }
+                Err(e) => log::info!("cannot count `{}`.`{table}` exactly: {e}", self.spec.name),
+            }
+        }
+        {
+            let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+            if counts.0 != files {
+                *counts = (files, HashMap::new());
+            }
+            counts.1.extend(counted.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        let mut cache = self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((stamp, schema)) = cache.as_mut().filter(|(stamp, _)| stamp.files == files) {
+            let _ = stamp;
+            let mut fresh = (**schema).clone();
+            for t in &mut fresh.tables {
+                if let Some(n) = counted.get(&t.name) {
+                    t.row_count = Some(*n);
+                    t.row_count_exact = true;
+                }
+            }
+            fresh.ddl = introspect::render_ddl(&fresh.tables);
+            *schema = Arc::new(fresh);
+        }
+    }
+
     /// The full schema, rebuilt only when the schema or data changed since the last call. Blocking.
     pub fn schema(&self, limits: &QueryLimits) -> Result<Arc<DatabaseSchema>, ToolError> {
         let conn = self.connection()?;
@@ -532,7 +780,7 @@ impl TargetDatabase {
                 return Ok(schema.clone());
             }
         }
-        let schema = Arc::new(introspect::schema(&conn, &self.spec, limits, &[], 0)?);
+        let schema = Arc::new(self.build_schema(&conn, stamp.files, limits, &[], 0)?);
         // The stamp is re-read so a change during the build is picked up next time.
         let stamp = SchemaStamp { schema_version: schema.schema_version, ..stamp };
         *self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner) =
@@ -552,9 +800,10 @@ impl TargetDatabase {
             return introspect::filter_schema(&full, tables);
         }
         let conn = self.connection()?;
-        introspect::schema(
+        let stamp = self.stamp(&conn)?;
+        self.build_schema(
             &conn,
-            &self.spec,
+            stamp.files,
             limits,
             tables,
             sample_rows.min(limits.max_sample_rows),
@@ -576,6 +825,8 @@ impl TargetDatabase {
                 name: t.name.clone(),
                 kind: t.kind,
                 row_count: t.row_count,
+                row_count_exact: t.row_count_exact,
+                error: t.error.clone(),
                 description: t.description.clone(),
             })
             .collect())

@@ -89,18 +89,46 @@ fn hostile(dir: &Path) -> Vec<String> {
     corpus
 }
 
-#[test]
-fn every_hostile_statement_is_refused_and_the_file_is_unchanged() {
-    let config = ToolsConfig { query_timeout_ms: 300, ..ToolsConfig::default() };
-    let (dir, target) = fixture_target(FIXTURE, &config);
+/// Writes aimed at what real files contain: virtual tables and their shadow tables, triggers,
+/// views with INSTEAD OF triggers, odd names.
+const TORTURE_HOSTILE: &[&str] = &[
+    "INSERT INTO docs VALUES ('x', 'y')",
+    "INSERT INTO docs(docs) VALUES ('rebuild')",
+    "INSERT INTO docs(docs) VALUES ('optimize')",
+    "DELETE FROM docs_data",
+    "UPDATE docs_config SET v = 1",
+    "INSERT INTO docs_content VALUES (9, 'a', 'b')",
+    "INSERT INTO boxes VALUES (3, 0, 1, 0, 1)",
+    "UPDATE boxes SET minx = 9",
+    "DELETE FROM boxes_node",
+    "INSERT INTO boxes_rowid VALUES (7, 1)",
+    "DELETE FROM notes4_segdir",
+    "INSERT INTO notes4(notes4) VALUES ('optimize')",
+    "INSERT INTO top_customers VALUES ('Eve', 1)",
+    "UPDATE orders SET total = 0",
+    "INSERT INTO customers(name, email) VALUES ('Eve', 'e@x')",
+    "DELETE FROM \"order details\"",
+    "UPDATE \"select\" SET \"where\" = 'x'",
+    "DROP VIEW stale_view",
+    "DROP TABLE ghost_vt",
+    "ALTER TABLE \"äpfel\" RENAME TO pears",
+    "DELETE FROM sqlite_stat1",
+    "UPDATE sqlite_sequence SET seq = 0",
+    "WITH x AS (SELECT 1) DELETE FROM docs_data",
+    "SELECT * FROM docs; DELETE FROM docs_data",
+    "PRAGMA integrity_check",
+    "PRAGMA wal_checkpoint",
+];
+
+fn assert_all_refused(target: &sqlmatic_tools::TargetDatabase, dir: &Path, corpus: &[String]) {
     let path = target.spec().path.clone();
     let before = std::fs::read(&path).unwrap();
-    let files_before = std::fs::read_dir(dir.path()).unwrap().count();
-    let limits = QueryLimits { timeout: Duration::from_millis(300), ..config.limits() };
+    let files_before = std::fs::read_dir(dir).unwrap().count();
+    let limits =
+        QueryLimits { timeout: Duration::from_millis(300), ..ToolsConfig::default().limits() };
     let audit = QueryAudit { user: "test", thread_id: None, source: "test", observer: None };
-    let corpus = hostile(dir.path());
     assert!(corpus.len() >= 40, "corpus has {} statements", corpus.len());
-    for sql in &corpus {
+    for sql in corpus {
         let result = target.query(sql, &QueryParams::None, &limits, &audit);
         let err = match result {
             Ok(r) => panic!("`{sql}` was allowed and returned {r:?}"),
@@ -120,7 +148,37 @@ fn every_hostile_statement_is_refused_and_the_file_is_unchanged() {
         assert!(!err.model_message.is_empty(), "`{sql}` gave an empty message");
     }
     assert_eq!(std::fs::read(&path).unwrap(), before, "database bytes changed");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), files_before, "a file was created");
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), files_before, "a file was created");
+}
+
+#[test]
+fn every_hostile_statement_is_refused_and_the_file_is_unchanged() {
+    let config = ToolsConfig { query_timeout_ms: 300, ..ToolsConfig::default() };
+    let (dir, target) = fixture_target(FIXTURE, &config);
+    assert_all_refused(&target, dir.path(), &hostile(dir.path()));
+}
+
+#[test]
+fn the_hostile_corpus_is_refused_on_the_torture_database_too() {
+    let config = ToolsConfig { query_timeout_ms: 300, ..ToolsConfig::default() };
+    let (dir, path) = sqlmatic_tools::test_support::torture_db();
+    let spec: sqlmatic_tools::TargetSpec =
+        serde_json::from_value(serde_json::json!({"name": "torture", "path": path})).unwrap();
+    let target = sqlmatic_tools::TargetDatabase::new(spec, &config);
+    // the structure (with its counts through the virtual tables) is read first, as a user would
+    target.schema(&config.limits()).unwrap();
+    let mut corpus = hostile(dir.path());
+    corpus.extend(TORTURE_HOSTILE.iter().map(|s| s.to_string()));
+    assert_all_refused(&target, dir.path(), &corpus);
+    // and the read side still works afterwards
+    let audit = QueryAudit { user: "test", thread_id: None, source: "test", observer: None };
+    let r = target.query(
+        "SELECT count(*) FROM docs_data",
+        &QueryParams::None,
+        &config.limits(),
+        &audit,
+    );
+    assert!(r.is_ok(), "{r:?}");
 }
 
 fn check(sql: &str, expected: ToolErrorCode) {

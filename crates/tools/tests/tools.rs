@@ -10,6 +10,8 @@ use sqlmatic_tools::{
 };
 use std::sync::{Arc, Mutex};
 
+mod files;
+
 const SHOP: &str = "
     CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL, country TEXT DEFAULT 'FR', score REAL, avatar BLOB);
     CREATE TABLE orders(id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE, total REAL);
@@ -179,7 +181,7 @@ async fn descriptions_from_config_reach_the_schema() {
     let out = call(&ctx, "list_tables", json!({})).await.unwrap();
     assert_eq!(
         out["tables"][1],
-        json!({"name": "customers", "kind": "table", "row_count": 3, "description": "People who buy"})
+        json!({"name": "customers", "kind": "table", "row_count": 3, "row_count_exact": true, "description": "People who buy"})
     );
     let out = call(&ctx, "get_schema", json!({"tables": ["customers"]})).await.unwrap();
     assert_eq!(out["tables"][0]["columns"][3]["description"], "loyalty 0-10");

@@ -359,3 +359,45 @@ async fn token_login_refuses_a_wrong_token_and_accepts_the_right_one() {
         "metrics are for admins"
     );
 }
+
+#[actix_web::test]
+async fn a_broken_view_is_marked_in_the_structure_panel_and_the_rest_renders() {
+    if !available() {
+        return;
+    }
+    let (_torture, path) = sqlmatic_tools::test_support::torture_db();
+    let app = spawn_with(|c| {
+        c.database.targets =
+            vec![serde_json::from_value(json!({"name": "real", "path": path})).unwrap()];
+    })
+    .await;
+    let browser = Driver::start().await;
+    browser.goto(&app.url("/")).await;
+    browser.until("document.body.dataset.ready === 'true'", "the app to start").await;
+    browser.until("document.querySelectorAll('.table-card').length >= 20", "the schema tree").await;
+    let broken = browser
+        .js("return [...document.querySelectorAll('.table-card.broken')].map(c => c.dataset.table)")
+        .await;
+    assert_eq!(broken, json!(["ghost_vt", "gone_view", "stale_view"]));
+    let stale = browser
+        .js("return document.querySelector('[data-table=\"stale_view\"]').textContent")
+        .await;
+    let stale = stale.as_str().unwrap();
+    assert!(
+        stale.contains("broken") && stale.contains("no such column: c.dropped_column"),
+        "{stale}"
+    );
+    // the working objects render as usual
+    let docs = browser
+        .js("return document.querySelector('[data-table=\"docs\"] .kind').textContent")
+        .await;
+    assert_eq!(docs, "fts5 · 2 rows");
+    let orders = browser
+        .js("return document.querySelector('[data-table=\"orders\"] .kind').textContent")
+        .await;
+    assert_eq!(orders, "3 rows");
+    let warning = browser.js("return document.querySelector('.note.warning').textContent").await;
+    assert!(warning.as_str().unwrap().contains("app_locale"), "{warning}");
+    browser.click("[data-table=\"stale_view\"] > summary").await;
+    browser.screenshot("broken-view").await;
+}

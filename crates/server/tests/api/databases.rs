@@ -113,3 +113,107 @@ async fn configured_targets_replace_the_demo() {
     assert_eq!(status, 200);
     assert_eq!(body["rows"], serde_json::json!([[3]]));
 }
+
+/// The torture database (every feature real files have, a stale view, a broken trigger, a
+/// missing virtual-table module, an unknown collation) as the only target.
+async fn spawn_on_torture() -> (TestApp, tempfile::TempDir) {
+    let (torture_dir, path) = sqlmatic_tools::test_support::torture_db();
+    let app = spawn_with(|c| {
+        c.database.targets = vec![
+            serde_json::from_value(serde_json::json!({"name": "real", "path": path})).unwrap(),
+        ];
+    })
+    .await;
+    (app, torture_dir)
+}
+
+#[actix_web::test]
+async fn a_real_world_database_with_broken_objects_stays_usable() {
+    let (app, _torture) = spawn_on_torture().await;
+    let r = app.get("/api/database/structure").await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let find = |name: &str| {
+        body["tables"].as_array().unwrap().iter().find(|t| t["name"] == name).cloned().unwrap()
+    };
+    assert_eq!(find("stale_view")["error"]["message"], "no such column: c.dropped_column");
+    assert_eq!(find("stale_view")["row_count"], Value::Null);
+    assert_eq!(find("ghost_vt")["error"]["code"], "missing_module");
+    assert_eq!(find("docs")["kind"], "virtual");
+    assert_eq!(find("docs")["module"], "fts5");
+    assert_eq!(find("orders")["row_count"], 3);
+    assert_eq!(find("orders")["row_count_exact"], true);
+    assert!(find("orders")["error"].is_null());
+    assert!(body["tables"].as_array().unwrap().iter().all(|t| t["name"] != "docs_content"));
+    // the cost gate reads the same structure: ordinary queries run
+    for sql in [
+        "SELECT * FROM orders LIMIT 2",
+        "SELECT count(*) FROM boxes",
+        "SELECT title FROM docs WHERE docs MATCH 'fox'",
+        "SELECT * FROM \"order details\"",
+    ] {
+        let r = app.post_json("/api/query", serde_json::json!({"sql": sql})).await;
+        assert_eq!(r.status(), 200, "{sql}: {}", r.text().await.unwrap());
+    }
+    let body = assert_error(
+        app.post_json("/api/query", serde_json::json!({"sql": "SELECT * FROM stale_view"})).await,
+        400,
+        "sql_error",
+    )
+    .await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no such column: c.dropped_column"), "{message}");
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["databases"], serde_json::json!([{"name": "real", "mode": "read_only"}]));
+}
+
+#[actix_web::test]
+async fn an_unhealthy_target_is_named_and_the_healthy_ones_serve() {
+    let bad_dir = tempfile::tempdir().unwrap();
+    let bad = bad_dir.path().join("export.db");
+    std::fs::write(&bad, "id,name\n1,ann\n").unwrap();
+    let empty = bad_dir.path().join("empty.db");
+    std::fs::write(&empty, "").unwrap();
+    let app = spawn_with(|c| {
+        let demo = c.database.demo_path.clone();
+        c.database.targets = vec![
+            serde_json::from_value(
+                serde_json::json!({"name": "demo", "path": demo, "default": true}),
+            )
+            .unwrap(),
+            serde_json::from_value(serde_json::json!({"name": "export", "path": bad})).unwrap(),
+            serde_json::from_value(serde_json::json!({"name": "empty", "path": empty})).unwrap(),
+        ];
+    })
+    .await;
+    let body = assert_error(app.get("/readyz").await, 503, "database_unavailable").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("database `export` is unavailable: its file is not a SQLite database"),
+        "{message}"
+    );
+    assert!(
+        message.contains("database `empty` is unavailable: its file is empty (0 bytes)"),
+        "{message}"
+    );
+    let body = assert_error(
+        app.get("/api/database/structure?database=export").await,
+        503,
+        "database_unavailable",
+    )
+    .await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("looks like a text file"),
+        "{body}"
+    );
+    let r = app
+        .post_json("/api/query", serde_json::json!({"sql": "SELECT 1", "database": "empty"}))
+        .await;
+    assert_error(r, 503, "database_unavailable").await;
+    // the healthy default keeps working
+    assert_eq!(app.get("/api/database/structure").await.status(), 200);
+    let r = app
+        .post_json("/api/query", serde_json::json!({"sql": "SELECT count(*) FROM customers"}))
+        .await;
+    assert_eq!(r.status(), 200);
+}

@@ -30,8 +30,10 @@ export class Structure {
     if (!this.schema) { this.root.replaceChildren(el('p', { class: 'note', text: 'Loading…' })); return; }
     const q = this.filter.value.trim().toLowerCase();
     const tables = this.schema.tables.filter((t) => !q || t.name.toLowerCase().includes(q) || t.columns.some((c) => c.name.toLowerCase().includes(q)));
+    const warnings = this.schema.warnings || [];
     this.root.replaceChildren(
       el('p', { class: 'note', text: `${this.schema.database} · ${this.schema.tables.length} tables and views · schema v${this.schema.schema_version}` }),
+      ...warnings.map((w) => el('p', { class: 'note warning', text: w })),
       ...tables.map((t) => this.card(t)),
     );
   }
@@ -46,13 +48,19 @@ export class Structure {
         c.primary_key ? el('span', { class: 'tag pk', text: 'PK' }) : null,
         !c.nullable && !c.primary_key ? el('span', { class: 'tag', text: 'NOT NULL' }) : null,
         c.masked ? el('span', { class: 'tag masked', title: 'reads as NULL in every query', text: 'masked' }) : null,
+        c.generated ? el('span', { class: 'tag', title: 'computed from other columns', text: c.generated === 'stored' ? 'generated, stored' : 'generated' }) : null,
+        c.hidden ? el('span', { class: 'tag', title: 'hidden column: select it by name', text: 'hidden' }) : null,
         fk ? el('a', { class: 'fk', href: `#table-${fk.references_table}`, onclick: (e) => { e.preventDefault(); this.jump(fk.references_table); }, text: `→ ${fk.references_table}` }) : null,
         c.description ? el('span', { class: 'desc', text: c.description }) : null);
     }));
-    const rows = t.row_count === null || t.row_count === undefined ? '' : `${t.row_count.toLocaleString()} rows`;
-    const card = el('details', { class: 'table-card', 'data-table': t.name, id: `table-${t.name}`, open: this.open.has(t.name) },
-      el('summary', {}, el('span', { text: t.name }), el('span', { class: 'kind', text: t.kind === 'view' ? 'view' : rows })),
+    const rows = t.row_count === null || t.row_count === undefined ? ''
+      : t.row_count_exact ? `${t.row_count.toLocaleString()} rows` : `~${t.row_count.toLocaleString()} rows`;
+    const kind = t.error ? 'broken' : t.kind === 'view' ? 'view' : t.kind === 'virtual' ? `${t.module || 'virtual'} · ${rows}` : rows;
+    const card = el('details', { class: t.error ? 'table-card broken' : 'table-card', 'data-table': t.name, id: `table-${t.name}`, open: this.open.has(t.name) },
+      el('summary', {}, el('span', { text: t.name }), el('span', { class: 'kind', title: t.row_count_exact === false && t.row_count !== null ? 'estimate; an exact count is running' : '', text: kind })),
+      t.error ? el('p', { class: 'object-error', text: `Cannot be queried: ${t.error.message}` }) : null,
       t.description ? el('p', { class: 'desc', text: t.description }) : null,
+      t.shadow_tables && t.shadow_tables.length ? el('p', { class: 'note', text: `stores its data in ${t.shadow_tables.join(', ')}` }) : null,
       cols);
     card.addEventListener('toggle', () => (card.open ? this.open.add(t.name) : this.open.delete(t.name)));
     return card;

@@ -129,6 +129,7 @@ mod tests {
                     primary_key: 0,
                     description: None,
                     masked: false,
+                    ..ColumnInfo::default()
                 })
                 .collect(),
             foreign_keys: fk
@@ -139,6 +140,7 @@ mod tests {
                         references_columns: vec!["id".into()],
                         on_update: String::new(),
                         on_delete: String::new(),
+                        references_missing: false,
                     }]
                 })
                 .unwrap_or_default(),
@@ -148,6 +150,7 @@ mod tests {
             description: None,
             sql: None,
             sample_rows: None,
+            ..TableInfo::default()
         }
     }
 
@@ -165,7 +168,7 @@ mod tests {
             ));
         }
         let ddl = render_ddl(&tables);
-        DatabaseSchema { database: "big".into(), schema_version: 1, tables, ddl }
+        DatabaseSchema { database: "big".into(), schema_version: 1, tables, ddl, warnings: vec![] }
     }
 
     #[test]
