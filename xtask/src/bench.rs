@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: the HTTP API under concurrent load, measured with wrk against a release
 //! build of the server on the demo database. Reports requests/second, latency percentiles,
 //! non-2xx responses and the server's resident memory idle and under load (from /proc).
+//! Then the real-file part (`crates/tools/benches/files.rs`): big schemas and big files against
+//! the plain SQLite floor, measured in the same run.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -23,6 +25,10 @@ pub struct BenchArgs {
     /// wrk threads.
     #[arg(long, default_value_t = 2)]
     threads: u32,
+    /// Skip the real-file part (a 2,000-table database and a ≥ 2 GB file against the plain
+    /// SQLite floor; `BENCH_BIG_ROWS` sets the big table's rows, default 30 million).
+    #[arg(long)]
+    no_files: bool,
 }
 
 struct Scenario {
@@ -252,6 +258,16 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         idle_rss, peak, args.connections
     );
     println!("report: {}", out_dir.join("api.json").display());
+    if !args.no_files {
+        crate::run(cargo().args([
+            "bench",
+            "--locked",
+            "-p",
+            "sqlmatic-tools",
+            "--bench",
+            "files",
+        ]))?;
+    }
     Ok(())
 }
 

@@ -94,34 +94,47 @@ struct Entry {
 }
 
 fn catalogue(conn: &Connection) -> Result<Vec<Entry>, ToolError> {
-    const WITH_LIST: &str = "SELECT s.name, coalesce(l.type, s.type), s.sql, coalesce(l.wr, 0), \
-         coalesce(l.strict, 0) FROM sqlite_schema s LEFT JOIN pragma_table_list l \
-         ON l.schema = 'main' AND l.name = s.name WHERE s.type IN ('table','view') \
-         AND s.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY s.name";
-    // Without table_list (it may meet an object it cannot describe): kinds from the DDL.
-    const PLAIN: &str = "SELECT name, type, sql, 0, 0 FROM sqlite_schema \
-         WHERE type IN ('table','view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name";
-    let read = |sql: &str| -> rusqlite::Result<Vec<Entry>> {
-        let mut stmt = conn.prepare(sql)?;
-        let rows = stmt.query_map([], |r| {
+    let mut stmt = conn
+        .prepare(
+            "SELECT name, type, sql FROM sqlite_schema WHERE type IN ('table','view') \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+        )
+        .map_err(classify)?;
+    let mut entries: Vec<Entry> = stmt
+        .query_map([], |r| {
             Ok(Entry {
                 name: r.get(0)?,
                 kind: r.get(1)?,
                 sql: r.get(2)?,
-                without_rowid: r.get::<_, i64>(3)? != 0,
-                strict: r.get::<_, i64>(4)? != 0,
+                without_rowid: false,
+                strict: false,
             })
+        })
+        .map_err(classify)?
+        .collect::<Result<_, _>>()
+        .map_err(classify)?;
+    // Kinds (shadow, virtual) and flags from one pass over table_list, merged here: a join in
+    // SQL would rescan the pragma per table (quadratic on 2,000 tables). Without it (it may meet
+    // an object it cannot describe), kinds come from the DDL.
+    let listed = (|| -> rusqlite::Result<HashMap<String, (String, bool, bool)>> {
+        let mut stmt = conn.prepare(
+            "SELECT name, type, wr, strict FROM pragma_table_list WHERE schema = 'main'",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, (r.get(1)?, r.get::<_, i64>(2)? != 0, r.get::<_, i64>(3)? != 0)))
         })?;
         rows.collect()
-    };
-    let mut entries = match read(WITH_LIST) {
-        Ok(e) => e,
-        Err(e) => {
-            log::debug!("pragma_table_list failed ({e}); reading kinds from the DDL");
-            read(PLAIN).map_err(classify)?
-        }
-    };
+    })()
+    .unwrap_or_else(|e| {
+        log::debug!("pragma_table_list failed ({e}); reading kinds from the DDL");
+        HashMap::new()
+    });
     for e in &mut entries {
+        if let Some((kind, wr, strict)) = listed.get(&e.name) {
+            e.kind.clone_from(kind);
+            e.without_rowid = *wr;
+            e.strict = *strict;
+        }
         if e.kind == "table" && module_of(e.sql.as_deref()).is_some() {
             e.kind = "virtual".into();
         }
