@@ -29,6 +29,9 @@ pub struct BenchArgs {
     /// SQLite floor; `BENCH_BIG_ROWS` sets the big table's rows, default 30 million).
     #[arg(long)]
     no_files: bool,
+    /// Only the real-file part.
+    #[arg(long, conflicts_with = "no_files")]
+    files_only: bool,
 }
 
 struct Scenario {
@@ -161,35 +164,22 @@ fn parse_duration_or_number(s: &str) -> f64 {
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.files_only {
+        crate::run(cargo().args(["build", "--release", "--locked", "-p", "sqlmatic-server"]))?;
+        crate::run(cargo().args([
+            "bench",
+            "--locked",
+            "-p",
+            "sqlmatic-tools",
+            "--bench",
+            "files",
+        ]))?;
+        return files_over_http();
+    }
     ensure_wrk()?;
     crate::run(cargo().args(["build", "--release", "--locked", "-p", "sqlmatic-server"]))?;
     let dir = tempfile_dir()?;
-    let port = free_port()?;
-    let bin = root().join("target/release/sqlmatic");
-    let child = Command::new(&bin)
-        .args(["--port", &port.to_string()])
-        .env("SQLMATIC_CONFIG", root().join("config/config.yaml"))
-        .env("SQLMATIC_ENV", "production")
-        .env("SQLMATIC_API__HOST", "127.0.0.1")
-        // measure the server, not the limiter: one client sends everything
-        .env("SQLMATIC_API__AUTH__MODE", "none")
-        .env("SQLMATIC_API__RATE_LIMIT__ENABLED", "false")
-        .env("SQLMATIC_DATABASE__APP_PATH", dir.join("app.db"))
-        .env("SQLMATIC_DATABASE__DEMO_PATH", dir.join("demo.db"))
-        .env("SQLMATIC_LOGGING__FILE", "")
-        .env("SQLMATIC_LOGGING__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let pid = child.id();
-    let server = Server(child);
-    let started = Instant::now();
-    while http_get(port, "/readyz").is_none_or(|r| !r.starts_with("HTTP/1.1 200")) {
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("the server did not become ready");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (server, port, pid) = start_server(&dir, &[])?;
     // Warm the schema cache and let start-up allocations settle before reading idle memory.
     http_get(port, "/api/database/structure");
     std::thread::sleep(Duration::from_secs(1));
@@ -267,7 +257,141 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "--bench",
             "files",
         ]))?;
+        files_over_http()?;
     }
+    Ok(())
+}
+
+/// Starts the release server on a free port with the bench settings plus `env`, and waits until
+/// it is ready.
+fn start_server(
+    dir: &std::path::Path,
+    env: &[(&str, String)],
+) -> anyhow::Result<(Server, u16, u32)> {
+    let port = free_port()?;
+    let bin = root().join("target/release/sqlmatic");
+    let child = Command::new(&bin)
+        .args(["--port", &port.to_string()])
+        .env("SQLMATIC_CONFIG", root().join("config/config.yaml"))
+        .env("SQLMATIC_ENV", "production")
+        .env("SQLMATIC_API__HOST", "127.0.0.1")
+        // measure the server, not the limiter: one client sends everything
+        .env("SQLMATIC_API__AUTH__MODE", "none")
+        .env("SQLMATIC_API__RATE_LIMIT__ENABLED", "false")
+        .env("SQLMATIC_DATABASE__APP_PATH", dir.join("app.db"))
+        .env("SQLMATIC_DATABASE__DEMO_PATH", dir.join("demo.db"))
+        .env("SQLMATIC_LOGGING__FILE", "")
+        .env("SQLMATIC_LOGGING__LEVEL", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let pid = child.id();
+    let server = Server(child);
+    let started = Instant::now();
+    while http_get(port, "/readyz").is_none_or(|r| !r.starts_with("HTTP/1.1 200")) {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the server did not become ready");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((server, port, pid))
+}
+
+fn http_post(port: u16, path: &str, body: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn timed_ms(f: impl FnOnce() -> Option<String>) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let response = f().context("no HTTP response")?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if !response.starts_with("HTTP/1.1 200") {
+        bail!("unexpected response: {}", response.lines().next().unwrap_or(""));
+    }
+    Ok(ms)
+}
+
+fn median_ms(n: usize, mut f: impl FnMut() -> Option<String>) -> anyhow::Result<f64> {
+    let mut runs = (0..n).map(|_| timed_ms(&mut f)).collect::<anyhow::Result<Vec<f64>>>()?;
+    runs.sort_by(f64::total_cmp);
+    Ok(runs[runs.len() / 2])
+}
+
+/// The real-file figures over HTTP (release server, one request at a time), against the plain
+/// SQLite floors the files bench measured in this run (`target/bench/files/files.json`).
+fn files_over_http() -> anyhow::Result<()> {
+    let files = root().join("target/bench/files");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(files.join("files.json"))?)?;
+    let floor = |what: &str| -> f64 {
+        report["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["what"] == what)
+            .and_then(|r| r["floor_ms"].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let big = files.join(format!("big-{}.db", report["rows"]));
+    let mut rows = Vec::new();
+    println!("\n| over HTTP | sqlmatic ms | SQLite floor ms | ratio |");
+    println!("|---|---|---|---|");
+    let mut row = |what: &str, ours: f64, floor: f64| {
+        println!("| {what} | {ours:.3} | {floor:.3} | {:.2}× |", ours / floor);
+        rows.push(
+            json!({"what": what, "sqlmatic_ms": ours, "floor_ms": floor, "ratio": ours / floor}),
+        );
+    };
+    for (name, path) in [("many", files.join("many.db")), ("big", big)] {
+        let dir = tempfile_dir()?;
+        let targets = format!("[{{name=\"{name}\", path=\"{}\"}}]", path.display());
+        let (server, port, _) = start_server(&dir, &[("SQLMATIC_DATABASE__TARGETS", targets)])?;
+        let first = timed_ms(|| http_get(port, "/api/database/structure"))?;
+        let cached = median_ms(50, || http_get(port, "/api/database/structure"))?;
+        if name == "many" {
+            row(
+                "2,000 tables: first GET /api/database/structure",
+                first,
+                floor("2,000 tables: first structure"),
+            );
+            row(
+                "2,000 tables: cached GET /api/database/structure",
+                cached,
+                floor("2,000 tables: cached structure"),
+            );
+        } else {
+            row(
+                "big file: first GET /api/database/structure",
+                first,
+                floor("big file: first structure"),
+            );
+            row(
+                "big file: cached GET /api/database/structure",
+                cached,
+                floor("2,000 tables: cached structure"),
+            );
+            let lookup = median_ms(500, || {
+                http_post(
+                    port,
+                    "/api/query",
+                    r#"{"sql":"SELECT * FROM events WHERE id = 12345677"}"#,
+                )
+            })?;
+            row("big file: POST /api/query point lookup", lookup, floor("big file: point lookup"));
+        }
+        drop(server);
+    }
+    std::fs::write(files.join("http.json"), serde_json::to_string_pretty(&rows)?)?;
     Ok(())
 }
 

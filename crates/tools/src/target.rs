@@ -533,12 +533,7 @@ impl TargetDatabase {
         &self,
         limits: &QueryLimits,
     ) -> Result<std::collections::HashMap<String, u64>, ToolError> {
-        let cached = self
-            .schema_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|(_, s)| s.clone());
+        let cached = self.cached_schema();
         let schema = match cached {
             Some(s) => s,
             None => self.schema(limits)?,
@@ -616,12 +611,7 @@ impl TargetDatabase {
             .iter()
             .map(|t| introspect::unquote(t).to_ascii_lowercase())
             .collect();
-        let cached = self
-            .schema_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|(_, s)| s.clone());
+        let cached = self.cached_schema();
         if let Some(schema) = cached {
             let broken: Vec<String> = schema
                 .tables
@@ -661,6 +651,15 @@ impl TargetDatabase {
         let schema_version = introspect::schema_version(conn)?;
         let wal = PathBuf::from(format!("{}-wal", self.spec.path.display()));
         Ok(SchemaStamp { schema_version, files: [file_stamp(&self.spec.path), file_stamp(&wal)] })
+    }
+
+    /// The last structure built, whatever changed since (for estimates and error hints).
+    fn cached_schema(&self) -> Option<Arc<DatabaseSchema>> {
+        self.schema_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(_, s)| s.clone())
     }
 
     /// The current `schema_version` (cheap: reads the file header). Blocking.

@@ -468,3 +468,58 @@ async fn the_anthropic_protocol_end_to_end() {
     let last = &received[3].body["messages"];
     assert!(last.as_array().unwrap().iter().any(|m| m["content"][0]["type"] == "tool_result"));
 }
+
+#[actix_web::test]
+async fn on_a_real_world_database_the_model_sees_broken_objects_marked_and_their_real_error() {
+    let (_torture, path) = sqlmatic_tools::test_support::torture_db();
+    let llm = ScriptedLlm::by_round(
+        vec![
+            Step::Reply(Reply::tool(
+                "q1",
+                "execute_query",
+                json!({"sql": "SELECT * FROM stale_view"}),
+            )),
+            Step::Reply(Reply::tool(
+                "q2",
+                "execute_query",
+                json!({"sql": "SELECT count(*) AS n FROM orders"}),
+            )),
+            Step::Reply(Reply::text("stale_view is broken; there are 3 orders.")),
+        ],
+        Duration::ZERO,
+    )
+    .await;
+    let app = spawn_with(|c| {
+        use_llm(c, &llm);
+        c.database.targets =
+            vec![serde_json::from_value(json!({"name": "real", "path": path})).unwrap()];
+    })
+    .await;
+    let r = app.post_json("/chat", json!({"message": "How many orders are there?"})).await;
+    assert_eq!(r.status(), 200);
+    let reply: Value = r.json().await.unwrap();
+    assert_eq!(reply["status"], "complete");
+    let received = llm.received();
+    let system = received[0].body["messages"][0]["content"].as_str().unwrap().to_owned();
+    assert!(
+        system
+            .contains("VIEW stale_view -- BROKEN, do not query: no such column: c.dropped_column"),
+        "{system}"
+    );
+    assert!(system.contains("TABLE \"order details\"("), "quoted names: {system}");
+    let tool_msgs: Vec<Value> = received[2].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .cloned()
+        .collect();
+    let failed = tool_msgs[0]["content"].as_str().unwrap();
+    assert!(failed.contains("no such column: c.dropped_column"), "{failed}");
+    assert!(failed.contains("`stale_view` is broken"), "{failed}");
+    assert!(
+        tool_msgs[1]["content"].as_str().unwrap().contains("[3]"),
+        "{}",
+        tool_msgs[1]["content"]
+    );
+}
