@@ -503,8 +503,8 @@ impl TurnRun<'_> {
                         parent_id: Some(answer),
                         ..NewMessage::new(Role::Assistant, content, MessageStatus::Complete)
                     },
-                    ChatMessage::Tool { tool_call_id, name, content } => NewMessage {
-                        tool_calls: Some(tool_result_json(&tool_call_id, &name)),
+                    ChatMessage::Tool { tool_call_id, name, content, is_error } => NewMessage {
+                        tool_calls: Some(tool_result_json(&tool_call_id, &name, is_error)),
                         parent_id: Some(answer),
                         ..NewMessage::new(Role::Tool, content, MessageStatus::Complete)
                     },

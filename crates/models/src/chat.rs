@@ -33,6 +33,9 @@ pub enum ChatMessage {
         tool_call_id: String,
         name: String,
         content: String,
+        /// The tool failed and `content` is its error (Anthropic's `is_error`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
     },
 }
 

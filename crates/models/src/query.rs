@@ -53,6 +53,29 @@ pub enum QueryParams {
     Named(serde_json::Map<String, serde_json::Value>),
 }
 
+impl QueryParams {
+    /// Named parameters may also come as `[{"name": "c", "value": "Japan"}, …]`: the form a
+    /// strict JSON Schema can describe (it cannot describe an object with arbitrary keys).
+    pub fn normalized(self) -> Self {
+        let Self::Positional(values) = &self else { return self };
+        let pairs: Option<serde_json::Map<String, serde_json::Value>> = (!values.is_empty())
+            .then(|| {
+                values
+                    .iter()
+                    .map(|v| {
+                        let o = v.as_object().filter(|o| o.len() == 2)?;
+                        Some((o.get("name")?.as_str()?.to_owned(), o.get("value")?.clone()))
+                    })
+                    .collect()
+            })
+            .flatten();
+        match pairs {
+            Some(map) => Self::Named(map),
+            None => self,
+        }
+    }
+}
+
 /// A result column: its name and the type it was declared with, if it comes from a table column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

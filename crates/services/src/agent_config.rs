@@ -32,7 +32,7 @@ pub struct AgentConfig {
     /// Tool-calling rounds per turn at most.
     pub max_steps: u32,
     pub connect_timeout_ms: u64,
-    /// Limit of one LLM call (non-streaming), or of the wait for its first byte (streaming).
+    /// Limit of one LLM call, from the request to the last byte of the answer (streamed or not).
     pub request_timeout_ms: u64,
     /// Longest silence between two chunks of a streamed answer.
     pub stream_idle_timeout_ms: u64,
@@ -54,6 +54,14 @@ pub struct AgentConfig {
     /// Above this many (estimated) tokens, the prompt carries table names and the most relevant
     /// tables only, and the model fetches the rest with the tools.
     pub schema_token_budget: usize,
+    /// OpenAI-compatible servers: send tool schemas in OpenAI's strict form with `strict: true`
+    /// (the model's arguments then always match). `false` for servers that reject the field.
+    pub strict_tools: bool,
+    /// OpenAI-compatible servers: `max_completion_tokens` (OpenAI; required by its reasoning
+    /// models) or `max_tokens` (servers that only know the older name).
+    pub max_tokens_field: crate::llm::MaxTokensField,
+    /// `false` for models that refuse a `temperature` (OpenAI's reasoning models).
+    pub send_temperature: bool,
     /// Per-user overrides, by user name.
     pub users: BTreeMap<String, AgentOverrides>,
 }
@@ -93,6 +101,9 @@ impl Default for AgentConfig {
             result_max_rows: 50,
             result_max_bytes: 16_000,
             schema_token_budget: 3000,
+            strict_tools: true,
+            max_tokens_field: crate::llm::MaxTokensField::default(),
+            send_temperature: true,
             users: BTreeMap::new(),
         }
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 pub fn http_client_builder() -> reqwest::ClientBuilder {
     // Installing twice is harmless: the second call reports the provider already present.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().tcp_nodelay(true)
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .user_agent(concat!("sqlmatic/", env!("CARGO_PKG_VERSION")))
 }
 
 /// An HTTP client with the given timeouts.

@@ -56,8 +56,12 @@ pub fn tool_calls_json(calls: &[ToolCall]) -> serde_json::Value {
 }
 
 /// `messages.tool_calls` of a tool-result row.
-pub fn tool_result_json(tool_call_id: &str, name: &str) -> serde_json::Value {
-    serde_json::json!({"tool_call_id": tool_call_id, "name": name})
+pub fn tool_result_json(tool_call_id: &str, name: &str, is_error: bool) -> serde_json::Value {
+    if is_error {
+        serde_json::json!({"tool_call_id": tool_call_id, "name": name, "is_error": true})
+    } else {
+        serde_json::json!({"tool_call_id": tool_call_id, "name": name})
+    }
 }
 
 fn to_turns(rows: Vec<Row>) -> Vec<Turn> {
@@ -91,6 +95,7 @@ fn to_turns(rows: Vec<Row>) -> Vec<Turn> {
                                     .to_owned(),
                                 name: meta["name"].as_str().unwrap_or_default().to_owned(),
                                 content: child.content.clone(),
+                                is_error: meta["is_error"].as_bool().unwrap_or(false),
                             });
                         }
                         _ => {}
@@ -360,7 +365,7 @@ mod tests {
                 4,
                 Role::Tool,
                 "{rows}",
-                Some(tool_result_json("a", "execute_query")),
+                Some(tool_result_json("a", "execute_query", false)),
                 MessageStatus::Complete,
                 Some(2),
             ),

@@ -97,8 +97,16 @@ pub enum Step {
         events: usize,
         reply: Reply,
     },
+    /// Streams the reply one SSE event every `every_ms`: never silent for long, but slow.
+    Drip {
+        every_ms: u64,
+        reply: Reply,
+    },
     /// 200 with a body that is not the protocol.
     Garbage,
+    /// 200 with exactly this body: a provider's published or recorded payload, replayed byte
+    /// for byte (`text/event-stream` when it starts with `data:` or `event:`).
+    Raw(String),
     /// Never answers.
     Hang,
 }
@@ -254,11 +262,24 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
     let mut buf = Vec::new();
     while let Some((path, headers, body)) = read_request(&mut stream, &mut buf).await {
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let step = {
-            let mut script = state.script.lock().unwrap_or_else(PoisonError::into_inner);
-            match &mut *script {
-                Script::Queue(q) => q.pop_front(),
-                Script::ByRound(steps) => steps.get(round(&body)).or(steps.last()).cloned(),
+        let anthropic = path.ends_with("/messages");
+        let streaming = body["stream"].as_bool().unwrap_or(false);
+        // as strict as the real APIs: a request they would refuse is refused here too (and
+        // consumes no scripted step)
+        let checked = if anthropic { check_anthropic(&body) } else { check_openai(&body) };
+        let step = match checked {
+            Err((code, message)) => Some(Step::Status {
+                status: 400,
+                retry_after: None,
+                body: serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "code": code}})
+                    .to_string(),
+            }),
+            Ok(()) => {
+                let mut script = state.script.lock().unwrap_or_else(PoisonError::into_inner);
+                match &mut *script {
+                    Script::Queue(q) => q.pop_front(),
+                    Script::ByRound(steps) => steps.get(round(&body)).or(steps.last()).cloned(),
+                }
             }
         };
         state.received.lock().unwrap_or_else(PoisonError::into_inner).push(Received {
@@ -274,8 +295,6 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
             retry_after: None,
             body: r#"{"error":{"message":"script exhausted"}}"#.into(),
         });
-        let anthropic = path.ends_with("/messages");
-        let streaming = body["stream"].as_bool().unwrap_or(false);
         if !respond(&mut stream, step, anthropic, streaming).await {
             return;
         }
@@ -298,6 +317,19 @@ async fn respond(stream: &mut TcpStream, mut step: Step, anthropic: bool, stream
             let extra = retry_after.map(|s| format!("Retry-After: {s}\r\n")).unwrap_or_default();
             let head = format!(
                 "HTTP/1.1 {status} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).await.is_ok()
+                && stream.write_all(body.as_bytes()).await.is_ok()
+        }
+        Step::Raw(body) => {
+            let ct = if body.starts_with("data:") || body.starts_with("event:") {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             );
             stream.write_all(head.as_bytes()).await.is_ok()
@@ -328,6 +360,19 @@ async fn respond(stream: &mut TcpStream, mut step: Step, anthropic: bool, stream
         Step::CutAfter { events, reply } => {
             write_sse(stream, &sse_events(&reply, anthropic), events).await;
             false
+        }
+        Step::Drip { every_ms, reply } => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return false;
+            }
+            for e in sse_events(&reply, anthropic) {
+                tokio::time::sleep(Duration::from_millis(every_ms)).await;
+                if stream.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes()).await.is_err() {
+                    return false;
+                }
+            }
+            stream.write_all(b"0\r\n\r\n").await.is_ok()
         }
         Step::StallAfter { events, reply } => {
             let all = sse_events(&reply, anthropic);
@@ -447,4 +492,141 @@ fn anthropic_json(reply: &Reply) -> Value {
         "stop_reason": if reply.tool_calls.is_empty() { "end_turn" } else { "tool_use" },
         "usage": {"input_tokens": reply.usage.0, "output_tokens": reply.usage.1}
     })
+}
+
+type Refusal = (&'static str, String);
+
+/// What OpenAI's chat-completions API refuses with 400, as its documentation and error messages
+/// state: tool schemas (arrays without `items` always; the strict rules with `strict: true`),
+/// function names, tool messages that answer no call, calls left unanswered, `stream_options`
+/// without `stream`, and `max_tokens`/`temperature` on reasoning models.
+pub fn check_openai(body: &Value) -> Result<(), Refusal> {
+    let bad = |code: &'static str, m: String| Err((code, m));
+    if body["model"].as_str().is_none_or(str::is_empty) {
+        return bad("invalid_request_error", "you must provide a model parameter".into());
+    }
+    let Some(messages) = body["messages"].as_array().filter(|m| !m.is_empty()) else {
+        return bad("invalid_request_error", "'messages' must be a non-empty array".into());
+    };
+    if body.get("stream_options").is_some() && body["stream"] != true {
+        return bad(
+            "invalid_request_error",
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.".into(),
+        );
+    }
+    let model = body["model"].as_str().unwrap_or_default();
+    let reasoning = model.starts_with("o1")
+        || model.starts_with("o3")
+        || model.starts_with("o4")
+        || model.starts_with("gpt-5");
+    if reasoning && body.get("max_tokens").is_some() {
+        return bad(
+            "unsupported_parameter",
+            "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.".into(),
+        );
+    }
+    if reasoning && body.get("temperature").is_some_and(|t| t.as_f64() != Some(1.0)) {
+        return bad("unsupported_value", "Unsupported value: 'temperature' does not support 0 with this model. Only the default (1) value is supported.".into());
+    }
+    for (i, tool) in body["tools"].as_array().into_iter().flatten().enumerate() {
+        let f = &tool["function"];
+        let name = f["name"].as_str().unwrap_or_default();
+        if name.is_empty()
+            || name.len() > 64
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return bad(
+                "invalid_value",
+                format!("Invalid 'tools[{i}].function.name': string does not match pattern."),
+            );
+        }
+        let params = &f["parameters"];
+        let mut problems = sqlmatic_tools::schema::check_anthropic(params);
+        if f["strict"] == true {
+            problems.extend(sqlmatic_tools::schema::check_openai_strict(params));
+        }
+        if let Some(p) = problems.first() {
+            return bad(
+                "invalid_function_parameters",
+                format!("Invalid schema for function '{name}': In context={p}"),
+            );
+        }
+    }
+    let mut open: Vec<String> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        match m["role"].as_str() {
+            Some("tool") => {
+                let id = m["tool_call_id"].as_str().unwrap_or_default();
+                match open.iter().position(|o| o == id) {
+                    Some(at) => {
+                        open.remove(at);
+                    }
+                    None => {
+                        return bad(
+                            "invalid_request_error",
+                            format!(
+                                "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls' (messages[{i}])."
+                            ),
+                        );
+                    }
+                }
+            }
+            Some(role) => {
+                if !open.is_empty() {
+                    return bad(
+                        "invalid_request_error",
+                        format!(
+                            "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: {}",
+                            open.join(", ")
+                        ),
+                    );
+                }
+                if role == "assistant" {
+                    open = m["tool_calls"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+                        .collect();
+                }
+            }
+            None => return bad("invalid_request_error", format!("messages[{i}]: missing role")),
+        }
+    }
+    Ok(())
+}
+
+/// What Anthropic's Messages API refuses with 400: no `max_tokens`, input schemas whose root is
+/// not an object, and `tool_result` blocks that answer no `tool_use` of the message before.
+pub fn check_anthropic(body: &Value) -> Result<(), Refusal> {
+    let bad = |m: String| Err(("invalid_request_error", m));
+    if body["max_tokens"].as_u64().is_none() {
+        return bad("max_tokens: Field required".into());
+    }
+    for (i, tool) in body["tools"].as_array().into_iter().flatten().enumerate() {
+        if let Some(p) = sqlmatic_tools::schema::check_anthropic(&tool["input_schema"]).first() {
+            return bad(format!("tools.{i}.custom.input_schema: {p}"));
+        }
+    }
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    for (i, m) in messages.iter().enumerate() {
+        for block in m["content"].as_array().into_iter().flatten() {
+            if block["type"] != "tool_result" {
+                continue;
+            }
+            let id = block["tool_use_id"].as_str().unwrap_or_default();
+            let answered = i > 0
+                && messages[i - 1]["content"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|b| b["type"] == "tool_use" && b["id"] == id);
+            if !answered {
+                return bad(format!(
+                    "messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {id}. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+                ));
+            }
+        }
+    }
+    Ok(())
 }

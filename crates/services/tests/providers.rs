@@ -26,6 +26,7 @@ fn settings(base_url: String) -> ProviderSettings {
             base: Duration::from_millis(10),
             max: Duration::from_millis(50),
         },
+        compat: Default::default(),
     }
 }
 
@@ -123,7 +124,6 @@ async fn faults_become_typed_errors() {
             },
             "llm_rejected",
         ),
-        (Step::delayed(1500, Step::Reply(Reply::text("late"))), "llm_timeout"),
         (
             Step::CutAfter { events: 2, reply: Reply::text("a long answer that will be cut") },
             "llm_stream_interrupted",
@@ -255,4 +255,239 @@ async fn memory_falls_back_to_trimming_when_summarising_fails() {
     assert!(!text.contains("Summary of the earlier"), "no summary when summarising failed");
     assert!(history.iter().map(ChatMessage::estimated_tokens).sum::<usize>() <= 300);
     assert!(memory.summary(t.id).await.unwrap().is_none());
+}
+
+fn contract(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contracts").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// (content, [(name, arguments as JSON)], prompt tokens, completion tokens)
+type Decoded = (String, Vec<(String, serde_json::Value)>, u64, u64);
+
+async fn replay(file: &str, anthropic: bool) -> Decoded {
+    let llm = ScriptedLlm::queue(vec![Step::Raw(contract(file))]).await;
+    let r = if anthropic {
+        let model = Anthropic::new(settings(llm.anthropic_url())).unwrap();
+        if file.ends_with(".sse") {
+            stream(&model).await.0
+        } else {
+            model.complete(&request()).await
+        }
+    } else {
+        let model = OpenAi::new(settings(llm.openai_url())).unwrap();
+        if file.ends_with(".sse") {
+            stream(&model).await.0
+        } else {
+            model.complete(&request()).await
+        }
+    };
+    let r = r.unwrap_or_else(|e| panic!("{file}: {e}"));
+    let calls = r
+        .tool_calls
+        .iter()
+        .map(|c| {
+            assert!(!c.id.is_empty(), "{file}: a call without id");
+            (
+                c.name.clone(),
+                serde_json::from_str(&c.arguments)
+                    .unwrap_or_else(|e| panic!("{file}: {e}: {}", c.arguments)),
+            )
+        })
+        .collect();
+    (r.content, calls, r.usage.prompt_tokens, r.usage.completion_tokens)
+}
+
+#[tokio::test]
+async fn published_and_observed_payloads_of_every_server_decode() {
+    let q = |sql: &str| ("execute_query".to_owned(), json!({"sql": sql}));
+    let cases: Vec<(&str, bool, Decoded)> = vec![
+        (
+            "openai-json-tool-calls.json",
+            false,
+            (
+                String::new(),
+                vec![(
+                    "execute_query".into(),
+                    json!({"sql": "SELECT count(*) FROM customers", "params": null}),
+                )],
+                82,
+                17,
+            ),
+        ),
+        (
+            "openai-stream-tool-calls.sse",
+            false,
+            (
+                String::new(),
+                vec![
+                    ("execute_query".into(), json!({"sql": "SELECT 1", "params": null})),
+                    ("list_tables".into(), json!({})),
+                ],
+                131,
+                37,
+            ),
+        ),
+        (
+            "anthropic-json-tool-use.json",
+            true,
+            (
+                "I'll count the customers.".into(),
+                vec![q("SELECT count(*) FROM customers")],
+                472,
+                91,
+            ),
+        ),
+        (
+            "anthropic-stream-tool-use.sse",
+            true,
+            ("Okay, let me check.".into(), vec![q("SELECT 1")], 472, 89),
+        ),
+        ("ollama-stream-tool-call.sse", false, (String::new(), vec![q("SELECT 1")], 0, 0)),
+        (
+            "ollama-stream-parallel-same-index.sse",
+            false,
+            (
+                String::new(),
+                vec![
+                    ("get_schema".into(), json!({"tables": ["orders"]})),
+                    ("list_tables".into(), json!({})),
+                ],
+                0,
+                0,
+            ),
+        ),
+        ("vllm-json-text.json", false, ("There are 1,200 customers.".into(), vec![], 310, 8)),
+        (
+            "llamacpp-json-text-null-tools.json",
+            false,
+            ("There are 1,200 customers.".into(), vec![], 310, 8),
+        ),
+        (
+            "llamacpp-stream-stop-with-tool.sse",
+            false,
+            (String::new(), vec![q("SELECT 1")], 300, 12),
+        ),
+        (
+            "lmstudio-stream-text-parts.sse",
+            false,
+            ("There are 1,200 customers.".into(), vec![], 0, 0),
+        ),
+    ];
+    for (file, anthropic, expected) in cases {
+        assert_eq!(replay(file, anthropic).await, expected, "{file}");
+    }
+}
+
+#[tokio::test]
+async fn requests_are_what_openai_accepts_strict_schemas_and_current_field_names() {
+    let llm = ScriptedLlm::queue(vec![Step::Reply(Reply::text("ok"))]).await;
+    let model = OpenAi::new(settings(llm.openai_url())).unwrap();
+    model.complete(&request()).await.unwrap();
+    let sent = &llm.received()[0];
+    let tool = &sent.body["tools"][1]["function"];
+    assert_eq!(tool["name"], "execute_query");
+    assert_eq!(tool["strict"], true);
+    assert_eq!(tool["parameters"]["additionalProperties"], false);
+    assert_eq!(tool["parameters"]["required"], json!(["params", "sql"]));
+    assert_eq!(sent.body["max_completion_tokens"], 100);
+    assert!(sent.body.get("max_tokens").is_none());
+    let agent = sent.headers.iter().find(|(k, _)| k == "user-agent").map(|(_, v)| v.as_str());
+    assert_eq!(agent, Some(concat!("sqlmatic/", env!("CARGO_PKG_VERSION"))));
+}
+
+#[tokio::test]
+async fn the_fake_refuses_what_openai_refuses() {
+    let llm = ScriptedLlm::queue(vec![Step::Reply(Reply::text("never"))]).await;
+    let mut old = request();
+    // execute_query's schema as shipped before: `params` an array without `items`
+    old.tools[1].parameters = json!({"type": "object", "properties": {"sql": {"type": "string"},
+        "params": {"anyOf": [{"type": "array"}, {"type": "object"}]}}, "required": ["sql"]});
+    let plain = ProviderSettings {
+        compat: sqlmatic_services::llm::ProviderCompat {
+            strict_tools: false,
+            ..Default::default()
+        },
+        ..settings(llm.openai_url())
+    };
+    let err = OpenAi::new(plain).unwrap().complete(&old).await.unwrap_err();
+    assert!(
+        matches!(&err, LlmError::Rejected { status: 400, message } if message.contains("array schema missing items")),
+        "{err:?}"
+    );
+    // a reasoning model refuses max_tokens and temperature: the compat settings avoid both
+    let llm =
+        ScriptedLlm::queue(vec![Step::Reply(Reply::text("a")), Step::Reply(Reply::text("b"))])
+            .await;
+    let mut reasoning = request();
+    reasoning.model = "o3-mini".into();
+    let legacy = ProviderSettings {
+        compat: sqlmatic_services::llm::ProviderCompat {
+            max_tokens_field: sqlmatic_services::llm::MaxTokensField::MaxTokens,
+            ..Default::default()
+        },
+        ..settings(llm.openai_url())
+    };
+    let err = OpenAi::new(legacy).unwrap().complete(&reasoning).await.unwrap_err();
+    assert!(
+        matches!(&err, LlmError::Rejected { message, .. } if message.contains("max_completion_tokens")),
+        "{err:?}"
+    );
+    let fitted = ProviderSettings {
+        compat: sqlmatic_services::llm::ProviderCompat {
+            send_temperature: false,
+            ..Default::default()
+        },
+        ..settings(llm.openai_url())
+    };
+    assert_eq!(OpenAi::new(fitted).unwrap().complete(&reasoning).await.unwrap().content, "a");
+    assert!(llm.received().last().unwrap().body.get("temperature").is_none());
+}
+
+/// Silence past `stream_idle_timeout` and a stream slower than `request_timeout` in total are
+/// both time-outs (`llm_timeout`, 504), not a broken stream.
+#[tokio::test]
+async fn timeouts_mean_what_the_settings_say() {
+    for anthropic in [false, true] {
+        let llm = ScriptedLlm::queue(vec![Step::StallAfter {
+            events: 2,
+            reply: Reply::text("silence after this"),
+        }])
+        .await;
+        let url = if anthropic { llm.anthropic_url() } else { llm.openai_url() };
+        let err = if anthropic {
+            stream(&Anthropic::new(settings(url)).unwrap()).await.0.unwrap_err()
+        } else {
+            stream(&OpenAi::new(settings(url)).unwrap()).await.0.unwrap_err()
+        };
+        assert_eq!(err.code(), "llm_timeout", "idle, anthropic={anthropic}: {err}");
+        // every 150 ms an event (never idle for 400 ms) but 1 s in all, over a 600 ms limit
+        let llm = ScriptedLlm::queue(vec![Step::Drip {
+            every_ms: 150,
+            reply: Reply::text("a slow answer in many pieces").in_fragments(6),
+        }])
+        .await;
+        let url = if anthropic { llm.anthropic_url() } else { llm.openai_url() };
+        let short =
+            ProviderSettings { request_timeout: Duration::from_millis(600), ..settings(url) };
+        let started = std::time::Instant::now();
+        let err = if anthropic {
+            stream(&Anthropic::new(short).unwrap()).await.0.unwrap_err()
+        } else {
+            stream(&OpenAi::new(short).unwrap()).await.0.unwrap_err()
+        };
+        assert_eq!(err.code(), "llm_timeout", "total, anthropic={anthropic}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(5), "the limit ended the call");
+        // no answer at all: the request limit, with retries inside it
+        let llm = ScriptedLlm::queue(vec![Step::Hang, Step::Hang, Step::Hang]).await;
+        let url = if anthropic { llm.anthropic_url() } else { llm.openai_url() };
+        let short =
+            ProviderSettings { request_timeout: Duration::from_millis(600), ..settings(url) };
+        let err = if anthropic {
+            Anthropic::new(short).unwrap().complete(&request()).await.unwrap_err()
+        } else {
+            OpenAi::new(short).unwrap().complete(&request()).await.unwrap_err()
+        };
+        assert_eq!(err.code(), "llm_timeout", "hang, anthropic={anthropic}: {err}");
+    }
 }

@@ -13,7 +13,12 @@ use crate::{Tool, ToolContext, ToolError};
 pub struct NoArgs {}
 
 fn no_params() -> Value {
-    json!({"type": "object", "properties": {}, "additionalProperties": false})
+    json!({"type": "object", "properties": {}})
+}
+
+/// A value bound to a parameter.
+fn scalar() -> Value {
+    json!({"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]})
 }
 
 /// `list_tables {}`
@@ -104,10 +109,9 @@ impl Tool for GetSchema {
             "properties": {
                 "tables": {"type": "array", "items": {"type": "string"},
                            "description": "Only these tables or views (default: all)."},
-                "sample_rows": {"type": "integer", "minimum": 0, "maximum": 20,
-                                "description": "Sample rows per table (default 0)."}
-            },
-            "additionalProperties": false
+                "sample_rows": {"type": "integer",
+                                "description": "Sample rows per table, 0 to 20 (default 0)."}
+            }
         })
     }
 
@@ -142,8 +146,8 @@ impl Tool for ExecuteQuery {
         "Run exactly one read-only SQL statement (SQLite dialect: SELECT, WITH, VALUES, EXPLAIN) and \
          get columns and rows back. Writes, DDL, ATTACH and PRAGMA writes are blocked. Results are \
          capped; `truncated` says when rows were cut and `total_rows` how many exist. Prefer LIMIT \
-         and aggregates. Use `params` for values: positional `?` with an array, or `:name` with an \
-         object. Example: execute_query {\"sql\": \"SELECT name FROM customers WHERE country = ? \
+         and aggregates. Use `params` for values: positional `?` with an array of values, or `:name` \
+         with [{\"name\": \"c\", \"value\": \"France\"}]. Example: execute_query {\"sql\": \"SELECT name FROM customers WHERE country = ? \
          LIMIT 10\", \"params\": [\"France\"]}"
     }
 
@@ -153,12 +157,19 @@ impl Tool for ExecuteQuery {
             "properties": {
                 "sql": {"type": "string", "description": "One SQLite SELECT/WITH/VALUES statement."},
                 "params": {
-                    "description": "Bound parameters: an array for ?/?N, an object for :name.",
-                    "anyOf": [{"type": "array"}, {"type": "object"}]
+                    "description": "Bound parameters: values in order for ?/?N, or \
+                                    [{\"name\": \"c\", \"value\": …}] for :name.",
+                    "anyOf": [
+                        {"type": "array", "items": scalar()},
+                        {"type": "array", "items": {
+                            "type": "object",
+                            "properties": {"name": {"type": "string"}, "value": scalar()},
+                            "required": ["name", "value"]
+                        }}
+                    ]
                 }
             },
-            "required": ["sql"],
-            "additionalProperties": false
+            "required": ["sql"]
         })
     }
 
@@ -167,7 +178,7 @@ impl Tool for ExecuteQuery {
         ctx: &ToolContext,
         args: ExecuteQueryArgs,
     ) -> Result<QueryResult, ToolError> {
-        let params = args.params.unwrap_or_default();
+        let params = args.params.unwrap_or_default().normalized();
         let result = ctx
             .blocking(move |ctx| ctx.database.query(&args.sql, &params, &ctx.limits, &ctx.audit()))
             .await?;
@@ -212,7 +223,7 @@ impl Tool for ExecuteWrite {
         args: ExecuteQueryArgs,
     ) -> Result<WriteOutput, ToolError> {
         use crate::ToolErrorCode;
-        let params = args.params.unwrap_or_default();
+        let params = args.params.unwrap_or_default().normalized();
         let sql = args.sql.trim().to_owned();
         // validate before asking anyone: syntax, one statement, allowed kind, writable target
         let check_sql = sql.clone();
@@ -318,10 +329,9 @@ impl Tool for ShowChart {
                       "description": "Numeric result column(s)."},
                 "series": {"type": "string", "description": "Optional column that splits the data into series."},
                 "title": {"type": "string"},
-                "query": {"type": "integer", "minimum": 0, "description": "Which query of this turn (default: the last)."}
+                "query": {"type": "integer", "description": "Which query of this turn, 0-based (default: the last)."}
             },
-            "required": ["kind", "x", "y"],
-            "additionalProperties": false
+            "required": ["kind", "x", "y"]
         })
     }
 

@@ -13,6 +13,7 @@ mod error;
 mod file;
 pub mod introspect;
 pub mod sandbox;
+pub mod schema;
 mod target;
 pub mod test_support;
 pub mod tool;

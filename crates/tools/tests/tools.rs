@@ -354,3 +354,57 @@ async fn show_chart_specs_are_checked_against_the_turns_results() {
         assert!(err.model_message.contains(fragment), "{args}: {}", err.model_message);
     }
 }
+
+/// Every registered tool's schema, as each provider receives it, follows that provider's
+/// published rules (OpenAI strict function calling; Gemini's and other OpenAI-compatible
+/// servers' subset; Anthropic's input_schema), so a new tool cannot regress them.
+#[test]
+fn every_tool_schema_is_accepted_by_every_provider() {
+    let registry = ToolRegistry::builtin();
+    let names: Vec<String> = registry.names().iter().map(|n| n.to_string()).collect();
+    let defs = registry.toolset(&names).unwrap().definitions();
+    assert_eq!(defs.len(), names.len());
+    for d in defs {
+        let canonical = &d.parameters;
+        let strict = sqlmatic_tools::schema::openai_strict(canonical);
+        for (provider, violations) in [
+            (
+                "canonical (Gemini, OpenAI-compatible servers)",
+                sqlmatic_tools::schema::check_canonical(canonical),
+            ),
+            ("OpenAI strict", sqlmatic_tools::schema::check_openai_strict(&strict)),
+            ("Anthropic", sqlmatic_tools::schema::check_anthropic(canonical)),
+        ] {
+            assert!(violations.is_empty(), "{} for {provider}: {violations:?}", d.name);
+        }
+        assert!(
+            d.name.len() <= 64 && d.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        );
+        assert!(!d.description.is_empty() && d.description.len() <= 1024, "{}", d.name);
+    }
+}
+
+/// What a strict model sends (every property, `null` where it has nothing to say) is what the
+/// tools read.
+#[tokio::test]
+async fn strict_mode_arguments_with_nulls_and_named_pairs_work() {
+    let (_dir, ctx) = fixture_context(SHOP);
+    let out = call(&ctx, "get_schema", json!({"tables": null, "sample_rows": null})).await.unwrap();
+    assert_eq!(out["tables"].as_array().unwrap().len(), 3);
+    let out = call(
+        &ctx,
+        "execute_query",
+        json!({"sql": "SELECT count(*) FROM customers", "params": null}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["rows"], json!([[3]]));
+    let out = call(
+        &ctx,
+        "execute_query",
+        json!({"sql": "SELECT name FROM customers WHERE country = :c", "params": [{"name": "c", "value": "UK"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["rows"], json!([["Ada"]]));
+}

@@ -300,6 +300,7 @@ impl Agent {
                     ),
                     Err(e) => e.to_model_json().to_string(),
                 };
+                let is_error = result.is_err();
                 let (output, error) = match result {
                     Ok(o) => (Some(o), None),
                     Err(e) => (None, Some(e)),
@@ -315,6 +316,7 @@ impl Agent {
                     tool_call_id: call.id.clone(),
                     name: call.name.clone(),
                     content,
+                    is_error,
                 };
                 let _ = events.send(AgentEvent::Message(message.clone()));
                 messages.push(message);

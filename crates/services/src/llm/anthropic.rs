@@ -25,7 +25,6 @@ impl Anthropic {
     pub fn new(settings: ProviderSettings) -> Result<Self, LlmError> {
         let client = crate::http_client_builder()
             .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.stream_idle_timeout)
             .build()
             .map_err(LlmError::Client)?;
         let base = settings.base_url.trim_end_matches('/');
@@ -93,11 +92,13 @@ fn wire_messages(messages: &[ChatMessage]) -> (String, Vec<WireMessage>) {
                     );
                 }
             }
-            ChatMessage::Tool { tool_call_id, content, .. } => {
-                push(
-                    "user",
-                    json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": content}),
-                );
+            ChatMessage::Tool { tool_call_id, content, is_error, .. } => {
+                let mut block =
+                    json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": content});
+                if *is_error {
+                    block["is_error"] = Value::Bool(true);
+                }
+                push("user", block);
             }
         }
     }
@@ -174,6 +175,7 @@ impl Anthropic {
             }
             rb
         };
+        let started = std::time::Instant::now();
         let resp = self.settings.send(&self.url, build).await?;
         match deltas {
             None => {
@@ -189,7 +191,9 @@ impl Anthropic {
                     finish_reason: wire.stop_reason,
                 })
             }
-            Some(deltas) => self.read_stream(resp, deltas).await,
+            Some(deltas) => {
+                self.settings.within_request_time(started, self.read_stream(resp, deltas)).await
+            }
         }
     }
 
@@ -342,11 +346,13 @@ mod tests {
                 tool_call_id: "t1".into(),
                 name: "list_tables".into(),
                 content: "[]".into(),
+                is_error: false,
             },
             ChatMessage::Tool {
                 tool_call_id: "t2".into(),
                 name: "get_schema".into(),
                 content: "{}".into(),
+                is_error: true,
             },
         ];
         let (system, wire) = wire_messages(&messages);
@@ -355,5 +361,7 @@ mod tests {
         assert_eq!(wire[1].content.len(), 3);
         assert_eq!(wire[1].content[2]["input"]["_invalid_arguments"], "not json");
         assert_eq!(wire[2].content[1]["tool_use_id"], "t2");
+        assert_eq!(wire[2].content[1]["is_error"], true, "a failed tool is marked");
+        assert!(wire[2].content[0].get("is_error").is_none());
     }
 }

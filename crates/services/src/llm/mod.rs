@@ -108,6 +108,37 @@ pub trait ChatModel: Send + Sync {
     ) -> BoxFuture<'a, Result<LlmResponse, LlmError>>;
 }
 
+/// Which name an OpenAI-compatible server takes for the answer's token limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    /// OpenAI's current field; its reasoning models reject `max_tokens`.
+    #[default]
+    MaxCompletionTokens,
+    /// For servers that only know the older field.
+    MaxTokens,
+}
+
+/// How requests adapt to an OpenAI-compatible server's dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderCompat {
+    /// Send tool schemas in OpenAI's strict form with `strict: true`.
+    pub strict_tools: bool,
+    pub max_tokens_field: MaxTokensField,
+    /// Some models refuse any `temperature`.
+    pub send_temperature: bool,
+}
+
+impl Default for ProviderCompat {
+    fn default() -> Self {
+        Self {
+            strict_tools: true,
+            max_tokens_field: MaxTokensField::default(),
+            send_temperature: true,
+        }
+    }
+}
+
 /// Connection settings shared by the providers.
 #[derive(Debug, Clone)]
 pub struct ProviderSettings {
@@ -117,6 +148,7 @@ pub struct ProviderSettings {
     pub request_timeout: Duration,
     pub stream_idle_timeout: Duration,
     pub retry: retry::RetryPolicy,
+    pub compat: ProviderCompat,
 }
 
 impl ProviderSettings {
@@ -135,6 +167,11 @@ impl ProviderSettings {
                 max_attempts: config.max_attempts.max(1),
                 base: Duration::from_millis(config.retry_base_ms),
                 max: Duration::from_millis(config.retry_max_ms.max(config.retry_base_ms)),
+            },
+            compat: ProviderCompat {
+                strict_tools: config.strict_tools,
+                max_tokens_field: config.max_tokens_field,
+                send_temperature: config.send_temperature,
             },
         }
     }
@@ -164,6 +201,17 @@ impl ProviderSettings {
         tokio::time::timeout(self.request_timeout, retry::send(url, &self.retry, build))
             .await
             .map_err(|_| LlmError::Timeout)?
+    }
+
+    /// A streamed answer within what is left of `request_timeout` since `started` (which bounds
+    /// the whole call, body included; silence between events is `next_event`'s limit).
+    pub(crate) async fn within_request_time<T>(
+        &self,
+        started: std::time::Instant,
+        read: impl std::future::Future<Output = Result<T, LlmError>>,
+    ) -> Result<T, LlmError> {
+        let left = self.request_timeout.saturating_sub(started.elapsed());
+        tokio::time::timeout(left, read).await.map_err(|_| LlmError::Timeout)?
     }
 
     /// The next SSE event, `None` at the end; silence past the idle limit is a timeout, a broken

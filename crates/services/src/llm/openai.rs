@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use sqlmatic_models::{ChatMessage, ToolCall, Usage};
 
 use super::{
-    BoxFuture, ChatModel, Deltas, LlmError, LlmRequest, LlmResponse, ProviderSettings, join_url,
-    read_json,
+    BoxFuture, ChatModel, Deltas, LlmError, LlmRequest, LlmResponse, MaxTokensField,
+    ProviderCompat, ProviderSettings, join_url, read_json,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -23,7 +23,6 @@ impl OpenAi {
     pub fn new(settings: ProviderSettings) -> Result<Self, LlmError> {
         let client = crate::http_client_builder()
             .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.stream_idle_timeout)
             .build()
             .map_err(LlmError::Client)?;
         let url = if settings.base_url.ends_with("/chat/completions") {
@@ -43,8 +42,14 @@ struct WireRequest<'a> {
     messages: Vec<WireMessage<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<WireTool<'a>>,
-    temperature: f32,
-    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    /// OpenAI's current name; reasoning models reject `max_tokens`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    /// The older name, for servers that only know it (`agent.max_tokens_field`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
@@ -90,82 +95,81 @@ struct WireTool<'a> {
 struct WireToolSpec<'a> {
     name: &'a str,
     description: &'a str,
-    parameters: &'a serde_json::Value,
+    parameters: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
 }
+
+// Responses are read tolerantly: servers differ (`null` for absent fields, `content` as an array
+// of parts, arguments as an object, tool-call deltas without `index`), and unknown fields are
+// ignored.
 
 #[derive(Deserialize)]
 struct WireResponse {
-    #[serde(default)]
-    choices: Vec<WireChoice>,
+    choices: Option<Vec<WireChoice>>,
     usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
 struct WireChoice {
-    message: WireRespMessage,
+    message: Option<WireRespMessage>,
     finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct WireRespMessage {
-    content: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<WireRespToolCall>,
+    content: Option<serde_json::Value>,
+    tool_calls: Option<Vec<WireRespToolCall>>,
 }
 
 #[derive(Deserialize)]
 struct WireRespToolCall {
-    #[serde(default)]
-    id: String,
-    function: WireRespFunction,
+    id: Option<String>,
+    function: Option<WireRespFunction>,
 }
 
 #[derive(Deserialize)]
 struct WireRespFunction {
-    name: String,
-    #[serde(default)]
-    arguments: String,
+    name: Option<String>,
+    arguments: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
 struct WireUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
 }
 
 impl From<WireUsage> for Usage {
     fn from(u: WireUsage) -> Self {
-        Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens }
+        Usage {
+            prompt_tokens: u.prompt_tokens.unwrap_or(0),
+            completion_tokens: u.completion_tokens.unwrap_or(0),
+        }
     }
 }
 
 #[derive(Deserialize)]
 struct WireChunk {
-    #[serde(default)]
-    choices: Vec<WireChunkChoice>,
+    choices: Option<Vec<WireChunkChoice>>,
     usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
 struct WireChunkChoice {
-    #[serde(default)]
-    delta: WireDelta,
+    delta: Option<WireDelta>,
     finish_reason: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 struct WireDelta {
-    content: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<WireDeltaToolCall>,
+    content: Option<serde_json::Value>,
+    tool_calls: Option<Vec<WireDeltaToolCall>>,
 }
 
 #[derive(Deserialize)]
 struct WireDeltaToolCall {
-    #[serde(default)]
-    index: usize,
+    index: Option<usize>,
     id: Option<String>,
     function: Option<WireDeltaFunction>,
 }
@@ -173,7 +177,93 @@ struct WireDeltaToolCall {
 #[derive(Deserialize)]
 struct WireDeltaFunction {
     name: Option<String>,
-    arguments: Option<String>,
+    arguments: Option<serde_json::Value>,
+}
+
+/// Text of a `content` that is a string or an array of parts (`[{"type":"text","text":…}]`).
+fn text_of(content: Option<serde_json::Value>) -> String {
+    match content {
+        Some(serde_json::Value::String(s)) => s,
+        Some(serde_json::Value::Array(parts)) => parts
+            .iter()
+            .filter(|p| p["type"].as_str().is_none_or(|t| t == "text"))
+            .filter_map(|p| p["text"].as_str().or(p.as_str()))
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+/// Arguments as JSON text, whether sent as a string (OpenAI) or as an object (some servers).
+fn arguments_of(arguments: Option<serde_json::Value>) -> String {
+    match arguments {
+        Some(serde_json::Value::String(s)) => s,
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Puts streamed tool-call fragments together. OpenAI numbers them by `index` and sends the id
+/// once; some servers send whole calls without `index`, or several calls all with `index: 0`
+/// and their own ids.
+#[derive(Default)]
+struct CallAssembler {
+    calls: Vec<ToolCall>,
+    /// wire index → position in `calls`
+    slots: std::collections::HashMap<usize, usize>,
+}
+
+impl CallAssembler {
+    fn add(&mut self, d: WireDeltaToolCall) {
+        let id = d.id.filter(|i| !i.is_empty());
+        let fresh = |calls: &mut Vec<ToolCall>| {
+            calls.push(ToolCall {
+                id: String::new(),
+                name: String::new(),
+                arguments: String::new(),
+            });
+            calls.len() - 1
+        };
+        let at = match d.index {
+            Some(i) => match self.slots.get(&i).copied() {
+                Some(at)
+                    if id.as_ref().is_none_or(|id| {
+                        self.calls[at].id.is_empty() || self.calls[at].id == *id
+                    }) =>
+                {
+                    at
+                }
+                _ => {
+                    let at = fresh(&mut self.calls);
+                    self.slots.insert(i, at);
+                    at
+                }
+            },
+            None => match &id {
+                Some(id) => match self.calls.iter().position(|c| c.id == *id) {
+                    Some(at) => at,
+                    None => fresh(&mut self.calls),
+                },
+                None if self.calls.is_empty() => fresh(&mut self.calls),
+                None => self.calls.len() - 1,
+            },
+        };
+        let call = &mut self.calls[at];
+        if let Some(id) = id {
+            call.id = id;
+        }
+        if let Some(f) = d.function {
+            if let Some(name) = f.name {
+                call.name.push_str(&name);
+            }
+            call.arguments.push_str(&arguments_of(f.arguments));
+        }
+    }
+
+    fn finish(mut self) -> Vec<ToolCall> {
+        self.calls.retain(|c| !c.name.is_empty());
+        ensure_ids(&mut self.calls);
+        self.calls
+    }
 }
 
 fn wire_messages(messages: &[ChatMessage]) -> Vec<WireMessage<'_>> {
@@ -221,7 +311,12 @@ fn wire_messages(messages: &[ChatMessage]) -> Vec<WireMessage<'_>> {
         .collect()
 }
 
-fn wire_request(request: &LlmRequest, stream: bool) -> WireRequest<'_> {
+fn wire_request<'a>(
+    request: &'a LlmRequest,
+    stream: bool,
+    compat: &ProviderCompat,
+) -> WireRequest<'a> {
+    let old_name = compat.max_tokens_field == MaxTokensField::MaxTokens;
     WireRequest {
         model: &request.model,
         messages: wire_messages(&request.messages),
@@ -233,12 +328,18 @@ fn wire_request(request: &LlmRequest, stream: bool) -> WireRequest<'_> {
                 function: WireToolSpec {
                     name: &t.name,
                     description: &t.description,
-                    parameters: &t.parameters,
+                    parameters: if compat.strict_tools {
+                        sqlmatic_tools::schema::openai_strict(&t.parameters)
+                    } else {
+                        t.parameters.clone()
+                    },
+                    strict: compat.strict_tools.then_some(true),
                 },
             })
             .collect(),
-        temperature: request.temperature,
-        max_tokens: request.max_tokens,
+        temperature: compat.send_temperature.then_some(request.temperature),
+        max_completion_tokens: (!old_name).then_some(request.max_tokens),
+        max_tokens: old_name.then_some(request.max_tokens),
         stream,
         stream_options: stream.then_some(StreamOptions { include_usage: true }),
     }
@@ -259,7 +360,7 @@ impl OpenAi {
         request: &LlmRequest,
         deltas: Option<&Deltas>,
     ) -> Result<LlmResponse, LlmError> {
-        let body = wire_request(request, deltas.is_some());
+        let body = wire_request(request, deltas.is_some(), &self.settings.compat);
         let body = serde_json::to_vec(&body).map_err(|e| LlmError::BadResponse(e.to_string()))?;
         let build = || {
             let mut rb = self
@@ -281,28 +382,35 @@ impl OpenAi {
             None => {
                 let wire: WireResponse = read_json(resp).await?;
                 let choice =
-                    wire.choices.into_iter().next().ok_or_else(|| {
+                    wire.choices.unwrap_or_default().into_iter().next().ok_or_else(|| {
                         LlmError::BadResponse("no choices in the response".into())
                     })?;
-                let mut tool_calls: Vec<ToolCall> = choice
-                    .message
+                let message =
+                    choice.message.unwrap_or(WireRespMessage { content: None, tool_calls: None });
+                let mut tool_calls: Vec<ToolCall> = message
                     .tool_calls
+                    .unwrap_or_default()
                     .into_iter()
-                    .map(|c| ToolCall {
-                        id: c.id,
-                        name: c.function.name,
-                        arguments: c.function.arguments,
+                    .filter_map(|c| {
+                        let f = c.function?;
+                        Some(ToolCall {
+                            id: c.id.unwrap_or_default(),
+                            name: f.name.filter(|n| !n.is_empty())?,
+                            arguments: arguments_of(f.arguments),
+                        })
                     })
                     .collect();
                 ensure_ids(&mut tool_calls);
                 LlmResponse {
-                    content: choice.message.content.unwrap_or_default(),
+                    content: text_of(message.content),
                     tool_calls,
                     usage: wire.usage.map(Usage::from).unwrap_or_default(),
                     finish_reason: choice.finish_reason,
                 }
             }
-            Some(deltas) => self.read_stream(resp, deltas).await?,
+            Some(deltas) => {
+                self.settings.within_request_time(started, self.read_stream(resp, deltas)).await?
+            }
         };
         log::debug!(
             "openai {} answered in {} ms: {} chars, {} tool call(s), usage {:?}",
@@ -322,7 +430,7 @@ impl OpenAi {
     ) -> Result<LlmResponse, LlmError> {
         let mut events = resp.bytes_stream().eventsource();
         let mut out = LlmResponse::default();
-        let mut calls: Vec<ToolCall> = Vec::new();
+        let mut calls = CallAssembler::default();
         let mut done = false;
         loop {
             let Some(event) = self.settings.next_event(&mut events, "openai").await? else { break };
@@ -339,30 +447,15 @@ impl OpenAi {
             if let Some(u) = chunk.usage {
                 out.usage = u.into();
             }
-            for choice in chunk.choices {
-                if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
-                    let _ = deltas.send(text.clone());
-                    out.content.push_str(&text);
-                }
-                for d in choice.delta.tool_calls {
-                    if calls.len() <= d.index {
-                        calls.resize_with(d.index + 1, || ToolCall {
-                            id: String::new(),
-                            name: String::new(),
-                            arguments: String::new(),
-                        });
+            for choice in chunk.choices.unwrap_or_default() {
+                if let Some(delta) = choice.delta {
+                    let text = text_of(delta.content);
+                    if !text.is_empty() {
+                        let _ = deltas.send(text.clone());
+                        out.content.push_str(&text);
                     }
-                    let call = &mut calls[d.index];
-                    if let Some(id) = d.id.filter(|i| !i.is_empty()) {
-                        call.id = id;
-                    }
-                    if let Some(f) = d.function {
-                        if let Some(name) = f.name {
-                            call.name.push_str(&name);
-                        }
-                        if let Some(args) = f.arguments {
-                            call.arguments.push_str(&args);
-                        }
+                    for d in delta.tool_calls.unwrap_or_default() {
+                        calls.add(d);
                     }
                 }
                 if choice.finish_reason.is_some() {
@@ -373,9 +466,7 @@ impl OpenAi {
         if !done && out.finish_reason.is_none() {
             return Err(LlmError::StreamCut);
         }
-        calls.retain(|c| !c.name.is_empty());
-        ensure_ids(&mut calls);
-        out.tool_calls = calls;
+        out.tool_calls = calls.finish();
         Ok(out)
     }
 }
@@ -422,6 +513,7 @@ mod tests {
                 tool_call_id: "c1".into(),
                 name: "list_tables".into(),
                 content: "[]".into(),
+                is_error: false,
             },
         ];
         let req = LlmRequest {
@@ -431,7 +523,7 @@ mod tests {
             temperature: 0.0,
             max_tokens: 10,
         };
-        let v = serde_json::to_value(wire_request(&req, true)).unwrap();
+        let v = serde_json::to_value(wire_request(&req, true, &ProviderCompat::default())).unwrap();
         assert_eq!(v["messages"][2]["content"], serde_json::Value::Null);
         assert_eq!(v["messages"][2]["tool_calls"][0]["function"]["name"], "list_tables");
         assert_eq!(v["messages"][3]["role"], "tool");
