@@ -273,8 +273,7 @@ async fn an_llm_fault_storm_ends_every_turn_cleanly_and_leaves_nothing_behind() 
         status(429),
         Step::Garbage,
         Step::CutAfter { events: 2, reply: Reply::text("partial answer that gets cut") },
-        slow(),
-        slow(),
+        // one call: the whole-call limit includes the retries
         slow(),
         Step::Reply(Reply::raw_tool("x", "execute_query", "{not json")),
         Step::Reply(Reply::text("recovered")),
@@ -288,6 +287,9 @@ async fn an_llm_fault_storm_ends_every_turn_cleanly_and_leaves_nothing_behind() 
     config.agent.retry_base_ms = 1;
     config.agent.retry_max_ms = 5;
     config.agent.stream_idle_timeout_ms = 300;
+    // a model that sends nothing for 600 ms: over the whole-call limit (the idle limit applies
+    // between events of a stream that has started)
+    config.agent.request_timeout_ms = 400;
     fx.core = Sqlmatic::open(config).unwrap();
     let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
     let baseline = alive();

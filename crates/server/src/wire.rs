@@ -152,3 +152,30 @@ pub struct ApprovalBody {
     #[serde(default)]
     pub reason: Option<String>,
 }
+
+/// A JSON body that may be absent (no body at all: `T::default()`); a body that is there, sent
+/// with `Content-Length` or chunked, is read and checked exactly like `web::Json` (type, size,
+/// syntax, unknown fields).
+pub struct OptionalJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Default + 'static> actix_web::FromRequest
+    for OptionalJson<T>
+{
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        use actix_web::http::header;
+        let headers = req.headers();
+        let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+            || headers.get(header::CONTENT_LENGTH).is_some_and(|l| l != "0");
+        if !has_body {
+            return Box::pin(async { Ok(OptionalJson(T::default())) });
+        }
+        let json = actix_web::web::Json::<T>::from_request(req, payload);
+        Box::pin(async move { json.await.map(|j| OptionalJson(j.into_inner())) })
+    }
+}

@@ -22,6 +22,11 @@ pub struct ToolsConfig {
     pub max_sample_rows: usize,
     /// Read-only connections per target database.
     pub pool_size: u32,
+    /// How long a query waits for a free connection before `target_busy` (503).
+    pub pool_wait_ms: u64,
+    /// Queries one user may run at once on one target (more wait, then `too_many_queries`,
+    /// 429), so no user can hold every connection.
+    pub max_queries_per_user: usize,
     /// Queries whose plan would scan more rows than this are refused before they run (0: off).
     pub max_scan_rows: u64,
     /// Time exact row counts may take while a structure is built; tables not counted by then
@@ -40,10 +45,12 @@ impl Default for ToolsConfig {
             query_timeout_ms: 2000,
             max_rows: 1000,
             max_result_bytes: 4 << 20,
-            max_value_bytes: 16 << 20,
+            max_value_bytes: 4 << 20,
             inline_blob_bytes: 1024,
             max_sample_rows: 20,
             pool_size: 4,
+            pool_wait_ms: 2000,
+            max_queries_per_user: 3,
             max_scan_rows: 50_000_000,
             count_budget_ms: 250,
             background_count_timeout_ms: 60_000,
@@ -77,6 +84,9 @@ impl ToolsConfig {
         }
         if self.max_rows == 0 {
             return Err("tools.max_rows must be greater than 0".into());
+        }
+        if self.max_queries_per_user == 0 {
+            return Err("tools.max_queries_per_user must be greater than 0".into());
         }
         if self.pool_size == 0 {
             return Err("tools.pool_size must be greater than 0".into());

@@ -19,6 +19,10 @@ pub enum ToolErrorCode {
     QueryTooExpensive,
     WriteRejected,
     DatabaseUnavailable,
+    /// Every connection of the target is in use for longer than `tools.pool_wait_ms`.
+    TargetBusy,
+    /// The user already runs `tools.max_queries_per_user` queries on the target.
+    TooManyQueries,
     Internal,
 }
 
@@ -36,6 +40,8 @@ impl ToolErrorCode {
             Self::QueryTooExpensive => "query_too_expensive",
             Self::WriteRejected => "write_rejected",
             Self::DatabaseUnavailable => "database_unavailable",
+            Self::TargetBusy => "target_busy",
+            Self::TooManyQueries => "too_many_queries",
             Self::Internal => "internal",
         }
     }
@@ -51,7 +57,8 @@ impl ToolErrorCode {
             Self::TableNotFound => ErrorKind::NotFound,
             Self::ReadOnly | Self::WriteRejected => ErrorKind::Forbidden,
             Self::QueryTimeout => ErrorKind::Timeout,
-            Self::DatabaseUnavailable => ErrorKind::Unavailable,
+            Self::DatabaseUnavailable | Self::TargetBusy => ErrorKind::Unavailable,
+            Self::TooManyQueries => ErrorKind::RateLimited,
             Self::Internal => ErrorKind::Internal,
         }
     }

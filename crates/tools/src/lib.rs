@@ -11,6 +11,7 @@ mod builtin;
 mod config;
 mod error;
 mod file;
+mod functions;
 pub mod introspect;
 pub mod sandbox;
 pub mod schema;

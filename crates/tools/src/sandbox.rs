@@ -179,6 +179,7 @@ pub fn harden(conn: &Connection, max_value_bytes: usize, masked: MaskSet) -> rus
     conn.pragma_update(None, "query_only", true)?;
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.collation_needed(fallback_collation)?;
+    crate::functions::register(conn, max_value_bytes)?;
     conn.busy_timeout(Duration::from_secs(2))?;
     let max_value = i32::try_from(max_value_bytes).unwrap_or(i32::MAX);
     conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)?;
@@ -187,6 +188,8 @@ pub fn harden(conn: &Connection, max_value_bytes: usize, masked: MaskSet) -> rus
     conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 500)?;
     conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 200)?;
     conn.set_limit(Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 1000)?;
+    // LIKE/GLOB cost grows with pattern length times text length, inside one function call
+    conn.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 100)?;
     conn.authorizer(Some(authorizer(masked)))?;
     Ok(())
 }
@@ -246,6 +249,7 @@ pub fn open_pool(
     path: &Path,
     mode: OpenMode,
     size: u32,
+    wait: Duration,
     max_value_bytes: usize,
     masked: MaskSet,
 ) -> Pool<SqliteConnectionManager> {
@@ -255,7 +259,7 @@ pub fn open_pool(
     Pool::builder()
         .max_size(size.max(1))
         .min_idle(Some(0))
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(wait.max(Duration::from_millis(1)))
         .build_unchecked(manager)
 }
 

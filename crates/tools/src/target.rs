@@ -170,7 +170,29 @@ pub struct TargetDatabase {
     counts: Mutex<(FileStamps, HashMap<String, u64>)>,
     /// A background count is running.
     counting: AtomicBool,
+    /// Queries running per user, and a signal when one ends.
+    running: (Mutex<HashMap<String, usize>>, std::sync::Condvar),
     me: Weak<TargetDatabase>,
+}
+
+/// One running query of a user; the slot frees when it drops.
+struct QuerySlot<'a> {
+    target: &'a TargetDatabase,
+    user: String,
+}
+
+impl Drop for QuerySlot<'_> {
+    fn drop(&mut self) {
+        let (lock, freed) = &self.target.running;
+        let mut running = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = running.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.user);
+            }
+        }
+        freed.notify_all();
+    }
 }
 
 /// (device, inode) of a file: which file a path names right now.
@@ -230,6 +252,7 @@ impl TargetDatabase {
             &spec.path,
             sandbox::OpenMode::ReadOnly,
             config.pool_size,
+            Duration::from_millis(config.pool_wait_ms),
             config.max_value_bytes,
             spec.mask_set(),
         );
@@ -245,6 +268,7 @@ impl TargetDatabase {
             schema_cache: Mutex::new(None),
             counts: Mutex::new(([None, None], HashMap::new())),
             counting: AtomicBool::new(false),
+            running: (Mutex::new(HashMap::new()), std::sync::Condvar::new()),
             me: me.clone(),
         })
     }
@@ -308,6 +332,7 @@ impl TargetDatabase {
                     &self.spec.path,
                     *mode,
                     self.config.pool_size,
+                    Duration::from_millis(self.config.pool_wait_ms),
                     self.config.max_value_bytes,
                     self.spec.mask_set(),
                 );
@@ -368,13 +393,46 @@ impl TargetDatabase {
         self.health()?;
         let pool = self.pool.read().unwrap_or_else(PoisonError::into_inner).clone();
         pool.get().map_err(|e| {
+            // the file was checked just now, so a time-out here means every connection is busy
             ToolError::new(
-                ToolErrorCode::DatabaseUnavailable,
-                format!("database `{}` cannot be opened right now", self.spec.name),
+                ToolErrorCode::TargetBusy,
+                format!(
+                    "database `{}` is busy: all {} connections stayed in use for {} ms; try again shortly",
+                    self.spec.name, self.config.pool_size, self.config.pool_wait_ms
+                ),
             )
             .with_detail(e)
             .retryable()
         })
+    }
+
+    /// A slot among the user's concurrent queries on this target, waiting up to
+    /// `tools.pool_wait_ms` for one to free. Blocking.
+    fn query_slot(&self, user: &str) -> Result<QuerySlot<'_>, ToolError> {
+        let cap = self.config.max_queries_per_user.max(1);
+        let (lock, freed) = &self.running;
+        let deadline = std::time::Instant::now() + Duration::from_millis(self.config.pool_wait_ms);
+        let mut running = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while running.get(user).copied().unwrap_or(0) >= cap {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(ToolError::new(
+                    ToolErrorCode::TooManyQueries,
+                    format!(
+                        "you already run {cap} queries on `{}` (tools.max_queries_per_user); wait \
+                         for one to finish",
+                        self.spec.name
+                    ),
+                )
+                .retryable());
+            }
+            running = freed
+                .wait_timeout(running, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *running.entry(user.to_owned()).or_insert(0) += 1;
+        Ok(QuerySlot { target: self, user: user.to_owned() })
     }
 
     /// Runs one read-only query, logs it and tells the observer. Blocking.
@@ -389,6 +447,7 @@ impl TargetDatabase {
         let result = SqlQuery::parse(sql)
             .map_err(|e| ToolError::new(ToolErrorCode::SqlError, e.to_string()))
             .and_then(|q| {
+                let _slot = self.query_slot(audit.user)?;
                 let conn = self.connection()?;
                 if limits.max_scan_rows > 0 {
                     self.check_cost(&conn, &q, limits)?;
@@ -531,12 +590,14 @@ impl TargetDatabase {
     /// throughput in `cargo xtask bench`).
     fn row_counts(
         &self,
+        conn: &rusqlite::Connection,
         limits: &QueryLimits,
     ) -> Result<std::collections::HashMap<String, u64>, ToolError> {
         let cached = self.cached_schema();
         let schema = match cached {
             Some(s) => s,
-            None => self.schema(limits)?,
+            // on the query's own connection: a second one could wait for itself (pool of one)
+            None => self.schema_on(conn, limits)?,
         };
         Ok(schema
             .tables
@@ -551,7 +612,7 @@ impl TargetDatabase {
         sql: &SqlQuery,
         limits: &QueryLimits,
     ) -> Result<(), ToolError> {
-        let counts = self.row_counts(limits)?;
+        let counts = self.row_counts(conn, limits)?;
         let Some((estimate, plan)) = sandbox::estimate_scan(conn, sql, &counts) else {
             return Ok(());
         };
@@ -772,14 +833,22 @@ impl TargetDatabase {
     /// The full schema, rebuilt only when the schema or data changed since the last call. Blocking.
     pub fn schema(&self, limits: &QueryLimits) -> Result<Arc<DatabaseSchema>, ToolError> {
         let conn = self.connection()?;
-        let stamp = self.stamp(&conn)?;
+        self.schema_on(&conn, limits)
+    }
+
+    fn schema_on(
+        &self,
+        conn: &rusqlite::Connection,
+        limits: &QueryLimits,
+    ) -> Result<Arc<DatabaseSchema>, ToolError> {
+        let stamp = self.stamp(conn)?;
         {
             let cache = self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some((_, schema)) = cache.as_ref().filter(|(cached, _)| *cached == stamp) {
                 return Ok(schema.clone());
             }
         }
-        let schema = Arc::new(self.build_schema(&conn, stamp.files, limits, &[], 0)?);
+        let schema = Arc::new(self.build_schema(conn, stamp.files, limits, &[], 0)?);
         // The stamp is re-read so a change during the build is picked up next time.
         let stamp = SchemaStamp { schema_version: schema.schema_version, ..stamp };
         *self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner) =

@@ -239,3 +239,94 @@ fn an_endless_result_is_capped_not_endless() {
     assert!(r.truncated);
     assert_eq!(r.total_rows, None, "an endless result cannot be counted");
 }
+
+/// Functions whose cost grows with the product of their inputs run inside one virtual-machine
+/// step, where the time limit cannot interrupt them. `instr` of a 1.2 MB and a 600 KB string
+/// used to run 6.5 s past a 2 s limit; each statement here must end (with a result or an error)
+/// within a few times the limit.
+#[test]
+fn slow_functions_cannot_outlive_the_time_limit() {
+    let config = ToolsConfig { query_timeout_ms: 1000, ..ToolsConfig::default() };
+    let (_dir, target) = fixture_target(FIXTURE, &config);
+    let audit = QueryAudit { user: "test", thread_id: None, source: "test", observer: None };
+    let big = "printf('%.*c', 1200000, 'a')";
+    let half = "printf('%.*c', 600000, 'a')";
+    let long = "printf('%.*c', 99, 'a')";
+    let corpus = [
+        format!("SELECT instr({big}, {half} || 'b')"),
+        format!("SELECT instr(CAST({big} AS BLOB), CAST({half} || 'b' AS BLOB))"),
+        format!("SELECT length(replace({big}, {half} || 'b', 'x'))"),
+        format!("SELECT length(replace({big}, 'a', 'aaa'))"),
+        format!("SELECT length(trim({big}, {big} || 'b'))"),
+        format!("SELECT length(ltrim({big}, {half} || 'b')), length(rtrim({big}, {half} || 'b'))"),
+        format!("SELECT {big} LIKE '%' || {long} || 'b'"),
+        format!("SELECT {big} GLOB '*' || {long} || 'b'"),
+        format!("SELECT {big} LIKE '%' || printf('%.*c', 5000, 'a') || 'b'"),
+        format!("SELECT {big} LIKE '%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%a%b'"),
+        format!("SELECT count(*) FROM t WHERE instr({big}, {half} || name) > 0"),
+        "SELECT length(printf('%.*c', 100000000, 'a'))".to_owned(),
+        format!("SELECT length(replace(replace({big}, 'a', 'aa'), 'aa', 'aaaa'))"),
+    ];
+    for sql in &corpus {
+        let started = std::time::Instant::now();
+        let result = target.query(sql, &QueryParams::None, &config.limits(), &audit);
+        let took = started.elapsed();
+        if let Err(e) = &result {
+            assert!(
+                matches!(
+                    e.code,
+                    ToolErrorCode::QueryTimeout
+                        | ToolErrorCode::ValueTooLarge
+                        | ToolErrorCode::SqlError
+                ),
+                "`{sql}`: {e:?}"
+            );
+        }
+        assert!(took < Duration::from_secs(4), "`{sql}` took {took:?} with a 1 s limit");
+    }
+}
+
+/// One user cannot hold every connection of a target; a target whose connections are all busy
+/// says so (`target_busy`), not that it is unavailable.
+#[test]
+fn a_user_cannot_hold_every_connection_and_busy_is_named() {
+    let long =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    let run = |target: &std::sync::Arc<sqlmatic_tools::TargetDatabase>,
+               user: &'static str,
+               config: &ToolsConfig| {
+        let audit = QueryAudit { user, thread_id: None, source: "test", observer: None };
+        target.query(long, &QueryParams::None, &config.limits(), &audit)
+    };
+    let config = ToolsConfig {
+        query_timeout_ms: 800,
+        pool_wait_ms: 100,
+        max_queries_per_user: 1,
+        ..ToolsConfig::default()
+    };
+    let (_dir, target) = fixture_target(FIXTURE, &config);
+    let slow = {
+        let (t, c) = (target.clone(), config.clone());
+        std::thread::spawn(move || run(&t, "mallory", &c))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let err = run(&target, "mallory", &config).unwrap_err();
+    assert_eq!(err.code, ToolErrorCode::TooManyQueries, "{err:?}");
+    assert_eq!(err.kind(), sqlmatic_models::ErrorKind::RateLimited);
+    let audit = QueryAudit { user: "alice", thread_id: None, source: "test", observer: None };
+    target.query("SELECT count(*) FROM t", &QueryParams::None, &config.limits(), &audit).unwrap();
+    let slow_err = slow.join().unwrap().unwrap_err();
+    assert_eq!(slow_err.code, ToolErrorCode::QueryTimeout, "{slow_err:?}");
+
+    let config = ToolsConfig { pool_size: 1, max_queries_per_user: 5, ..config };
+    let (_dir, target) = fixture_target(FIXTURE, &config);
+    let slow = {
+        let (t, c) = (target.clone(), config.clone());
+        std::thread::spawn(move || run(&t, "mallory", &c))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let err = run(&target, "alice", &config).unwrap_err();
+    assert_eq!(err.code, ToolErrorCode::TargetBusy, "{err:?}");
+    assert!(err.model_message.contains("all 1 connections"), "{}", err.model_message);
+    assert_eq!(slow.join().unwrap().unwrap_err().code, ToolErrorCode::QueryTimeout);
+}

@@ -1,7 +1,6 @@
 //! Threads: list, create, read, rename, delete.
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use sqlmatic_models::{Page, Thread, ThreadId};
 
 use crate::error::ApiError;
@@ -34,17 +33,9 @@ pub async fn list(
 pub async fn create(
     state: web::Data<State>,
     user: CurrentUser,
-    req: HttpRequest,
-    body: Result<web::Json<CreateThread>, actix_web::Error>,
+    body: crate::wire::OptionalJson<CreateThread>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    // The body is optional, but a body that is there must be valid.
-    let body = match body {
-        Ok(b) => b.into_inner(),
-        Err(_) if req.headers().get(header::CONTENT_LENGTH).is_none_or(|l| l == "0") => {
-            CreateThread::default()
-        }
-        Err(e) => return Err(e),
-    };
+    let body = body.0;
     let thread = state
         .core
         .create_thread(&user.0, body.title.as_deref(), body.database.as_deref())

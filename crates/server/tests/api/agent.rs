@@ -244,12 +244,9 @@ async fn llm_failures_end_the_turn_clearly_and_keep_the_thread_usable() {
     assert_eq!(answer["status"], "error");
     assert_eq!(answer["content"], "There are six ");
 
-    // a silent provider times out
-    llm.push([
-        Step::delayed(3000, Step::Reply(Reply::text("late"))),
-        Step::delayed(3000, Step::Reply(Reply::text("late"))),
-        Step::delayed(3000, Step::Reply(Reply::text("late"))),
-    ]);
+    // a stream that goes silent past agent.stream_idle_timeout_ms is a time-out (504), not a
+    // broken stream (502)
+    llm.push([Step::StallAfter { events: 2, reply: Reply::text("a stream that stops here") }]);
     assert_error(
         app.post_json("/chat", json!({"thread_id": thread_id, "message": "still there?"})).await,
         504,

@@ -113,3 +113,40 @@ async fn the_web_app_is_served_with_types_caching_and_a_csp() {
     assert_error(app.get("/ui/js/nope.js").await, 404, "not_found").await;
     assert_error(app.get("/api/threads").await, 401, "unauthorized").await;
 }
+
+/// A chunked body is checked exactly like one with a `Content-Length` (it used to skip every
+/// check and create a thread).
+#[actix_web::test]
+async fn chunked_and_sized_bodies_are_checked_alike() {
+    let app = spawn_app().await;
+    let big = vec![b'x'; 50 << 20];
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("application/json", b"{not json".to_vec(), 400, "invalid_json"),
+        ("application/json", br#"{"title": "t", "evil": 1}"#.to_vec(), 400, "invalid_json"),
+        ("text/plain", br#"{"title": "t"}"#.to_vec(), 415, "unsupported_media_type"),
+        ("application/json", big, 413, "payload_too_large"),
+    ];
+    for (content_type, body, status, code) in cases {
+        for chunked in [false, true] {
+            let request =
+                app.client.post(app.url("/api/threads")).header("content-type", content_type);
+            let request = if chunked {
+                let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                    body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+                request.body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+            } else {
+                request.body(body.clone())
+            };
+            let r = request.send().await.unwrap();
+            let what = format!("{content_type}, {} bytes, chunked={chunked}", body.len());
+            assert_eq!(r.status().as_u16(), status, "{what}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], code, "{what}: {v}");
+        }
+    }
+    let listed: Value = app.get("/api/threads").await.json().await.unwrap();
+    assert_eq!(listed["total"], 0, "no bad body created a thread");
+    // no body at all still creates a thread
+    let r = app.client.post(app.url("/api/threads")).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+}
