@@ -62,6 +62,9 @@ pub struct Sqlmatic {
     pub(crate) agents: AgentService,
     /// Threads with a turn running: whose, and how to cancel it.
     pub(crate) inflight: Mutex<HashMap<ThreadId, (String, watch::Sender<bool>)>>,
+    /// Users whose credentials changed last (revoked, rotated): sockets opened with an old
+    /// token re-check it and close.
+    pub(crate) credentials: watch::Sender<Arc<[String]>>,
     query_log: QueryLog,
     targets: Targets,
     tools: ToolRegistry,
@@ -115,6 +118,7 @@ impl Sqlmatic {
             memory: MemoryService::new(app_db.clone(), config.memory.clone()),
             agents,
             inflight: Mutex::default(),
+            credentials: watch::Sender::new(Arc::from(Vec::new())),
             config,
             app_db,
             query_log,
@@ -334,6 +338,11 @@ impl Sqlmatic {
 
     pub fn users(&self) -> &UserService {
         &self.users
+    }
+
+    /// Tells of users whose credentials changed: a socket of such a user checks its token again.
+    pub fn credential_changes(&self) -> watch::Receiver<Arc<[String]>> {
+        self.credentials.subscribe()
     }
 
     // --- threads ---

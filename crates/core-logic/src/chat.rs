@@ -250,6 +250,22 @@ impl Sqlmatic {
     }
 
     /// Stops the answer in flight in `thread_id`.
+    /// Cancels every running turn of these users (their credentials were revoked or rotated).
+    pub(crate) fn cancel_turns_of(&self, users: &[String]) -> usize {
+        let inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut n = 0;
+        for (thread, (owner, tx)) in inflight.iter() {
+            if users.contains(owner) {
+                let _ = tx.send(true);
+                log::warn!(
+                    "chat: turn in thread {thread} cancelled: {owner}'s credentials changed"
+                );
+                n += 1;
+            }
+        }
+        n
+    }
+
     pub async fn cancel(&self, user: &Principal, thread_id: ThreadId) -> Result<()> {
         self.threads.get(&user.name, thread_id).await?;
         let inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);

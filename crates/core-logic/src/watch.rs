@@ -33,6 +33,7 @@ pub fn start(core: &Arc<Sqlmatic>) -> BackgroundTasks {
         handles: vec![
             tokio::spawn(watch_schemas(Arc::downgrade(core), poll)),
             tokio::spawn(publish_metrics(Arc::downgrade(core), metrics_every)),
+            tokio::spawn(watch_credentials(Arc::downgrade(core), CREDENTIAL_POLL)),
         ],
     }
 }
@@ -76,6 +77,38 @@ async fn watch_schemas(core: std::sync::Weak<Sqlmatic>, every: Duration) {
         }
     }
     log::info!("schema watcher stopped");
+}
+
+/// How often the app database is asked for revoked or rotated credentials (also changed by
+/// `sqlmatic user revoke|rotate` from another process): a socket or turn of such a user ends
+/// within about this long.
+const CREDENTIAL_POLL: Duration = Duration::from_millis(250);
+
+/// Cancels the running turns of users whose credentials changed and tells their sockets.
+async fn watch_credentials(core: std::sync::Weak<Sqlmatic>, every: Duration) {
+    let mut last = match core.upgrade() {
+        Some(core) => core.users().credential_changes(0).await.map(|(_, last)| last).unwrap_or(0),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else { break };
+        match core.users().credential_changes(last).await {
+            Ok((users, newest)) if !users.is_empty() => {
+                last = newest;
+                let cancelled = core.cancel_turns_of(&users);
+                log::warn!(
+                    "credentials changed for {}: {cancelled} turn(s) cancelled, sockets re-checked",
+                    users.join(", ")
+                );
+                core.credentials.send_replace(Arc::from(users));
+            }
+            Ok(_) => {}
+            Err(e) => log::debug!("credential watcher: {e}"),
+        }
+    }
 }
 
 async fn publish_metrics(core: std::sync::Weak<Sqlmatic>, every: Duration) {

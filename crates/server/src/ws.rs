@@ -93,7 +93,9 @@ pub async fn connect(
     let max = state.api.ws_max_frame_bytes;
     let stream = stream.max_frame_size(max).aggregate_continuations().max_continuation_size(max);
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    actix_web::rt::spawn(run(state.into_inner(), user, session, stream, peer));
+    // the token the socket was opened with: checked again when its user's credentials change
+    let token = crate::auth::token_of(&req);
+    actix_web::rt::spawn(run(state.into_inner(), user, token, session, stream, peer));
     Ok(response)
 }
 
@@ -227,6 +229,7 @@ fn current_topics(bus: &sqlmatic_events::EventBus, id: u64, adding: &[Topic]) ->
 async fn run(
     state: std::sync::Arc<State>,
     user: CurrentUser,
+    token: Option<String>,
     session: Session,
     mut stream: actix_ws::AggregatedMessageStream,
     peer: String,
@@ -241,9 +244,20 @@ async fn run(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let idle = Duration::from_millis(api.ws_idle_timeout_ms);
     let mut last_seen = Instant::now();
+    let mut credentials = state.core.credential_changes();
     let close: Option<CloseReason> = loop {
         tokio::select! {
             biased;
+            Ok(()) = credentials.changed() => {
+                let changed = credentials.borrow_and_update().contains(&conn.user.0.name);
+                let Some(token) = token.as_deref().filter(|_| changed) else { continue };
+                if !matches!(state.core.users().authenticate(token).await, Ok(Some(_))) {
+                    break Some(CloseReason {
+                        code: CloseCode::Policy,
+                        description: Some("token revoked or rotated; sign in again".into()),
+                    });
+                }
+            }
             _ = subscription.kicked.changed() => {
                 let why = subscription.kicked.borrow().unwrap_or("dropped by the server");
                 break Some(CloseReason { code: CloseCode::Again, description: Some(why.to_owned()) });

@@ -74,6 +74,12 @@ const MIGRATIONS: &[&str] = &[
         revoked_at TEXT
     );
     CREATE INDEX api_tokens_user ON api_tokens(user);",
+    // 4: credential changes (revoke, rotate), so a running server ends what the old token opened
+    "CREATE TABLE credential_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user TEXT NOT NULL,
+        at TEXT NOT NULL
+    );",
 ];
 
 /// The app database; cheap to clone.

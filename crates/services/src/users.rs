@@ -128,6 +128,10 @@ impl UserService {
             "UPDATE api_tokens SET revoked_at = ?1 WHERE user = ?2 AND revoked_at IS NULL",
             params![now(), name],
         )?;
+        tx.execute(
+            "INSERT INTO credential_events(user, at) VALUES (?1, ?2)",
+            params![name, now()],
+        )?;
         tx.commit()?;
         log::info!("user `{name}` revoked ({revoked} token(s))");
         Ok(revoked)
@@ -146,6 +150,10 @@ impl UserService {
             params![now(), name],
         )?;
         let token = issue(&tx, name)?;
+        tx.execute(
+            "INSERT INTO credential_events(user, at) VALUES (?1, ?2)",
+            params![name, now()],
+        )?;
         tx.commit()?;
         log::info!("user `{name}` token rotated");
         Ok(token)
@@ -196,6 +204,25 @@ impl UserService {
                     return Ok(None);
                 }
                 Ok(Some(Principal { name, admin, databases: dbs.and_then(|d| serde_json::from_str(&d).ok()) }))
+            })
+            .await
+    }
+
+    /// Users whose credentials changed (revoked, rotated) after event `after`, and the last
+    /// event's id. Cheap when nothing changed: one indexed read.
+    pub async fn credential_changes(&self, after: i64) -> Result<(Vec<String>, i64)> {
+        self.db
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, user FROM credential_events WHERE id > ?1 ORDER BY id",
+                )?;
+                let rows = stmt
+                    .query_map([after], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let last = rows.last().map_or(after, |(id, _)| *id);
+                let mut users: Vec<String> = rows.into_iter().map(|(_, u)| u).collect();
+                users.dedup();
+                Ok((users, last))
             })
             .await
     }

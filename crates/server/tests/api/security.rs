@@ -279,3 +279,80 @@ async fn no_auth_on_a_public_address_is_refused() {
     config.api.auth.allow_insecure_bind = true;
     assert!(sqlmatic_server::Application::build(config).await.is_ok());
 }
+
+/// A socket opened with a token ends when the token is revoked or rotated (the CLI does the
+/// same from another process), and the user's running answer is cancelled, within a second.
+#[actix_web::test]
+async fn revoked_or_rotated_tokens_close_open_sockets_and_cancel_turns() {
+    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    let llm = ScriptedLlm::queue(vec![Step::StallAfter {
+        events: 3,
+        reply: Reply::text("thinking about it for a long time"),
+    }])
+    .await;
+    let (app, t, _d) = spawn_secured(|c| use_llm(c, &llm)).await;
+    let open = |token: String| {
+        let url = format!("ws://127.0.0.1:{}/ws", app.port);
+        async move {
+            let mut req = url.into_client_request().unwrap();
+            req.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
+            tokio_tungstenite::connect_async(req).await.unwrap().0
+        }
+    };
+    let closed_within_a_second = |mut ws: Ws| async move {
+        let started = std::time::Instant::now();
+        loop {
+            let frame = tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                futures_util::StreamExt::next(&mut ws),
+            )
+            .await
+            .expect("the socket closes");
+            match frame {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => {
+                    assert_eq!(u16::from(f.code), 1008, "{f:?}");
+                    assert!(f.reason.contains("revoked"), "{f:?}");
+                    break;
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+        started.elapsed()
+    };
+    // alice has an answer running on her socket; bob just listens
+    let mut alice = open(t.alice.clone()).await;
+    ws_send(&mut alice, json!({"action": "chat", "message": "count everything"})).await;
+    let first = ws_next_named(&mut alice, "message_stream", 5).await;
+    let thread_id = first["payload"]["thread_id"].as_str().unwrap().to_owned();
+    let bob = open(t.bob.clone()).await;
+    assert_eq!(app.core.running_turns(), 1);
+    app.core.users().revoke("alice").unwrap();
+    let took = closed_within_a_second(alice).await;
+    assert!(took < std::time::Duration::from_millis(1500), "closed after {took:?}");
+    for _ in 0..40 {
+        if app.core.running_turns() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.core.running_turns(), 0, "alice's turn was cancelled");
+    assert_error(app.get_as(&t.alice, "/api/threads").await, 401, "unauthorized").await;
+    // the thread was kept, with the question
+    let thread = app
+        .core
+        .get_thread(
+            &sqlmatic_models::Principal { name: "alice".into(), admin: false, databases: None },
+            thread_id.parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(thread.messages[0].content, "count everything");
+    // rotation ends bob's old socket too; his new token works
+    let new_token = app.core.users().rotate("bob").unwrap();
+    closed_within_a_second(bob).await;
+    let mut fresh = open(new_token.clone()).await;
+    ws_send(&mut fresh, json!({"action": "subscribe", "topics": ["threads"]})).await;
+    assert_eq!(ws_next(&mut fresh, 5).await["event"], "subscribed");
+    assert_eq!(app.get_as(&new_token, "/api/threads").await.status(), 200);
+}
