@@ -42,9 +42,11 @@ impl ChatRequest {
 
 /// A query the agent ran during a turn, with its result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueryRecord {
     pub sql: String,
     pub columns: Vec<ColumnMeta>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<Object>>))]
     pub rows: Vec<Vec<Value>>,
     pub row_count: u64,
     pub total_rows: Option<u64>,
@@ -56,6 +58,7 @@ pub struct QueryRecord {
 
 /// A finished turn.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatReply {
     pub thread_id: ThreadId,
     pub message_id: MessageId,
@@ -65,6 +68,7 @@ pub struct ChatReply {
     pub status: MessageStatus,
     pub queries: Vec<QueryRecord>,
     /// Charts the agent asked for (`show_chart` specs; `query` indexes this turn's successful queries).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub charts: Vec<Value>,
     pub usage: Usage,
     pub steps: u32,
@@ -111,7 +115,7 @@ enum Ending {
 
 impl Sqlmatic {
     fn validate_message(message: &str) -> Result<&str> {
-        let text = message.trim();
+        let text = sqlmatic_models::text::trim_invisible(message);
         if text.is_empty() {
             return Err(Error::invalid("empty_message", "the message is empty; ask a question"));
         }
@@ -151,13 +155,13 @@ impl Sqlmatic {
             Some(id) => {
                 let thread = self.threads.get(user, id).await?;
                 if let Some(db) = request.database.as_deref().filter(|db| *db != thread.database) {
-                    return Err(Error::invalid(
-                        "database_mismatch",
-                        format!(
+                    return Err(Error::Conflict {
+                        code: "database_mismatch",
+                        message: format!(
                             "thread {id} is about database `{}`, not `{db}`; start a new thread",
                             thread.database
                         ),
-                    ));
+                    });
                 }
                 thread
             }

@@ -10,6 +10,9 @@ pub enum Error {
     Tool(#[from] sqlmatic_tools::ToolError),
     #[error("{message}")]
     InvalidInput { code: &'static str, message: String },
+    /// The request is well formed but contradicts the state of what it names.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("{0}")]
     Forbidden(String),
     #[error("you already have {0} answers running; wait for one to finish")]
@@ -54,6 +57,7 @@ impl Error {
             Self::Service(e) => e.kind(),
             Self::Tool(e) => e.kind(),
             Self::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Self::Conflict { .. } => ErrorKind::Conflict,
             Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::TooManyChats(_) => ErrorKind::RateLimited,
             Self::LlmNotConfigured { .. } => ErrorKind::Unavailable,
@@ -69,7 +73,7 @@ impl Error {
             Self::Turn { source, .. } => source.code(),
             Self::Service(e) => e.code(),
             Self::Tool(e) => e.code.as_str(),
-            Self::InvalidInput { code, .. } => code,
+            Self::InvalidInput { code, .. } | Self::Conflict { code, .. } => code,
             Self::Forbidden(_) => "forbidden",
             Self::TooManyChats(_) => "too_many_chats",
             Self::LlmNotConfigured { .. } => "llm_not_configured",

@@ -59,6 +59,7 @@ pub struct DatabaseUpdate {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorPayload {
     pub code: String,
     pub message: String,

@@ -10,6 +10,7 @@ mod ids;
 mod principal;
 mod query;
 mod schema;
+pub mod text;
 mod thread;
 
 pub use chat::{ChatMessage, ToolCall, Usage};

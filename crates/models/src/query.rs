@@ -22,8 +22,11 @@ impl SqlQuery {
     pub const MAX_BYTES: usize = 100_000;
 
     pub fn parse(sql: &str) -> Result<Self, InvalidSql> {
-        let trimmed = sql.trim();
-        if trimmed.is_empty() || trimmed.chars().all(|c| c == ';' || c.is_whitespace()) {
+        if sql.contains('\0') {
+            return Err(InvalidSql::Nul);
+        }
+        let trimmed = crate::text::trim_invisible(sql);
+        if trimmed.chars().all(|c| c == ';' || crate::text::is_invisible(c)) {
             return Err(InvalidSql::Empty);
         }
         if trimmed.len() > Self::MAX_BYTES {

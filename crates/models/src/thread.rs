@@ -28,7 +28,7 @@ impl ThreadTitle {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let cleaned: String =
             raw.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>();
-        let trimmed = cleaned.trim();
+        let trimmed = crate::text::trim_invisible(&cleaned);
         if trimmed.is_empty() {
             return Err("title must not be empty".into());
         }

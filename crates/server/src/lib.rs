@@ -74,6 +74,24 @@ async fn observe(
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
+    // a known path with another method: 405 and the methods it takes
+    if let Some(methods) = routes::openapi::methods_for(req.path())
+        && !methods.iter().any(|m| *m == req.method().as_str())
+    {
+        let e = ApiError::new(
+            ErrorKind::InvalidInput,
+            "method_not_allowed",
+            format!(
+                "{} is not allowed on {}; use {}",
+                req.method(),
+                req.path(),
+                methods.join(", ")
+            ),
+        );
+        return HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, methods.join(", ")))
+            .json(e.body());
+    }
     let e = ApiError::new(
         ErrorKind::NotFound,
         "route_not_found",
@@ -87,12 +105,17 @@ fn method_not_allowed<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let (req, _) = res.into_parts();
+    let methods = routes::openapi::methods_for(req.path()).unwrap_or_default().join(", ");
     let e = ApiError::new(
         ErrorKind::InvalidInput,
         "method_not_allowed",
-        format!("{} is not allowed on {}", req.method(), req.path()),
+        format!("{} is not allowed on {}; use {methods}", req.method(), req.path()),
     );
-    let response = HttpResponse::MethodNotAllowed().json(e.body());
+    let mut response = HttpResponse::MethodNotAllowed();
+    if !methods.is_empty() {
+        response.insert_header((header::ALLOW, methods));
+    }
+    let response = response.json(e.body());
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body()))
 }
 

@@ -77,6 +77,16 @@ fn parse_topics(raw: &[String]) -> Result<Vec<Topic>, ErrorPayload> {
         .collect()
 }
 
+/// A frame over the limit, or fragments that add up to more: actix-ws reports the second as an
+/// I/O error with this text only (actix-ws 0.4 `aggregated.rs`).
+fn is_too_big(e: &actix_ws::ProtocolError) -> bool {
+    match e {
+        actix_ws::ProtocolError::Overflow => true,
+        actix_ws::ProtocolError::Io(io) => io.to_string().contains("maximum continuation size"),
+        _ => false,
+    }
+}
+
 fn error_event(e: ApiError) -> Event {
     Event::Error(ErrorPayload::new(e.code(), e.message()))
 }
@@ -128,6 +138,8 @@ impl Conn {
                 let mut resolved = Vec::with_capacity(topics.len());
                 for topic in topics {
                     match core.resolve_topic(&self.user.0, topic.clone()).await {
+                        // a topic named twice (or as `database` and `database:<default>`) once
+                        Ok(t) if resolved.contains(&t) => {}
                         Ok(t) => resolved.push(t),
                         Err(e) => {
                             let mut err = ErrorPayload::new(
@@ -289,7 +301,7 @@ async fn run(
                     }
                     Some(Err(e)) => {
                         log::warn!("ws {id}: protocol error: {e}");
-                        let code = if matches!(e, actix_ws::ProtocolError::Overflow) { CloseCode::Size } else { CloseCode::Protocol };
+                        let code = if is_too_big(&e) { CloseCode::Size } else { CloseCode::Protocol };
                         let description = if code == CloseCode::Size {
                             format!("message larger than {} bytes", api.ws_max_frame_bytes)
                         } else {

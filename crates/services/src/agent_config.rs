@@ -68,9 +68,11 @@ pub struct AgentConfig {
 
 /// What one user's agent may do differently.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentOverrides {
     pub model: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 2.0))]
     pub temperature: Option<f32>,
     /// Tool names (default: `tools.enabled`).
     pub tools: Option<Vec<String>>,

@@ -372,9 +372,11 @@ fn json_to_sql(v: &Value, what: &str) -> Result<SqlValue, ToolError> {
     Ok(match v {
         Value::Null => SqlValue::Null,
         Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => SqlValue::Integer(i),
-            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => SqlValue::Integer(i),
+            // past i64: exact as text rather than rounded to a float
+            (None, Some(u)) => SqlValue::Text(u.to_string()),
+            (None, None) => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
         },
         Value::String(s) => SqlValue::Text(s.clone()),
         Value::Array(_) | Value::Object(_) => {
@@ -564,6 +566,20 @@ pub fn run_query(
     // Prepare first so syntax errors read as such; preparing runs the authorizer, executes nothing.
     let mut stmt = conn.prepare(sql.as_str()).map_err(classify)?;
     let keyword = leading_keyword(sql.as_str());
+    if keyword.is_empty() {
+        return Err(ToolError::new(
+            ToolErrorCode::SqlError,
+            "the SQL has no statement, only comments or whitespace",
+        ));
+    }
+    if keyword == "pragma" && !stmt.readonly() {
+        // e.g. `PRAGMA journal_mode`: a read SQLite counts as a possible write
+        return Err(ToolError::new(
+            ToolErrorCode::SqlError,
+            "this PRAGMA cannot run in the read-only sandbox; get_metadata reports the journal \
+             mode, page size, encoding and schema version",
+        ));
+    }
     if !ALLOWED_KEYWORDS.contains(&keyword.as_str()) {
         return Err(ToolError::new(
             ToolErrorCode::ReadOnly,

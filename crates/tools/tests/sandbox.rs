@@ -202,6 +202,11 @@ fn each_layer_names_its_reason() {
     check("SELEC 1", ToolErrorCode::SqlError);
     check("VACUUM INTO '/tmp/sqlmatic-never.db'", ToolErrorCode::ReadOnly);
     check("SELECT load_extension('x')", ToolErrorCode::ReadOnly);
+    // reads that cannot run are SQL errors, not write attempts
+    check("PRAGMA journal_mode", ToolErrorCode::SqlError);
+    check("-- just a comment", ToolErrorCode::SqlError);
+    check("/* only */ -- comments", ToolErrorCode::SqlError);
+    check("\u{200B}\u{FEFF}", ToolErrorCode::SqlError);
 }
 
 #[test]

@@ -408,3 +408,33 @@ async fn strict_mode_arguments_with_nulls_and_named_pairs_work() {
     .unwrap();
     assert_eq!(out["rows"], json!([["Ada"]]));
 }
+
+/// Integers keep every digit both ways: i64 values as JSON numbers, larger ones as text, never
+/// as a rounded float.
+#[tokio::test]
+async fn huge_integers_round_trip_exactly() {
+    let (_dir, ctx) = fixture_context(SHOP);
+    let out = call(
+        &ctx,
+        "execute_query",
+        json!({"sql": "SELECT ?, ?, ?, 9223372036854775807, -9223372036854775808",
+               "params": [9223372036854775807_i64, 18446744073709551615_u64, -9007199254740993_i64]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out["rows"][0],
+        json!([
+            9223372036854775807_i64,
+            "18446744073709551615",
+            -9007199254740993_i64,
+            9223372036854775807_i64,
+            i64::MIN
+        ])
+    );
+    let text = serde_json::to_string(&out["rows"]).unwrap();
+    assert!(
+        text.contains("9223372036854775807,\"18446744073709551615\",-9007199254740993"),
+        "{text}"
+    );
+}

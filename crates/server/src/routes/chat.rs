@@ -5,7 +5,7 @@ use sqlmatic_core_logic::ChatRequest;
 use sqlmatic_models::ThreadId;
 
 use crate::error::ApiError;
-use crate::wire::{ChatBody, ChatReplyDoc};
+use crate::wire::ChatBody;
 use crate::{CurrentUser, State};
 
 /// Asks a question in a thread (a new one when `thread_id` is absent) and answers when the agent
@@ -13,11 +13,11 @@ use crate::{CurrentUser, State};
 /// `thread:<id>` subscribers meanwhile. Failures keep the question and any partial answer and
 /// carry `details.thread_id` and `details.message_id`.
 #[utoipa::path(post, path = "/chat", tag = "chat", request_body = ChatBody, responses(
-    (status = 200, body = ChatReplyDoc),
-    (status = 400, description = "empty_message, message_too_long, database_mismatch", body = crate::wire::ErrorBody),
+    (status = 200, body = sqlmatic_core_logic::ChatReply),
+    (status = 400, description = "empty_message, message_too_long", body = crate::wire::ErrorBody),
     (status = 403, description = "database_forbidden", body = crate::wire::ErrorBody),
     (status = 404, description = "thread_not_found, database_not_found", body = crate::wire::ErrorBody),
-    (status = 409, description = "thread_busy: the thread is still answering", body = crate::wire::ErrorBody),
+    (status = 409, description = "thread_busy: the thread is still answering; database_mismatch: the thread is about another database", body = crate::wire::ErrorBody),
     (status = 502, description = "llm_unavailable, llm_rejected, llm_bad_response, llm_stream_interrupted, llm_rate_limited, max_steps_reached", body = crate::wire::ErrorBody),
     (status = 503, description = "llm_not_configured", body = crate::wire::ErrorBody),
     (status = 504, description = "llm_timeout", body = crate::wire::ErrorBody)))]
@@ -25,7 +25,7 @@ use crate::{CurrentUser, State};
 pub async fn post(
     state: web::Data<State>,
     user: CurrentUser,
-    body: web::Json<ChatBody>,
+    body: crate::wire::JsonObject<ChatBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = ChatRequest {
@@ -65,7 +65,7 @@ pub async fn decide(
     state: web::Data<State>,
     user: CurrentUser,
     digest: web::Path<String>,
-    body: web::Json<crate::wire::ApprovalBody>,
+    body: crate::wire::JsonObject<crate::wire::ApprovalBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     state.core.decide_write(&user.0, &digest, body.approve, body.reason)?;

@@ -28,6 +28,7 @@ pub async fn prometheus(state: web::Data<State>, _admin: Admin) -> HttpResponse 
 #[into_params(parameter_in = Query)]
 pub struct LogParams {
     /// 1-1000, default 100.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
     /// Admins: only this user's entries (default: everyone's). Ignored for other users.
     pub user: Option<String>,

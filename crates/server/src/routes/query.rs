@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, post, web};
-use sqlmatic_models::{ErrorKind, QueryResult};
+use sqlmatic_models::QueryResult;
 
 use crate::error::ApiError;
 use crate::wire::{QueryFormat, QueryRequest};
@@ -20,19 +20,9 @@ pub async fn run(
     state: web::Data<State>,
     user: CurrentUser,
     format: web::Query<QueryFormat>,
-    body: web::Json<QueryRequest>,
+    body: crate::wire::JsonObject<QueryRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let csv = match format.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::new(
-                ErrorKind::InvalidInput,
-                "invalid_format",
-                format!("unknown format `{other}`; use json or csv"),
-            ));
-        }
-    };
+    let csv = format.format == Some(crate::wire::OutputFormat::Csv);
     let QueryRequest { sql, params, database } = body.into_inner();
     let result =
         state.core.query(&user.0, database.as_deref(), sql, params.unwrap_or_default()).await?;

@@ -27,7 +27,7 @@ pub async fn list(
 }
 
 /// Creates a thread (and pushes `thread_created` to `threads` subscribers).
-#[utoipa::path(post, path = "/api/threads", tag = "threads", request_body = CreateThread, responses(
+#[utoipa::path(post, path = "/api/threads", tag = "threads", request_body = Option<CreateThread>, responses(
     (status = 201, body = Thread), (status = 400, body = crate::wire::ErrorBody), (status = 404, body = crate::wire::ErrorBody)))]
 #[post("/api/threads")]
 pub async fn create(
@@ -67,7 +67,7 @@ pub async fn rename(
     state: web::Data<State>,
     user: CurrentUser,
     id: web::Path<String>,
-    body: web::Json<RenameThread>,
+    body: crate::wire::JsonObject<RenameThread>,
 ) -> Result<web::Json<Thread>, ApiError> {
     Ok(web::Json(state.core.rename_thread(&user.0, thread_id(&id)?, &body.title).await?))
 }

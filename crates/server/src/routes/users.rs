@@ -27,7 +27,7 @@ pub async fn list(state: web::Data<State>, _admin: Admin) -> Result<HttpResponse
 
 /// A user's stored agent settings (admins): `model`, `temperature`, `tools`, `databases`, `system_prompt`.
 #[utoipa::path(get, path = "/api/users/{name}/agent", tag = "users", params(("name" = String, Path)), responses(
-    (status = 200, body = Object), (status = 403, body = crate::wire::ErrorBody), (status = 404, body = crate::wire::ErrorBody)))]
+    (status = 200, body = AgentOverrides), (status = 403, body = crate::wire::ErrorBody), (status = 404, body = crate::wire::ErrorBody)))]
 #[get("/api/users/{name}/agent")]
 pub async fn agent_settings(
     state: web::Data<State>,
@@ -39,14 +39,14 @@ pub async fn agent_settings(
 }
 
 /// Replaces a user's stored agent settings (admins); the user's agent is rebuilt on its next turn.
-#[utoipa::path(put, path = "/api/users/{name}/agent", tag = "users", params(("name" = String, Path)), request_body = Object, responses(
-    (status = 200, body = Object), (status = 400, body = crate::wire::ErrorBody), (status = 403, body = crate::wire::ErrorBody), (status = 404, body = crate::wire::ErrorBody)))]
+#[utoipa::path(put, path = "/api/users/{name}/agent", tag = "users", params(("name" = String, Path)), request_body = AgentOverrides, responses(
+    (status = 200, body = AgentOverrides), (status = 400, body = crate::wire::ErrorBody), (status = 403, body = crate::wire::ErrorBody), (status = 404, body = crate::wire::ErrorBody)))]
 #[put("/api/users/{name}/agent")]
 pub async fn set_agent_settings(
     state: web::Data<State>,
     _admin: Admin,
     name: web::Path<String>,
-    body: web::Json<AgentOverrides>,
+    body: crate::wire::JsonObject<AgentOverrides>,
 ) -> Result<HttpResponse, ApiError> {
     let settings = body.into_inner();
     if settings.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {

@@ -30,10 +30,26 @@ async fn bad_requests_get_json_errors() {
     );
     let r = app.post_json("/api/query", json!({"sql": "x".repeat(10_000)})).await;
     assert_error(r, 413, "payload_too_large").await;
-    let r = app.client.put(app.url("/api/threads")).send().await.unwrap();
-    assert!(r.status() == 404 || r.status() == 405, "{}", r.status());
-    let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["code"].is_string());
+    // a wrong method on a real path is 405 with the methods it takes, not 404
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, "/api/threads", "GET, POST"),
+        (reqwest::Method::POST, "/api/databases", "GET"),
+        (reqwest::Method::DELETE, "/api/query", "POST"),
+        (
+            reqwest::Method::POST,
+            "/api/threads/7b0b1a2e-0000-4000-8000-000000000000",
+            "GET, DELETE, PATCH",
+        ),
+        (reqwest::Method::PUT, "/ws", "GET"),
+    ] {
+        let r = app.client.request(method.clone(), app.url(path)).send().await.unwrap();
+        assert_eq!(
+            r.headers().get("allow").and_then(|a| a.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        assert_error(r, 405, "method_not_allowed").await;
+    }
 }
 
 #[actix_web::test]

@@ -60,7 +60,7 @@ async fn errors_have_statuses_and_codes() {
     assert_error(
         app.post_json("/api/query?format=xml", json!({"sql": "SELECT 1"})).await,
         400,
-        "invalid_format",
+        "invalid_query_string",
     )
     .await;
 }

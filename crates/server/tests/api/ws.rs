@@ -199,3 +199,48 @@ async fn silent_clients_are_closed_after_the_idle_timeout() {
     let m: Value = app.get("/api/metrics").await.json().await.unwrap();
     assert_eq!(m["websocket"]["connections"], 0);
 }
+
+/// A message sent in fragments, each under the limit but over it together, closes with 1009
+/// like one big frame.
+#[actix_web::test]
+async fn fragmented_messages_over_the_limit_close_with_1009() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let app = spawn_with(|c| c.api.ws_max_frame_bytes = 2048).await;
+    let mut ws = app.ws_connect().await;
+    for i in 0..5 {
+        let op = if i == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
+        let frame = Frame::message(vec![b'x'; 1000], op, i == 4);
+        if ws.send(WsMessage::Frame(frame)).await.is_err() {
+            break;
+        }
+    }
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+            Some(Ok(WsMessage::Close(Some(frame)))) => {
+                assert_eq!(frame.code, CloseCode::Size, "{frame:?}");
+                break;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+/// A topic named twice, or by its alias, is subscribed once: one ack entry, one schema push.
+#[actix_web::test]
+async fn a_topic_named_twice_is_subscribed_once() {
+    let app = spawn_app().await;
+    let mut ws = app.ws_connect().await;
+    ws_send(
+        &mut ws,
+        json!({"action": "subscribe", "topics": ["database", "database", "database:demo"]}),
+    )
+    .await;
+    let ack = ws_next_named(&mut ws, "subscribed", 5).await;
+    assert_eq!(ack["payload"]["topics"], json!(["database:demo"]));
+    assert_eq!(ws_next_named(&mut ws, "database_update", 5).await["payload"]["database"], "demo");
+    ws_send(&mut ws, json!({"action": "ping", "id": "after"})).await;
+    let next = ws_next(&mut ws, 5).await;
+    assert_eq!(next["event"], "pong", "no second database_update: {next}");
+}
