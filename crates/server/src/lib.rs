@@ -212,7 +212,7 @@ impl Application {
                 .configure(ui::configure)
                 .default_service(web::to(not_found))
         })
-        .listen(listener)?
+        .listen_auto_h2c(listener)?
         .shutdown_timeout(config.api.shutdown_timeout_secs);
         if config.api.workers > 0 {
             server = server.workers(config.api.workers);

@@ -29,6 +29,15 @@ async fn chat_input_errors_lose_nothing() {
     let app = spawn_app().await;
     assert_error(app.post_json("/chat", json!({"message": "  "})).await, 400, "empty_message")
         .await;
+    // invisible characters are as blank as spaces: zero-width space and joiner, BOM, soft hyphen
+    for blank in ["\u{200B}", "\u{FEFF}\u{200D} \u{00AD}", "\u{2060}\u{3164}"] {
+        assert_error(app.post_json("/chat", json!({"message": blank})).await, 400, "empty_message")
+            .await;
+        assert_error(app.post_json("/api/threads", json!({"title": blank})).await, 400, "invalid_title")
+            .await;
+        assert_error(app.post_json("/api/query", json!({"sql": blank})).await, 400, "sql_error")
+            .await;
+    }
     assert_error(
         app.post_json("/chat", json!({"message": "x".repeat(40_000)})).await,
         400,

@@ -166,3 +166,22 @@ async fn chunked_and_sized_bodies_are_checked_alike() {
     let r = app.client.post(app.url("/api/threads")).send().await.unwrap();
     assert_eq!(r.status(), 201);
 }
+
+/// The docs say HTTP/2: a client that speaks it from the first byte (h2c prior knowledge, as
+/// `curl --http2-prior-knowledge`) gets answers, and HTTP/1.1 clients still do.
+#[actix_web::test]
+async fn http2_with_prior_knowledge_is_served() {
+    let app = spawn_app().await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let r = h2.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    let r = h2
+        .post(app.url("/api/query"))
+        .json(&json!({"sql": "SELECT count(*) FROM customers"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.get("/healthz").await.version(), reqwest::Version::HTTP_11);
+}
