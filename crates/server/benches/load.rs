@@ -192,8 +192,42 @@ fn main() {
         let mut chat_lat: Vec<f64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
         chat_lat.sort_by(f64::total_cmp);
         let chat_errors = results.iter().filter(|r| r.is_err()).count();
-        let rss_peak = status_kib(pid, "VmHWM:");
         drop(clients);
+
+        // 4. memory comes back: rounds of concurrent heavy queries (~4 MB results each), then
+        // idle RSS compared with idle RSS just before them
+        let heavy_rounds = env_or("LOAD_BENCH_HEAVY_ROUNDS", 4);
+        let heavy_concurrency = env_or("LOAD_BENCH_HEAVY_CONCURRENCY", 20);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss_before_heavy = status_kib(pid, "VmRSS:");
+        let heavy_sql = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 1000) \
+                         SELECT i, printf('%.*c', 3900, 'x') AS pad FROM r";
+        let mut heavy_errors = 0usize;
+        let mut rss_during_heavy = 0u64;
+        for _ in 0..heavy_rounds {
+            let client = reqwest::Client::new();
+            let results = futures_util::future::join_all((0..heavy_concurrency).map(|_| {
+                let client = client.clone();
+                async move {
+                    let r = client
+                        .post(format!("http://127.0.0.1:{port}/api/query"))
+                        .json(&json!({"sql": heavy_sql}))
+                        .send()
+                        .await
+                        .ok()?;
+                    if !r.status().is_success() {
+                        return None;
+                    }
+                    r.bytes().await.ok().map(|b| b.len())
+                }
+            }))
+            .await;
+            heavy_errors += results.iter().filter(|r| r.is_none()).count();
+            rss_during_heavy = rss_during_heavy.max(status_kib(pid, "VmRSS:"));
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let rss_after_heavy = status_kib(pid, "VmRSS:");
+        let rss_peak = status_kib(pid, "VmHWM:");
         json!({
             "fanout": {
                 "subscribers": subscribers,
@@ -215,6 +249,11 @@ fn main() {
                 "concurrent": chats, "model_latency_ms": 50, "model_calls_per_turn": 2,
                 "errors": chat_errors, "wall_s": chat_s, "throughput_per_s": chat_lat.len() as f64 / chat_s,
                 "p50_ms": pct(&chat_lat, 50.0), "p99_ms": pct(&chat_lat, 99.0),
+            },
+            "heavy": {
+                "rounds": heavy_rounds, "concurrency": heavy_concurrency, "errors": heavy_errors,
+                "rss_idle_before_kib": rss_before_heavy, "rss_max_during_kib": rss_during_heavy,
+                "rss_idle_after_kib": rss_after_heavy,
             },
             "server_peak_rss_kib": rss_peak,
         })
@@ -259,6 +298,13 @@ fn main() {
         c["p50_ms"].as_f64().unwrap_or(f64::NAN),
         c["p99_ms"].as_f64().unwrap_or(f64::NAN),
         c["errors"]
+    );
+    let h = &report["heavy"];
+    println!(
+        "memory: {} rounds of {} concurrent ~4 MB queries ({} errors): idle RSS {} KiB before, \
+         {} KiB at most during, {} KiB idle 3 s after",
+        h["rounds"], h["concurrency"], h["errors"], h["rss_idle_before_kib"], h["rss_max_during_kib"],
+        h["rss_idle_after_kib"]
     );
     println!("server peak RSS {} KiB", report["server_peak_rss_kib"]);
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
