@@ -303,7 +303,11 @@ fn main() {
     println!(
         "memory: {} rounds of {} concurrent ~4 MB queries ({} errors): idle RSS {} KiB before, \
          {} KiB at most during, {} KiB idle 3 s after",
-        h["rounds"], h["concurrency"], h["errors"], h["rss_idle_before_kib"], h["rss_max_during_kib"],
+        h["rounds"],
+        h["concurrency"],
+        h["errors"],
+        h["rss_idle_before_kib"],
+        h["rss_max_during_kib"],
         h["rss_idle_after_kib"]
     );
     println!("server peak RSS {} KiB", report["server_peak_rss_kib"]);

@@ -33,8 +33,12 @@ async fn chat_input_errors_lose_nothing() {
     for blank in ["\u{200B}", "\u{FEFF}\u{200D} \u{00AD}", "\u{2060}\u{3164}"] {
         assert_error(app.post_json("/chat", json!({"message": blank})).await, 400, "empty_message")
             .await;
-        assert_error(app.post_json("/api/threads", json!({"title": blank})).await, 400, "invalid_title")
-            .await;
+        assert_error(
+            app.post_json("/api/threads", json!({"title": blank})).await,
+            400,
+            "invalid_title",
+        )
+        .await;
         assert_error(app.post_json("/api/query", json!({"sql": blank})).await, 400, "sql_error")
             .await;
     }
