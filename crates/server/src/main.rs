@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 use sqlmatic_server::config::{CliOverrides, Config, Sources};
 use sqlmatic_server::{Application, logging};
 
+/// jemalloc with a background thread that purges freed pages after a second
+/// (`.cargo/config.toml`): memory comes back after a load (glibc's arenas keep it).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "sqlmatic", version, about = "Chat with your SQL database")]
 struct Cli {
