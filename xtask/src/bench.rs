@@ -166,15 +166,7 @@ fn parse_duration_or_number(s: &str) -> f64 {
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.files_only {
         crate::run(cargo().args(["build", "--release", "--locked", "-p", "sqlmatic-server"]))?;
-        crate::run(cargo().args([
-            "bench",
-            "--locked",
-            "-p",
-            "sqlmatic-tools",
-            "--bench",
-            "files",
-        ]))?;
-        return files_over_http();
+        return files();
     }
     ensure_wrk()?;
     crate::run(cargo().args(["build", "--release", "--locked", "-p", "sqlmatic-server"]))?;
@@ -249,17 +241,16 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     );
     println!("report: {}", out_dir.join("api.json").display());
     if !args.no_files {
-        crate::run(cargo().args([
-            "bench",
-            "--locked",
-            "-p",
-            "sqlmatic-tools",
-            "--bench",
-            "files",
-        ]))?;
-        files_over_http()?;
+        files()?;
     }
     Ok(())
+}
+
+/// The real-file part: the tools-level bench (which also measures the SQLite floor and writes
+/// the databases), then the same files over HTTP. Needs the release server built.
+fn files() -> anyhow::Result<()> {
+    crate::run(cargo().args(["bench", "--locked", "-p", "sqlmatic-tools", "--bench", "files"]))?;
+    files_over_http()
 }
 
 /// Starts the release server on a free port with the bench settings plus `env`, and waits until
