@@ -546,23 +546,24 @@ fn count_rows(
         return Ok((Some(*n), true));
     }
     let name = quote_ident(&entry.name);
-    let rowid_bound = if entry.kind == "table" && !entry.without_rowid {
-        conn.query_row(&format!("SELECT max(rowid) FROM {name}"), [], |r| {
-            r.get::<_, Option<i64>>(0)
-        })
-        .map_err(classify)?
-        .map(|n| n.max(0).unsigned_abs())
-        .or(Some(0))
-    } else {
-        None
-    };
-    let estimate = match (rowid_bound, stat1.get(&entry.name.to_ascii_lowercase())) {
-        (Some(bound), Some(stat)) => Some(bound.min(*stat).max(u64::from(bound > 0 && *stat == 0))),
-        (bound, stat) => bound.or(stat.copied()),
-    };
-    if rowid_bound == Some(0) {
-        return Ok((Some(0), true));
+    // max(rowid) is one b-tree descent: NULL for an empty table, else an upper bound on the
+    // rows when rowids are positive (negative rowids give no bound)
+    let mut rowid_bound = None;
+    if entry.kind == "table" && !entry.without_rowid {
+        let max: Option<i64> = conn
+            .query_row(&format!("SELECT max(rowid) FROM {name}"), [], |r| r.get(0))
+            .map_err(classify)?;
+        match max {
+            None => return Ok((Some(0), true)),
+            Some(m) if m > 0 => rowid_bound = Some(m.unsigned_abs()),
+            Some(_) => {}
+        }
     }
+    let stat = stat1.get(&entry.name.to_ascii_lowercase()).copied();
+    let estimate = match (stat, rowid_bound) {
+        (Some(s), Some(b)) => Some(s.min(b)),
+        (s, b) => s.or(b),
+    };
     let now = Instant::now();
     if now < until && estimate.is_none_or(|e| e <= EXACT_INLINE_ROWS) {
         let _deadline = Deadline::set(conn, until - now).map_err(ToolError::internal)?;

@@ -244,6 +244,25 @@ fn big_tables_get_an_estimate_first_and_an_exact_count_from_the_background() {
     assert_eq!(wait_for_exact(&db, &config, "big").row_count, Some(99_500));
 }
 
+/// Negative rowids: `max(rowid)` is no bound, and a non-empty table is never "exactly 0 rows".
+#[test]
+fn negative_rowids_are_not_mistaken_for_an_empty_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("neg.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v); INSERT INTO t VALUES (-5, 'a'), (-3, 'b');",
+        )
+        .unwrap();
+    let config = ToolsConfig { count_budget_ms: 0, ..ToolsConfig::default() };
+    let db = target(&path, &config);
+    let s = db.schema(&config.limits()).unwrap();
+    let t = table(&s, "t");
+    assert_ne!((t.row_count, t.row_count_exact), (Some(0), true));
+    assert_eq!(wait_for_exact(&db, &config, "t").row_count, Some(2));
+}
+
 #[test]
 fn without_rowid_tables_are_estimated_from_sqlite_stat1() {
     let dir = tempfile::tempdir().unwrap();
