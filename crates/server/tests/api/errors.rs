@@ -185,3 +185,34 @@ async fn http2_with_prior_knowledge_is_served() {
     assert_eq!(r.status(), 200);
     assert_eq!(app.get("/healthz").await.version(), reqwest::Version::HTTP_11);
 }
+
+/// Errors the HTTP layer writes before any route runs are JSON too (vendor/actix-http/PATCHED.md):
+/// a request head with too many headers gets `431 headers_too_large`, garbage gets
+/// `400 malformed_request`, both with `Content-Type: application/json`.
+#[actix_web::test]
+async fn errors_written_by_the_http_layer_are_json() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let many_headers: String = (0..120).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
+    let cases = [
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+        ("GET /healthz HTTP/1.1\r\nHo st\0: x\r\n\r\n".to_string(), 400, "malformed_request"),
+    ];
+    for (request, status, code) in cases {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        let raw = String::from_utf8(raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+        let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {raw}"));
+        assert_eq!(v["error"]["code"], code, "{v}");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+}
