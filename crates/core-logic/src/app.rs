@@ -30,6 +30,8 @@ pub struct CoreConfig {
     pub memory: MemoryConfig,
     /// Chats one user may have running at once (0: no limit).
     pub max_concurrent_chats: usize,
+    /// Chat turns one user may start per minute, in bursts up to this many (0: no limit).
+    pub chats_per_minute: u32,
     /// How often `metrics_update` is pushed to `metrics` subscribers.
     pub metrics_interval: Duration,
 }
@@ -62,6 +64,8 @@ pub struct Sqlmatic {
     pub(crate) agents: AgentService,
     /// Threads with a turn running: whose, and how to cancel it.
     pub(crate) inflight: Mutex<HashMap<ThreadId, (String, watch::Sender<bool>)>>,
+    /// Chat turns started per user (`chats_per_minute`).
+    pub(crate) chat_rate: crate::limits::Buckets,
     /// Users whose credentials changed last (revoked, rotated): sockets opened with an old
     /// token re-check it and close.
     pub(crate) credentials: watch::Sender<Arc<[String]>>,
@@ -118,6 +122,7 @@ impl Sqlmatic {
             memory: MemoryService::new(app_db.clone(), config.memory.clone()),
             agents,
             inflight: Mutex::default(),
+            chat_rate: crate::limits::Buckets::new(config.chats_per_minute),
             credentials: watch::Sender::new(Arc::from(Vec::new())),
             config,
             app_db,

@@ -4,19 +4,20 @@
 //! calls and results under the answer message, and finish the answer as complete, error or
 //! cancelled — never losing the question or a partial answer.
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
-use serde_json::{Value, json};
-use sqlmatic_events::{ErrorPayload, Event, MessageStream, StreamPart, Topic};
+use serde_json::json;
+use sqlmatic_events::{Event, MessageStream, StreamPart, Topic};
+pub use sqlmatic_models::QueryRecord;
 use sqlmatic_models::{
-    ChatMessage, ColumnMeta, MessageId, MessageStatus, Principal, Role, Thread, ThreadId,
+    ChartSpec, ChatMessage, MessageId, MessageStatus, Principal, Role, Thread, ThreadId,
     ThreadTitle, Usage,
 };
 use sqlmatic_services::NewMessage;
 use sqlmatic_services::agent::{Agent, AgentError, AgentEvent, context};
 use sqlmatic_services::memory::{Summarizer, tool_calls_json, tool_result_json};
+use sqlmatic_tools::TurnState;
 use tokio::sync::watch;
 
 use crate::{Error, Result, Sqlmatic};
@@ -40,22 +41,6 @@ impl ChatRequest {
     }
 }
 
-/// A query the agent ran during a turn, with its result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct QueryRecord {
-    pub sql: String,
-    pub columns: Vec<ColumnMeta>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<Object>>))]
-    pub rows: Vec<Vec<Value>>,
-    pub row_count: u64,
-    pub total_rows: Option<u64>,
-    pub truncated: bool,
-    pub elapsed_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorPayload>,
-}
-
 /// A finished turn.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -68,8 +53,7 @@ pub struct ChatReply {
     pub status: MessageStatus,
     pub queries: Vec<QueryRecord>,
     /// Charts the agent asked for (`show_chart` specs; `query` indexes this turn's successful queries).
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
-    pub charts: Vec<Value>,
+    pub charts: Vec<ChartSpec>,
     pub usage: Usage,
     pub steps: u32,
 }
@@ -141,13 +125,20 @@ impl Sqlmatic {
             .await?)
     }
 
-    /// Validates, resolves or creates the thread, reserves it and stores the question.
+    /// The one way a turn starts (REST and WebSocket): applies the user's chat rate limit and
+    /// concurrent-chat cap, validates, resolves or creates the thread, checks access once,
+    /// reserves the thread and stores the question.
     pub async fn start_chat(
         self: &Arc<Self>,
         principal: &Principal,
         request: ChatRequest,
     ) -> Result<PreparedTurn> {
         let user = principal.name.as_str();
+        if self.config().chats_per_minute > 0
+            && let Err(retry_after) = self.chat_rate.take(user)
+        {
+            return Err(Error::RateLimited { what: "chats", retry_after });
+        }
         let text = Self::validate_message(&request.message)?.to_owned();
         let stored_settings = self.users.agent_settings(user).await.ok().flatten();
         let agent = self.agents.agent_for(user, stored_settings.as_ref()).map_err(Error::agent)?;
@@ -239,18 +230,29 @@ impl Sqlmatic {
         })
     }
 
-    /// One chat turn: start it, run it to the end on its own task (a client that goes away does
-    /// not stop it), and return the reply.
+    /// One chat turn: start it ([`Self::start_chat`]), run it to the end on its own task
+    /// ([`Self::spawn_turn`]), and return the reply. The WebSocket's `chat` action takes the same
+    /// two steps, subscribing to the thread in between.
     pub async fn chat(
         self: &Arc<Self>,
         user: &Principal,
         request: ChatRequest,
     ) -> Result<ChatReply> {
         let turn = self.start_chat(user, request).await?;
-        let core = self.clone();
-        tokio::spawn(async move { core.run_turn(turn).await })
+        self.spawn_turn(turn)
             .await
             .map_err(|e| Error::Service(sqlmatic_services::Error::Join(e)))?
+    }
+
+    /// Runs a prepared turn on its own task, so a client that goes away (or a WebSocket that
+    /// keeps reading, e.g. a `cancel`) does not stop it. REST awaits the handle; WebSocket
+    /// clients follow the turn's `message_stream` events instead.
+    pub fn spawn_turn(
+        self: &Arc<Self>,
+        turn: PreparedTurn,
+    ) -> tokio::task::JoinHandle<Result<ChatReply>> {
+        let core = self.clone();
+        tokio::spawn(async move { core.run_turn(turn).await })
     }
 
     /// Stops the answer in flight in `thread_id`.
@@ -298,11 +300,12 @@ impl Sqlmatic {
             core: self.clone(),
             turn: &turn,
             partial: String::new(),
-            calls: HashMap::new(),
-            queries: Vec::new(),
-            charts: Vec::new(),
+            state: Arc::default(),
         };
         let ending = run.drive().await;
+        // what the agent recorded, even when the turn was cancelled mid-way
+        let TurnState { queries, charts } =
+            std::mem::take(&mut *run.state.lock().unwrap_or_else(PoisonError::into_inner));
         let (status, answer, result) = match ending {
             Ok(Ending::Done(Ok(outcome))) => {
                 (MessageStatus::Complete, outcome.answer.clone(), Ok(outcome))
@@ -337,8 +340,8 @@ impl Sqlmatic {
                     user_message_id: turn.user_message_id,
                     answer,
                     status,
-                    queries: run.queries,
-                    charts: run.charts,
+                    queries,
+                    charts,
                     usage: outcome.usage,
                     steps: outcome.steps,
                 })
@@ -363,8 +366,8 @@ impl Sqlmatic {
                     user_message_id: turn.user_message_id,
                     answer,
                     status,
-                    queries: run.queries,
-                    charts: run.charts,
+                    queries,
+                    charts,
                     usage: Usage::default(),
                     steps: 0,
                 })
@@ -386,10 +389,8 @@ struct TurnRun<'a> {
     core: Arc<Sqlmatic>,
     turn: &'a PreparedTurn,
     partial: String,
-    /// tool call id → (name, arguments), to pair results with their SQL
-    calls: HashMap<String, (String, Value)>,
-    queries: Vec<QueryRecord>,
-    charts: Vec<Value>,
+    /// The turn's queries and charts, recorded by the agent's tool calls.
+    state: Arc<Mutex<TurnState>>,
 }
 
 impl TurnRun<'_> {
@@ -411,6 +412,7 @@ impl TurnRun<'_> {
             "agent",
         )?;
         ctx.message_id = Some(turn.answer_id);
+        ctx.turn = self.state.clone();
         ctx.approvals = Some(crate::approvals::gate(&core.approvals));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let run = agent.run(&system_context, history, &ctx, &tx, turn.stream);
@@ -441,70 +443,36 @@ impl TurnRun<'_> {
                 core.stream_event(thread, answer, StreamPart::Delta { text });
             }
             AgentEvent::ToolCall { id, name, arguments } => {
-                self.calls.insert(id.clone(), (name.clone(), arguments.clone()));
                 core.stream_event(thread, answer, StreamPart::ToolCall { id, name, arguments });
             }
-            AgentEvent::ToolResult { id, name, output, error, elapsed_ms } => {
-                let ok = error.is_none();
-                if ok && name == "show_chart" {
-                    self.charts.extend(output.clone());
-                }
-                if name == "execute_query" {
-                    let sql = self
-                        .calls
-                        .get(&id)
-                        .and_then(|(_, a)| a["sql"].as_str())
-                        .unwrap_or_default()
-                        .to_owned();
-                    let out = output.clone().unwrap_or(Value::Null);
-                    self.queries.push(QueryRecord {
-                        sql,
-                        columns: serde_json::from_value(out["columns"].clone()).unwrap_or_default(),
-                        rows: serde_json::from_value(out["rows"].clone()).unwrap_or_default(),
-                        row_count: out["row_count"].as_u64().unwrap_or(0),
-                        total_rows: out["total_rows"].as_u64(),
-                        truncated: out["truncated"].as_bool().unwrap_or(false),
-                        elapsed_ms: out["elapsed_ms"].as_f64().unwrap_or(elapsed_ms),
-                        error: error
-                            .as_ref()
-                            .map(|e| ErrorPayload::new(e.code.as_str(), &e.model_message)),
-                    });
-                }
-                if name != "execute_query" {
-                    // execute_query logs itself with its SQL; the other tools are logged here
-                    let arguments =
-                        self.calls.get(&id).map(|(_, a)| a.to_string()).unwrap_or_default();
+            AgentEvent::ToolResult { call, outcome, elapsed_ms } => {
+                let done = outcome.as_deref().ok();
+                if !done.is_some_and(|o| o.is_logged_by_database()) {
+                    // queries are logged by the database with their SQL; other calls here
                     core.log_tool_call(
                         &self.turn.user,
                         &self.turn.thread.database,
                         thread,
-                        &name,
-                        &arguments,
-                        ok,
+                        &call.name,
+                        &call.arguments.to_string(),
+                        done.is_some(),
                         elapsed_ms,
                     );
                 }
-                let out = output.as_ref();
                 core.stream_event(
                     thread,
                     answer,
                     StreamPart::ToolResult {
-                        id,
-                        ok,
-                        row_count: out.and_then(|o| o["row_count"].as_u64()),
-                        truncated: out.and_then(|o| o["truncated"].as_bool()),
+                        id: call.id,
+                        ok: done.is_some(),
+                        row_count: done.and_then(|o| o.row_count()),
+                        truncated: done.and_then(|o| o.truncated()),
                         elapsed_ms: Some(elapsed_ms),
-                        error: error
-                            .as_ref()
-                            .map(|e| ErrorPayload::new(e.code.as_str(), &e.model_message)),
-                        result: output
-                            .clone()
-                            .filter(|_| name == "execute_query" || name == "show_chart"),
+                        error: outcome.as_ref().err().map(|e| e.payload()),
+                        result: done.and_then(|o| o.for_client()),
                     },
                 );
-                let changed_schema =
-                    name == "execute_write" && output.as_ref().is_some_and(|o| o["ddl"] == true);
-                if ok && (name == "get_schema" || changed_schema) {
+                if done.is_some_and(|o| o.refreshes_schema()) {
                     let database = &self.turn.thread.database;
                     match core.database_update(database).await {
                         Ok(ev) => {

@@ -17,6 +17,8 @@ pub enum Error {
     Forbidden(String),
     #[error("you already have {0} answers running; wait for one to finish")]
     TooManyChats(usize),
+    #[error("too many {what}; retry in {} s", retry_after_secs(*.retry_after))]
+    RateLimited { what: &'static str, retry_after: std::time::Duration },
     #[error(
         "no LLM provider is configured, so questions cannot be answered yet; your message was stored \
          in thread {thread_id}. Set agent.provider (openai or anthropic), agent.base_url and agent.model \
@@ -59,7 +61,7 @@ impl Error {
             Self::InvalidInput { .. } => ErrorKind::InvalidInput,
             Self::Conflict { .. } => ErrorKind::Conflict,
             Self::Forbidden(_) => ErrorKind::Forbidden,
-            Self::TooManyChats(_) => ErrorKind::RateLimited,
+            Self::TooManyChats(_) | Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::LlmNotConfigured { .. } => ErrorKind::Unavailable,
         }
     }
@@ -76,7 +78,16 @@ impl Error {
             Self::InvalidInput { code, .. } | Self::Conflict { code, .. } => code,
             Self::Forbidden(_) => "forbidden",
             Self::TooManyChats(_) => "too_many_chats",
+            Self::RateLimited { .. } => "rate_limited",
             Self::LlmNotConfigured { .. } => "llm_not_configured",
+        }
+    }
+
+    /// Whole seconds after which a rate-limited request may be retried (`Retry-After`).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(retry_after_secs(*retry_after)),
+            _ => None,
         }
     }
 
@@ -91,4 +102,8 @@ impl Error {
             _ => None,
         }
     }
+}
+
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
 }

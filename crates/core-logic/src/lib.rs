@@ -13,6 +13,7 @@ pub mod approvals;
 mod chat;
 mod error;
 pub mod eval;
+pub mod limits;
 mod metrics;
 pub mod watch;
 

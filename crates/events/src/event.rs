@@ -1,6 +1,7 @@
 //! The events the server pushes, and how they serialize.
 
 use serde::{Deserialize, Serialize};
+pub use sqlmatic_models::ErrorPayload;
 use sqlmatic_models::{DatabaseSchema, MessageId, Thread, ThreadId};
 
 /// An event as it travels on the wire: `{"event": "<name>", "payload": {…}}`.
@@ -56,19 +57,6 @@ pub struct DatabaseUpdate {
     pub database: String,
     pub schema_version: i64,
     pub schema: DatabaseSchema,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ErrorPayload {
-    pub code: String,
-    pub message: String,
-}
-
-impl ErrorPayload {
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into() }
-    }
 }
 
 /// A part of a message being produced.

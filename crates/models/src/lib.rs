@@ -12,6 +12,7 @@ mod query;
 mod schema;
 pub mod text;
 mod thread;
+mod turn;
 
 pub use chat::{ChatMessage, ToolCall, Usage};
 pub use error::ErrorKind;
@@ -23,6 +24,7 @@ pub use schema::{
     IndexInfo, ObjectError, TableInfo, TableKind, TableSummary, TriggerInfo,
 };
 pub use thread::{Message, MessageStatus, Role, Thread, ThreadTitle};
+pub use turn::{ChartKind, ChartSpec, ErrorPayload, QueryRecord};
 
 /// Cursor-less pagination parameters shared by list endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,13 +5,11 @@
 //! - `api.auth.mode: token`: `Authorization: Bearer <token>`; browsers opening the WebSocket,
 //!   which cannot set headers, offer the subprotocols `sqlmatic, bearer.<token>` instead (the
 //!   server answers with `sqlmatic`). Missing or bad tokens get `401 unauthorized`.
-//! - Token buckets per user (per IP when anonymous) for requests and for chats answer `429` with
-//!   `Retry-After`.
+//! - A token bucket per user (per IP when anonymous) for requests answers `429` with
+//!   `Retry-After` (chat turns have their own, in the core).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -19,6 +17,7 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use sqlmatic_core_logic::limits::Buckets;
 use sqlmatic_models::{ErrorKind, Principal};
 
 use crate::State;
@@ -67,61 +66,21 @@ impl Default for RateLimitConfig {
     }
 }
 
-/// Token buckets by key.
-#[derive(Debug)]
-pub struct Buckets {
-    per_minute: f64,
-    state: Mutex<HashMap<String, (f64, Instant)>>,
-}
-
-impl Buckets {
-    pub fn new(per_minute: u32) -> Self {
-        Self { per_minute: f64::from(per_minute.max(1)), state: Mutex::default() }
-    }
-
-    /// Takes one token for `key`; `Err(wait)` when there is none.
-    pub fn take(&self, key: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let rate = self.per_minute / 60.0;
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.len() > 10_000 {
-            // forget idle keys so the map cannot grow without bound
-            state.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(120));
-        }
-        let (tokens, at) = state.entry(key.to_owned()).or_insert((self.per_minute, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(self.per_minute);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
-        }
-    }
-}
-
+/// Requests per minute per user (per IP when anonymous). Chat turns are limited by the core
+/// ([`sqlmatic_core_logic::CoreConfig::chats_per_minute`]), the same for REST and WebSocket.
 #[derive(Debug)]
 pub struct Limiter {
     pub config: RateLimitConfig,
     requests: Buckets,
-    chats: Buckets,
 }
 
 impl Limiter {
     pub fn new(config: RateLimitConfig) -> Self {
-        Self {
-            requests: Buckets::new(config.requests_per_minute),
-            chats: Buckets::new(config.chats_per_minute),
-            config,
-        }
+        Self { requests: Buckets::new(config.requests_per_minute), config }
     }
 
     pub fn request(&self, key: &str) -> Result<(), Duration> {
         if self.config.enabled { self.requests.take(key) } else { Ok(()) }
-    }
-
-    pub fn chat(&self, key: &str) -> Result<(), Duration> {
-        if self.config.enabled { self.chats.take(key) } else { Ok(()) }
     }
 }
 
@@ -218,12 +177,6 @@ pub async fn authenticate(
             .map_or_else(|| format!("ip:{}", peer_ip(&req)), |p| format!("user:{}", p.name));
         if let Err(wait) = state.limiter.request(&key) {
             return Ok(req.into_response(rate_limited("requests", wait)).map_into_right_body());
-        }
-        if req.path() == "/chat"
-            && req.method() == actix_web::http::Method::POST
-            && let Err(wait) = state.limiter.chat(&key)
-        {
-            return Ok(req.into_response(rate_limited("chats", wait)).map_into_right_body());
         }
     }
     if let Some(p) = principal {

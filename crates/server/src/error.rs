@@ -15,11 +15,13 @@ pub struct ApiError {
     code: String,
     message: String,
     details: Option<Value>,
+    /// Seconds for `Retry-After` (rate limits).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(kind: ErrorKind, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind, code: code.into(), message: message.into(), details: None }
+        Self { kind, code: code.into(), message: message.into(), details: None, retry_after: None }
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -80,7 +82,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(self.body())
     }
 }
 
@@ -110,7 +116,13 @@ impl From<sqlmatic_core_logic::Error> for ApiError {
             }
             _ => e.to_string(),
         };
-        Self { kind, code: code.to_owned(), message, details: e.details() }
+        Self {
+            kind,
+            code: code.to_owned(),
+            message,
+            details: e.details(),
+            retry_after: e.retry_after(),
+        }
     }
 }
 

@@ -171,6 +171,11 @@ impl Application {
             } else {
                 0
             },
+            chats_per_minute: if config.api.rate_limit.enabled {
+                config.api.rate_limit.chats_per_minute
+            } else {
+                0
+            },
             metrics_interval: Duration::from_millis(config.api.metrics_interval_ms),
         };
         auth::check_bind(&config.api.host, &config.api.auth).map_err(anyhow::Error::msg)?;

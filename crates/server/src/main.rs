@@ -197,6 +197,7 @@ fn eval(
         agent: config.agent.clone(),
         memory: config.memory.clone(),
         max_concurrent_chats: 0,
+        chats_per_minute: 0,
         metrics_interval: std::time::Duration::from_millis(config.api.metrics_interval_ms),
     };
     let runtime = tokio::runtime::Runtime::new()?;

@@ -185,14 +185,6 @@ impl Conn {
                 self.send(&Event::Subscribed { topics }).await
             }
             ClientAction::Chat { thread_id, message, database } => {
-                if let Err(wait) = self.state.limiter.chat(&format!("user:{}", self.user.0.name)) {
-                    let e = ApiError::new(
-                        sqlmatic_models::ErrorKind::RateLimited,
-                        "rate_limited",
-                        format!("too many chats; retry in {} s", wait.as_secs().max(1)),
-                    );
-                    return self.send(&error_event(e)).await;
-                }
                 let request = ChatRequest { thread_id, message, database, stream: true };
                 match core.start_chat(&self.user.0, request).await {
                     Ok(turn) => {
@@ -200,10 +192,8 @@ impl Conn {
                         // can still read a `cancel`
                         core.bus().add_topics(subscriber, [Topic::Thread(turn.thread.id)]);
                         log::info!("ws {subscriber}: chat in thread {}", turn.thread.id);
-                        let core = core.clone();
-                        tokio::spawn(async move {
-                            let _ = core.run_turn(turn).await;
-                        });
+                        // the turn reports through its events; the handle is not awaited
+                        drop(core.spawn_turn(turn));
                         true
                     }
                     Err(e) => self.send(&error_event(e.into())).await,

@@ -1,5 +1,5 @@
-//! The `Tool` trait (typed arguments), its object-safe twin `DynTool` (JSON in, JSON out), and
-//! the registry agents build their toolsets from by name.
+//! The `Tool` trait (typed arguments, typed outcome), its object-safe twin `DynTool` (JSON
+//! arguments in, [`ToolOutcome`] out), and the registry agents build their toolsets from by name.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -11,7 +11,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlmatic_models::{MessageId, ThreadId};
 
-use crate::{QueryAudit, QueryLimits, QueryObserver, TargetDatabase, ToolError, ToolErrorCode};
+use crate::{
+    QueryAudit, QueryLimits, QueryObserver, TargetDatabase, ToolError, ToolErrorCode, ToolKind,
+    ToolOutcome, TurnState,
+};
 
 /// What a tool call gets that the model must never choose: the database, limits, who is asking.
 #[derive(Clone)]
@@ -27,8 +30,8 @@ pub struct ToolContext {
     pub observer: Option<Arc<dyn QueryObserver>>,
     /// Who decides on proposed writes; without one, writes are refused.
     pub approvals: Option<Arc<dyn ApprovalGate>>,
-    /// The results of this turn's successful queries, in order (what `show_chart` refers to).
-    pub results: Arc<std::sync::Mutex<Vec<sqlmatic_models::QueryResult>>>,
+    /// What this turn's calls produced so far (the agent records them; `show_chart` reads them).
+    pub turn: Arc<std::sync::Mutex<TurnState>>,
 }
 
 /// A person's decision on a proposed write.
@@ -55,7 +58,7 @@ impl ToolContext {
             source: "api",
             observer: None,
             approvals: None,
-            results: Arc::default(),
+            turn: Arc::default(),
         }
     }
 
@@ -82,8 +85,10 @@ impl ToolContext {
 /// A tool the model can call by `NAME` with JSON arguments matching `parameters()`.
 pub trait Tool: Send + Sync + 'static {
     const NAME: &'static str;
+    /// How its outcome is recorded in the turn (a failed `Query` is still a query of the turn).
+    const KIND: ToolKind = ToolKind::Other;
     type Args: DeserializeOwned + Send;
-    type Output: Serialize;
+    type Output: Send;
     /// Written for the model: what it does, when to use it, an example.
     fn description(&self) -> &str;
     /// JSON Schema of `Args`.
@@ -93,25 +98,33 @@ pub trait Tool: Send + Sync + 'static {
         ctx: &ToolContext,
         args: Self::Args,
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+    /// The typed outcome the model, the clients and the turn see ([`ToolOutcome::other`] for
+    /// outputs that are just JSON).
+    fn outcome(output: Self::Output) -> Result<ToolOutcome, ToolError>;
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Object-safe view of a [`Tool`]: parses arguments, serializes the output.
+/// Object-safe view of a [`Tool`]: parses JSON arguments, returns the typed outcome.
 pub trait DynTool: Send + Sync {
     fn name(&self) -> &'static str;
+    fn kind(&self) -> ToolKind;
     fn description(&self) -> &str;
     fn parameters(&self) -> Value;
-    fn call_json<'a>(
+    fn invoke<'a>(
         &'a self,
         ctx: &'a ToolContext,
         args: Value,
-    ) -> BoxFuture<'a, Result<Value, ToolError>>;
+    ) -> BoxFuture<'a, Result<ToolOutcome, ToolError>>;
 }
 
 impl<T: Tool> DynTool for T {
     fn name(&self) -> &'static str {
         T::NAME
+    }
+
+    fn kind(&self) -> ToolKind {
+        T::KIND
     }
 
     fn description(&self) -> &str {
@@ -122,19 +135,18 @@ impl<T: Tool> DynTool for T {
         Tool::parameters(self)
     }
 
-    fn call_json<'a>(
+    fn invoke<'a>(
         &'a self,
         ctx: &'a ToolContext,
         args: Value,
-    ) -> BoxFuture<'a, Result<Value, ToolError>> {
+    ) -> BoxFuture<'a, Result<ToolOutcome, ToolError>> {
         Box::pin(async move {
             // Models often send `null` or nothing for tools without arguments.
             let args = if args.is_null() { Value::Object(Default::default()) } else { args };
             let args: T::Args = serde_json::from_value(args).map_err(|e| {
                 ToolError::invalid_args(format!("invalid arguments for {}: {e}", T::NAME))
             })?;
-            let out = self.call(ctx, args).await?;
-            serde_json::to_value(out).map_err(ToolError::internal)
+            T::outcome(self.call(ctx, args).await?)
         })
     }
 }
@@ -154,7 +166,7 @@ pub struct ToolRegistry {
 }
 
 impl ToolRegistry {
-    /// The four built-in SQLite tools.
+    /// The built-in SQLite tools.
     pub fn builtin() -> Self {
         let mut r = Self::default();
         r.register(crate::ListTables);
@@ -222,13 +234,39 @@ impl Toolset {
         self.tools.iter().any(|t| t.name() == name)
     }
 
-    /// Calls a tool by name; an unknown name is a tool error the model can act on.
+    /// The kind of the named tool (`Other` for names it does not have).
+    pub fn kind_of(&self, name: &str) -> ToolKind {
+        self.tools.iter().find(|t| t.name() == name).map_or(ToolKind::Other, |t| t.kind())
+    }
+
+    /// Calls a tool by name and records the call in the turn's state (`ctx.turn`); an unknown
+    /// name is a tool error the model can act on.
     pub async fn call(
         &self,
         name: &str,
         ctx: &ToolContext,
         args: Value,
-    ) -> Result<Value, ToolError> {
+    ) -> Result<ToolOutcome, ToolError> {
+        let started = std::time::Instant::now();
+        let kind = self.kind_of(name);
+        let recorded = if kind == ToolKind::Query { Some(args.clone()) } else { None };
+        let result = self.call_unrecorded(name, ctx, args).await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        ctx.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).record(
+            kind,
+            recorded.as_ref().unwrap_or(&Value::Null),
+            &result,
+            elapsed_ms,
+        );
+        result
+    }
+
+    async fn call_unrecorded(
+        &self,
+        name: &str,
+        ctx: &ToolContext,
+        args: Value,
+    ) -> Result<ToolOutcome, ToolError> {
         let Some(tool) = self.tools.iter().find(|t| t.name() == name) else {
             let names: Vec<&str> = self.tools.iter().map(|t| t.name()).collect();
             return Err(ToolError::new(
@@ -236,6 +274,6 @@ impl Toolset {
                 format!("unknown tool `{name}`; available tools are: {}", names.join(", ")),
             ));
         };
-        tool.call_json(ctx, args).await
+        tool.invoke(ctx, args).await
     }
 }

@@ -29,7 +29,7 @@ async fn call(
 ) -> Result<Value, sqlmatic_tools::ToolError> {
     let registry = ToolRegistry::builtin();
     let toolset = registry.toolset(&ToolsConfig::default().enabled).unwrap();
-    toolset.call(tool, ctx, args).await
+    toolset.call(tool, ctx, args).await.map(|outcome| outcome.to_json())
 }
 
 #[tokio::test]
@@ -353,6 +353,16 @@ async fn show_chart_specs_are_checked_against_the_turns_results() {
         let err = chart(args.clone()).await.unwrap_err();
         assert!(err.model_message.contains(fragment), "{args}: {}", err.model_message);
     }
+    // the turn's state, which the reply and the events are built from, recorded every call
+    call(&ctx, "execute_query", json!({"sql": "SELECT nope FROM customers"})).await.unwrap_err();
+    let turn = ctx.turn.lock().unwrap().clone();
+    assert_eq!(turn.charts.len(), 1);
+    assert_eq!(turn.charts[0].y, ["score"]);
+    assert_eq!(turn.queries.len(), 2);
+    assert_eq!(turn.queries[0].row_count, 3);
+    assert_eq!(turn.queries[1].sql, "SELECT nope FROM customers");
+    assert_eq!(turn.queries[1].error.as_ref().unwrap().code, "sql_error");
+    assert_eq!(turn.successful().len(), 1);
 }
 
 /// Every registered tool's schema, as each provider receives it, follows that provider's

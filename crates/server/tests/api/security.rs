@@ -356,3 +356,32 @@ async fn revoked_or_rotated_tokens_close_open_sockets_and_cancel_turns() {
     assert_eq!(ws_next(&mut fresh, 5).await["event"], "subscribed");
     assert_eq!(app.get_as(&new_token, "/api/threads").await.status(), 200);
 }
+
+/// REST and WebSocket chats start through one core entry point, so they draw from one chat
+/// budget per user: after two turns over REST, a WebSocket `chat` gets an `error` event
+/// `rate_limited`, and REST a `429` with `Retry-After`; a refused turn stores nothing.
+#[actix_web::test]
+async fn the_chat_rate_limit_is_shared_by_rest_and_websocket() {
+    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    let llm =
+        ScriptedLlm::by_round(vec![Step::Reply(Reply::text("ok"))], std::time::Duration::ZERO)
+            .await;
+    let app = spawn_with(|c| {
+        use_llm(c, &llm);
+        c.api.rate_limit.chats_per_minute = 2;
+    })
+    .await;
+    for i in 0..2 {
+        let r = app.post_json("/chat", json!({"message": format!("question {i}")})).await;
+        assert_eq!(r.status(), 200, "turn {i}");
+    }
+    let mut ws = app.ws_connect().await;
+    ws_send(&mut ws, json!({"action": "chat", "message": "over the websocket"})).await;
+    let e = ws_next_named(&mut ws, "error", 5).await;
+    assert_eq!(e["payload"]["code"], "rate_limited", "{e}");
+    let r = app.post_json("/chat", json!({"message": "one more"})).await;
+    assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_error(r, 429, "rate_limited").await;
+    let threads: Value = app.get("/api/threads").await.json().await.unwrap();
+    assert_eq!(threads["total"], 2, "refused turns stored nothing");
+}

@@ -8,7 +8,6 @@
 //! itself.
 
 pub mod context;
-pub mod shaping;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlmatic_models::{ChatMessage, ErrorKind, ToolCall, Usage};
-use sqlmatic_tools::{Tool as _, ToolContext, ToolError, ToolErrorCode, ToolRegistry, Toolset};
+use sqlmatic_tools::{
+    ModelBounds, Tool as _, ToolContext, ToolError, ToolErrorCode, ToolOutcome, ToolRegistry,
+    Toolset,
+};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::llm::{ChatModel, LlmError, LlmRequest};
@@ -89,16 +91,19 @@ pub enum AgentEvent {
     Delta(String),
     /// The model called a tool (`arguments` parsed when valid JSON, else the raw text).
     ToolCall { id: String, name: String, arguments: Value },
-    /// A tool answered. `output` is the tool's full output (for the client), `error` its failure.
-    ToolResult {
-        id: String,
-        name: String,
-        output: Option<Value>,
-        error: Option<ToolError>,
-        elapsed_ms: f64,
-    },
+    /// A tool answered: the call it answers and its typed outcome (shared, never re-serialized),
+    /// or its failure.
+    ToolResult { call: CallMade, outcome: Result<Arc<ToolOutcome>, ToolError>, elapsed_ms: f64 },
     /// A complete message of the turn's transcript (assistant tool calls, tool results), for storage.
     Message(ChatMessage),
+}
+
+/// A tool call as the model made it, with its arguments parsed (the raw text when not JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallMade {
+    pub id: String,
+    pub name: String,
+    pub arguments: Value,
 }
 
 /// A finished turn.
@@ -164,6 +169,13 @@ fn parse_arguments(call: &ToolCall) -> Result<Value, ToolError> {
     })
 }
 
+fn log_tool(call: &ToolCall, result: &Result<ToolOutcome, ToolError>, elapsed: f64) {
+    match result {
+        Ok(_) => log::info!("tool {} ({}) ok in {elapsed:.1} ms", call.name, call.id),
+        Err(e) => log::info!("tool {} ({}) failed in {elapsed:.1} ms: {e}", call.name, call.id),
+    }
+}
+
 impl Agent {
     pub fn new(model: Arc<dyn ChatModel>, toolset: Toolset, settings: AgentSettings) -> Self {
         Self { model, toolset, settings }
@@ -189,33 +201,37 @@ impl Agent {
     async fn run_tool(
         &self,
         call: &ToolCall,
+        arguments: &Value,
         ctx: &ToolContext,
-    ) -> (Result<Value, ToolError>, f64) {
+    ) -> (Result<ToolOutcome, ToolError>, f64) {
         let started = Instant::now();
+        let limit = self.time_limit(&call.name);
         let result = match parse_arguments(call) {
             Err(e) => Err(e),
-            Ok(args) => match tokio::time::timeout(
-                self.time_limit(&call.name),
-                self.toolset.call(&call.name, ctx, args),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(ToolError::new(
-                    ToolErrorCode::QueryTimeout,
-                    format!(
-                        "{} did not finish within {} ms",
-                        call.name,
-                        self.time_limit(&call.name).as_millis()
-                    ),
-                )),
-            },
+            Ok(args) => {
+                match tokio::time::timeout(limit, self.toolset.call(&call.name, ctx, args)).await {
+                    // the toolset recorded the call in the turn
+                    Ok(r) => {
+                        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+                        log_tool(call, &r, elapsed);
+                        return (r, elapsed);
+                    }
+                    Err(_) => Err(ToolError::new(
+                        ToolErrorCode::QueryTimeout,
+                        format!("{} did not finish within {} ms", call.name, limit.as_millis()),
+                    )),
+                }
+            }
         };
+        // a call that never reached the end of the toolset is still part of the turn
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-        match &result {
-            Ok(_) => log::info!("tool {} ({}) ok in {elapsed:.1} ms", call.name, call.id),
-            Err(e) => log::info!("tool {} ({}) failed in {elapsed:.1} ms: {e}", call.name, call.id),
-        }
+        ctx.turn.lock().unwrap_or_else(PoisonError::into_inner).record(
+            self.toolset.kind_of(&call.name),
+            arguments,
+            &result,
+            elapsed,
+        );
+        log_tool(call, &result, elapsed);
         (result, elapsed)
     }
 
@@ -277,47 +293,51 @@ impl Agent {
             }
             let _ = events.send(AgentEvent::Message(assistant.clone()));
             messages.push(assistant);
-            for call in &response.tool_calls {
-                let arguments = serde_json::from_str(&call.arguments)
-                    .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+            let calls: Vec<CallMade> = response
+                .tool_calls
+                .iter()
+                .map(|c| CallMade {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    arguments: serde_json::from_str(&c.arguments)
+                        .unwrap_or_else(|_| Value::String(c.arguments.clone())),
+                })
+                .collect();
+            for call in &calls {
                 let _ = events.send(AgentEvent::ToolCall {
                     id: call.id.clone(),
                     name: call.name.clone(),
-                    arguments,
+                    arguments: call.arguments.clone(),
                 });
             }
             let results = futures_util::future::join_all(
-                response.tool_calls.iter().map(|c| self.run_tool(c, ctx)),
+                response
+                    .tool_calls
+                    .iter()
+                    .zip(&calls)
+                    .map(|(c, m)| self.run_tool(c, &m.arguments, ctx)),
             )
             .await;
-            for (call, (result, elapsed_ms)) in response.tool_calls.iter().zip(results) {
-                let content = match &result {
-                    Ok(output) => shaping::for_model(
-                        &call.name,
-                        output,
-                        self.settings.result_max_rows,
-                        self.settings.result_max_bytes,
-                    ),
-                    Err(e) => e.to_model_json().to_string(),
+            let bounds = ModelBounds {
+                max_rows: self.settings.result_max_rows,
+                max_bytes: self.settings.result_max_bytes,
+            };
+            for (call, (result, elapsed_ms)) in calls.into_iter().zip(results) {
+                let (content, is_error) = match &result {
+                    Ok(outcome) => (outcome.for_model(bounds), false),
+                    Err(e) => (e.to_model_json().to_string(), true),
                 };
-                let is_error = result.is_err();
-                let (output, error) = match result {
-                    Ok(o) => (Some(o), None),
-                    Err(e) => (None, Some(e)),
-                };
-                let _ = events.send(AgentEvent::ToolResult {
-                    id: call.id.clone(),
-                    name: call.name.clone(),
-                    output,
-                    error,
-                    elapsed_ms,
-                });
                 let message = ChatMessage::Tool {
                     tool_call_id: call.id.clone(),
                     name: call.name.clone(),
                     content,
                     is_error,
                 };
+                let _ = events.send(AgentEvent::ToolResult {
+                    call,
+                    outcome: result.map(Arc::new),
+                    elapsed_ms,
+                });
                 let _ = events.send(AgentEvent::Message(message.clone()));
                 messages.push(message);
             }

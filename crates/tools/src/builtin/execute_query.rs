@@ -1,0 +1,74 @@
+//! `execute_query`: one read-only statement in the sandbox.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlmatic_models::{QueryParams, QueryResult};
+
+use super::scalar;
+use crate::{Tool, ToolContext, ToolError, ToolKind, ToolOutcome};
+
+/// `execute_query {"sql": "...", "params"?: [...] | {...}}`
+pub struct ExecuteQuery;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteQueryArgs {
+    pub sql: String,
+    #[serde(default)]
+    pub params: Option<QueryParams>,
+}
+
+impl Tool for ExecuteQuery {
+    const NAME: &'static str = "execute_query";
+    type Args = ExecuteQueryArgs;
+    const KIND: ToolKind = ToolKind::Query;
+    type Output = (String, QueryResult);
+
+    fn description(&self) -> &str {
+        "Run exactly one read-only SQL statement (SQLite dialect: SELECT, WITH, VALUES, EXPLAIN) and \
+         get columns and rows back. Writes, DDL, ATTACH and PRAGMA writes are blocked. Results are \
+         capped; `truncated` says when rows were cut and `total_rows` how many exist. Prefer LIMIT \
+         and aggregates. Use `params` for values: positional `?` with an array of values, or `:name` \
+         with [{\"name\": \"c\", \"value\": \"France\"}]. Example: execute_query {\"sql\": \"SELECT name FROM customers WHERE country = ? \
+         LIMIT 10\", \"params\": [\"France\"]}"
+    }
+
+    fn parameters(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "sql": {"type": "string", "description": "One SQLite SELECT/WITH/VALUES statement."},
+                "params": {
+                    "description": "Bound parameters: values in order for ?/?N, or \
+                                    [{\"name\": \"c\", \"value\": …}] for :name.",
+                    "anyOf": [
+                        {"type": "array", "items": scalar()},
+                        {"type": "array", "items": {
+                            "type": "object",
+                            "properties": {"name": {"type": "string"}, "value": scalar()},
+                            "required": ["name", "value"]
+                        }}
+                    ]
+                }
+            },
+            "required": ["sql"]
+        })
+    }
+
+    fn outcome((sql, result): (String, QueryResult)) -> Result<ToolOutcome, ToolError> {
+        Ok(ToolOutcome::Query { sql, result })
+    }
+
+    async fn call(
+        &self,
+        ctx: &ToolContext,
+        args: ExecuteQueryArgs,
+    ) -> Result<(String, QueryResult), ToolError> {
+        let params = args.params.unwrap_or_default().normalized();
+        ctx.blocking(move |ctx| {
+            let result = ctx.database.query(&args.sql, &params, &ctx.limits, &ctx.audit())?;
+            Ok((args.sql, result))
+        })
+        .await
+    }
+}
