@@ -270,7 +270,7 @@ impl Sqlmatic {
             .await?)
     }
 
-    /// Writes a non-SQL tool call of the agent to the query log (off the async executor).
+    /// Queues a non-SQL tool call of the agent for the query log (the log's writer stores it).
     #[allow(clippy::too_many_arguments)] // one log row's fields
     pub(crate) fn log_tool_call(
         &self,
@@ -282,21 +282,16 @@ impl Sqlmatic {
         ok: bool,
         elapsed_ms: f64,
     ) {
-        let log = self.query_log.clone();
-        let (user, database, text) =
-            (user.to_owned(), database.to_owned(), format!("-- tool {name} {arguments}"));
-        tokio::task::spawn_blocking(move || {
-            log.on_query(&QueryEvent {
-                database: &database,
-                sql: &text,
-                user: &user,
-                thread_id: Some(thread),
-                source: "agent",
-                outcome: if ok { QueryOutcome::Ok } else { QueryOutcome::Failed },
-                rows: 0,
-                elapsed_ms,
-                error_code: None,
-            });
+        self.query_log.record(&QueryEvent {
+            database,
+            sql: &format!("-- tool {name} {arguments}"),
+            user,
+            thread_id: Some(thread),
+            source: "agent",
+            outcome: if ok { QueryOutcome::Ok } else { QueryOutcome::Failed },
+            rows: 0,
+            elapsed_ms,
+            error_code: None,
         });
     }
 

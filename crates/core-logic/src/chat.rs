@@ -73,7 +73,9 @@ impl Drop for InFlight {
 /// A turn whose question is stored and whose thread is reserved; [`Sqlmatic::run_turn`] runs it.
 pub struct PreparedTurn {
     user: String,
-    pub thread: Thread,
+    pub thread_id: ThreadId,
+    /// The target database the thread is about.
+    pub database: String,
     pub user_message_id: MessageId,
     pub answer_id: MessageId,
     question: String,
@@ -86,7 +88,7 @@ pub struct PreparedTurn {
 impl std::fmt::Debug for PreparedTurn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedTurn")
-            .field("thread", &self.thread.id)
+            .field("thread", &self.thread_id)
             .field("answer_id", &self.answer_id)
             .finish_non_exhaustive()
     }
@@ -112,19 +114,6 @@ impl Sqlmatic {
         Ok(text)
     }
 
-    /// Stores the user's question, before anything else of its turn can fail.
-    async fn store_question(
-        &self,
-        user: &str,
-        thread: ThreadId,
-        text: &str,
-    ) -> Result<sqlmatic_models::Message> {
-        Ok(self
-            .threads
-            .add_message(user, thread, NewMessage::new(Role::User, text, MessageStatus::Complete))
-            .await?)
-    }
-
     /// The one way a turn starts (REST and WebSocket): applies the user's chat rate limit and
     /// concurrent-chat cap, validates, resolves or creates the thread, checks access once,
     /// reserves the thread and stores the question.
@@ -142,7 +131,8 @@ impl Sqlmatic {
         let text = Self::validate_message(&request.message)?.to_owned();
         let stored_settings = self.users.agent_settings(user).await.ok().flatten();
         let agent = self.agents.agent_for(user, stored_settings.as_ref()).map_err(Error::agent)?;
-        let thread = match request.thread_id {
+        // a new thread is created in the same transaction that stores its first question
+        let (thread, new_thread, database) = match request.thread_id {
             Some(id) => {
                 let thread = self.threads.get(user, id).await?;
                 if let Some(db) = request.database.as_deref().filter(|db| *db != thread.database) {
@@ -154,7 +144,7 @@ impl Sqlmatic {
                         ),
                     });
                 }
-                thread
+                (thread.id, None, thread.database)
             }
             None => {
                 let target = self.target_for(principal, request.database.as_deref())?;
@@ -165,61 +155,46 @@ impl Sqlmatic {
                         target.name().to_owned(),
                     )));
                 }
-                let thread = self
-                    .threads
-                    .create(user, ThreadTitle::from_question(&text), target.name())
-                    .await?;
-                self.bus.publish(
-                    &Topic::UserThreads(user.to_owned()),
-                    &Event::ThreadCreated(thread.clone()),
-                );
-                thread
+                let title = ThreadTitle::from_question(&text);
+                let database = target.name().to_owned();
+                (ThreadId::random(), Some((title, database.clone())), database)
             }
         };
         let Some(agent) = agent else {
-            let stored = self.store_question(user, thread.id, &text).await?;
-            log::info!(
-                "chat: stored message {} in thread {} (no LLM configured)",
-                stored.id,
-                thread.id
-            );
-            return Err(Error::LlmNotConfigured { thread_id: thread.id, message_id: stored.id });
+            let (created, stored, _) =
+                self.threads.begin_turn(user, thread, new_thread, text, false).await?;
+            self.announce(user, created);
+            log::info!("chat: stored message {} in thread {thread} (no LLM configured)", stored.id);
+            return Err(Error::LlmNotConfigured { thread_id: thread, message_id: stored.id });
         };
-        if !agent.settings().may_use(&thread.database) || !principal.may_use(&thread.database) {
-            return Err(Error::agent(AgentError::DatabaseForbidden(thread.database.clone())));
+        if !agent.settings().may_use(&database) || !principal.may_use(&database) {
+            return Err(Error::agent(AgentError::DatabaseForbidden(database)));
         }
         let (cancel_tx, cancel) = watch::channel(false);
         {
             let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
-            if inflight.contains_key(&thread.id) {
-                return Err(Error::ThreadBusy(thread.id));
+            if inflight.contains_key(&thread) {
+                return Err(Error::ThreadBusy(thread));
             }
             let limit = self.config().max_concurrent_chats;
             let running = inflight.values().filter(|(owner, _)| owner == user).count();
             if limit > 0 && running >= limit {
                 return Err(Error::TooManyChats(running));
             }
-            inflight.insert(thread.id, (user.to_owned(), cancel_tx));
+            inflight.insert(thread, (user.to_owned(), cancel_tx));
         }
-        let guard = InFlight { core: self.clone(), thread: thread.id };
-        let stored = self.store_question(user, thread.id, &text).await?;
-        let answer = self
-            .threads
-            .add_message(
-                user,
-                thread.id,
-                NewMessage::new(Role::Assistant, "", MessageStatus::Pending),
-            )
-            .await?;
-        log::info!(
-            "chat: turn in thread {} (question {}, answer {})",
-            thread.id,
-            stored.id,
-            answer.id
-        );
+        let guard = InFlight { core: self.clone(), thread };
+        let (created, stored, answer) =
+            self.threads.begin_turn(user, thread, new_thread, text.clone(), true).await?;
+        self.announce(user, created);
+        let answer = answer.ok_or_else(|| {
+            Error::Service(sqlmatic_services::Error::NotFound { what: "message" })
+        })?;
+        log::info!("chat: turn in thread {thread} (question {}, answer {})", stored.id, answer.id);
         Ok(PreparedTurn {
             user: user.to_owned(),
-            thread,
+            thread_id: thread,
+            database,
             user_message_id: stored.id,
             answer_id: answer.id,
             question: text,
@@ -285,6 +260,13 @@ impl Sqlmatic {
         }
     }
 
+    /// Publishes `thread_created` for a thread a turn just created.
+    fn announce(&self, user: &str, created: Option<Thread>) {
+        if let Some(thread) = created {
+            self.bus.publish(&Topic::UserThreads(user.to_owned()), &Event::ThreadCreated(thread));
+        }
+    }
+
     fn stream_event(&self, thread: ThreadId, message: MessageId, part: StreamPart) {
         self.bus.publish(
             &Topic::Thread(thread),
@@ -294,13 +276,14 @@ impl Sqlmatic {
 
     /// Runs a prepared turn to its end.
     pub async fn run_turn(self: &Arc<Self>, turn: PreparedTurn) -> Result<ChatReply> {
-        let thread_id = turn.thread.id;
+        let thread_id = turn.thread_id;
         let answer_id = turn.answer_id;
         let mut run = TurnRun {
             core: self.clone(),
             turn: &turn,
             partial: String::new(),
             state: Arc::default(),
+            transcript: Vec::new(),
         };
         let ending = run.drive().await;
         // what the agent recorded, even when the turn was cancelled mid-way
@@ -316,8 +299,9 @@ impl Sqlmatic {
             }
             Err(e) => (MessageStatus::Error, run.partial.clone(), Err(Some(e))),
         };
+        let transcript = std::mem::take(&mut run.transcript);
         if let Err(e) =
-            self.threads.set_message_status(answer_id, status, Some(answer.clone())).await
+            self.threads.finish_turn(thread_id, answer_id, status, answer.clone(), transcript).await
         {
             log::error!("chat: cannot store the answer {answer_id} of thread {thread_id}: {e}");
         }
@@ -391,6 +375,9 @@ struct TurnRun<'a> {
     partial: String,
     /// The turn's queries and charts, recorded by the agent's tool calls.
     state: Arc<Mutex<TurnState>>,
+    /// The assistant's tool calls and the tool results, stored with the answer when the turn
+    /// ends (one transaction per turn, not one per message).
+    transcript: Vec<NewMessage>,
 }
 
 impl TurnRun<'_> {
@@ -401,16 +388,12 @@ impl TurnRun<'_> {
         let summarizer =
             Summarizer { model: agent.model().as_ref(), model_name: &agent.settings().model };
         let history: Vec<ChatMessage> =
-            core.memory.history(turn.thread.id, Some(summarizer)).await?;
-        let schema = core.structure_of(&turn.thread.database).await?;
+            core.memory.history(turn.thread_id, Some(summarizer)).await?;
+        let schema = core.structure_of(&turn.database).await?;
         let system_context =
             context::schema_context(&schema, &turn.question, agent.settings().schema_token_budget);
-        let mut ctx = core.tool_context(
-            &turn.user,
-            Some(&turn.thread.database),
-            Some(turn.thread.id),
-            "agent",
-        )?;
+        let mut ctx =
+            core.tool_context(&turn.user, Some(&turn.database), Some(turn.thread_id), "agent")?;
         ctx.message_id = Some(turn.answer_id);
         ctx.turn = self.state.clone();
         ctx.approvals = Some(crate::approvals::gate(&core.approvals));
@@ -436,7 +419,7 @@ impl TurnRun<'_> {
     }
 
     async fn handle(&mut self, event: AgentEvent) {
-        let (core, thread, answer) = (&self.core, self.turn.thread.id, self.turn.answer_id);
+        let (core, thread, answer) = (&self.core, self.turn.thread_id, self.turn.answer_id);
         match event {
             AgentEvent::Delta(text) => {
                 self.partial.push_str(&text);
@@ -451,7 +434,7 @@ impl TurnRun<'_> {
                     // queries are logged by the database with their SQL; other calls here
                     core.log_tool_call(
                         &self.turn.user,
-                        &self.turn.thread.database,
+                        &self.turn.database,
                         thread,
                         &call.name,
                         &call.arguments.to_string(),
@@ -473,7 +456,7 @@ impl TurnRun<'_> {
                     },
                 );
                 if done.is_some_and(|o| o.refreshes_schema()) {
-                    let database = &self.turn.thread.database;
+                    let database = &self.turn.database;
                     match core.database_update(database).await {
                         Ok(ev) => {
                             core.bus.publish(&Topic::Database(Some(database.clone())), &ev);
@@ -498,9 +481,7 @@ impl TurnRun<'_> {
                     },
                     _ => return,
                 };
-                if let Err(e) = core.threads.add_message(&self.turn.user, thread, new).await {
-                    log::error!("chat: cannot store a tool message in thread {thread}: {e}");
-                }
+                self.transcript.push(new);
             }
         }
     }

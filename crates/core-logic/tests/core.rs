@@ -186,7 +186,7 @@ async fn a_turn_streams_events_and_stores_its_transcript() {
     let fx = open_with_llm(&llm);
     let turn = fx.core.start_chat(&local(), ChatRequest::new("How many rows?")).await.unwrap();
     let mut sub = fx.core.bus().subscribe(64);
-    fx.core.bus().add_topics(sub.id, [Topic::Thread(turn.thread.id)]);
+    fx.core.bus().add_topics(sub.id, [Topic::Thread(turn.thread_id)]);
     let reply = fx.core.run_turn(turn).await.unwrap();
     assert_eq!(reply.answer, "There is 1 row.");
     assert_eq!(reply.queries[0].rows, vec![vec![serde_json::json!(1)]]);
@@ -213,7 +213,7 @@ async fn an_interrupted_turn_is_marked_on_restart() {
     .await;
     let fx = open_with_llm(&llm);
     let turn = fx.core.start_chat(&local(), ChatRequest::new("slow question")).await.unwrap();
-    let (thread_id, answer_id) = (turn.thread.id, turn.answer_id);
+    let (thread_id, answer_id) = (turn.thread_id, turn.answer_id);
     // the process "dies" with the turn in flight: the answer row stays pending
     drop(turn);
     let reopened = Sqlmatic::open(fx.core.config().clone()).unwrap();

@@ -190,8 +190,8 @@ impl Conn {
                     Ok(turn) => {
                         // follow the turn's events; the turn runs on its own so this connection
                         // can still read a `cancel`
-                        core.bus().add_topics(subscriber, [Topic::Thread(turn.thread.id)]);
-                        log::info!("ws {subscriber}: chat in thread {}", turn.thread.id);
+                        core.bus().add_topics(subscriber, [Topic::Thread(turn.thread_id)]);
+                        log::info!("ws {subscriber}: chat in thread {}", turn.thread_id);
                         // the turn reports through its events; the handle is not awaited
                         drop(core.spawn_turn(turn));
                         true

@@ -7,11 +7,94 @@ use sqlmatic_tools::{QueryEvent, QueryObserver};
 use crate::app_db::now;
 use crate::{AppDb, Result};
 
+/// The query log. Entries go to one writer thread that stores everything queued since its
+/// last commit in one transaction (group commit): logging costs a channel send on the query's
+/// thread, not a transaction. Readers flush first, so they see every query that finished.
 #[derive(Clone, Debug)]
 pub struct QueryLog {
     db: AppDb,
+    writer: std::sync::mpsc::Sender<Command>,
 }
 
+#[derive(Debug)]
+enum Command {
+    Record(Entry),
+    /// Answered once everything queued before it is committed.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// An entry waiting for the writer.
+#[derive(Debug)]
+struct Entry {
+    user: String,
+    thread_id: Option<String>,
+    database: String,
+    source: String,
+    sql: String,
+    outcome: &'static str,
+    error_code: Option<&'static str>,
+    rows: i64,
+    duration_ms: f64,
+    created_at: String,
+}
+
+/// Entries stored per transaction at most (bounds one commit's latency).
+const BATCH: usize = 512;
+
+fn write_batch(db: &AppDb, entries: &[Entry]) -> Result<()> {
+    let mut conn = db.conn()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO query_log(user, thread_id, database, source, sql, outcome, error_code, rows, duration_ms, created_at) \
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+        )?;
+        for e in entries {
+            insert.execute(params![
+                e.user,
+                e.thread_id,
+                e.database,
+                e.source,
+                e.sql,
+                e.outcome,
+                e.error_code,
+                e.rows,
+                e.duration_ms,
+                e.created_at
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn run_writer(db: AppDb, commands: std::sync::mpsc::Receiver<Command>) {
+    let mut entries = Vec::with_capacity(BATCH);
+    let mut flushes = Vec::new();
+    // blocks for the first command, then takes whatever else is already queued
+    while let Ok(first) = commands.recv() {
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            match command {
+                Command::Record(e) => entries.push(e),
+                Command::Flush(done) => flushes.push(done),
+            }
+            if entries.len() < BATCH {
+                next = commands.try_recv().ok();
+            }
+        }
+        if !entries.is_empty() {
+            if let Err(e) = write_batch(&db, &entries) {
+                // the queries already ran; losing their log lines must be loud, not fatal
+                log::error!("could not write {} query log entries: {e}", entries.len());
+            }
+            entries.clear();
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
 /// One row of the query log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueryLogEntry {
@@ -29,34 +112,49 @@ pub struct QueryLogEntry {
 }
 
 impl QueryLog {
+    /// Starts the writer thread; it ends when the last clone of this log is dropped.
     pub fn new(db: AppDb) -> Self {
-        Self { db }
+        let (writer, commands) = std::sync::mpsc::channel();
+        let thread_db = db.clone();
+        if let Err(e) = std::thread::Builder::new()
+            .name("query-log".into())
+            .spawn(move || run_writer(thread_db, commands))
+        {
+            log::error!("cannot start the query log writer, queries will not be logged: {e}");
+        }
+        Self { db, writer }
     }
 
-    /// Records one query. Blocking: called on the thread that ran the query.
-    pub fn record(&self, e: &QueryEvent<'_>) -> Result<()> {
-        let conn = self.db.conn()?;
-        conn.prepare_cached(
-            "INSERT INTO query_log(user, thread_id, database, source, sql, outcome, error_code, rows, duration_ms, created_at) \
-             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-        )?
-        .execute(params![
-            e.user,
-            e.thread_id.map(|t| t.to_string()),
-            e.database,
-            e.source,
-            e.sql,
-            e.outcome.as_str(),
-            e.error_code,
-            i64::try_from(e.rows).unwrap_or(i64::MAX),
-            e.elapsed_ms,
-            now()
-        ])?;
-        Ok(())
+    /// Queues one query for the log. Never blocks on the database.
+    pub fn record(&self, e: &QueryEvent<'_>) {
+        let entry = Entry {
+            user: e.user.to_owned(),
+            thread_id: e.thread_id.map(|t| t.to_string()),
+            database: e.database.to_owned(),
+            source: e.source.to_owned(),
+            sql: e.sql.to_owned(),
+            outcome: e.outcome.as_str(),
+            error_code: e.error_code,
+            rows: i64::try_from(e.rows).unwrap_or(i64::MAX),
+            duration_ms: e.elapsed_ms,
+            created_at: now(),
+        };
+        if self.writer.send(Command::Record(entry)).is_err() {
+            log::error!("the query log writer has stopped; a query was not logged");
+        }
+    }
+
+    /// Waits until every entry queued so far is stored.
+    pub async fn flush(&self) {
+        let (done, stored) = tokio::sync::oneshot::channel();
+        if self.writer.send(Command::Flush(done)).is_ok() {
+            let _ = stored.await;
+        }
     }
 
     /// The newest entries first; `user: None` means everyone's (admins).
     pub async fn recent(&self, user: Option<&str>, limit: u32) -> Result<Vec<QueryLogEntry>> {
+        self.flush().await;
         let user = user.map(str::to_owned);
         self.db
             .run(move |c| {
@@ -87,9 +185,6 @@ impl QueryLog {
 
 impl QueryObserver for QueryLog {
     fn on_query(&self, event: &QueryEvent<'_>) {
-        // The query already ran; failing to log it must not fail the caller, but is loud.
-        if let Err(e) = self.record(event) {
-            log::error!("could not write the query log: {e}");
-        }
+        self.record(event);
     }
 }

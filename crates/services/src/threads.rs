@@ -179,22 +179,84 @@ impl ThreadService {
                 // IMMEDIATE: take the write lock up front; a deferred read-then-write transaction
                 // fails at once with SQLITE_BUSY when another connection wrote in between.
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                get_thread(&tx, &owner, thread)?;
+                owned_thread_exists(&tx, &owner, thread)?;
                 let ts = now();
-                let tool_calls = message.tool_calls.as_ref().map(serde_json::Value::to_string);
-                tx.execute(
-                    "INSERT INTO messages(thread_id, role, content, tool_calls, status, created_at, parent_id) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                    params![thread.to_string(), message.role.as_str(), message.content, tool_calls, message.status.as_str(), ts, message.parent_id.map(|p| p.0)],
-                )?;
-                let id = tx.last_insert_rowid();
-                tx.execute("UPDATE threads SET updated_at = ?1 WHERE id = ?2", params![ts, thread.to_string()])?;
-                let stored = tx.query_row(
-                    "SELECT id, thread_id, role, content, tool_calls, status, created_at, parent_id FROM messages WHERE id = ?1",
-                    [id],
-                    message_from_row,
-                )?;
+                let stored = insert_message(&tx, thread, &message, &ts)?;
+                touch(&tx, thread, &ts)?;
                 tx.commit()?;
                 Ok(stored)
+            })
+            .await
+    }
+
+    /// Starts a turn in one transaction: stores the question and, when `with_answer`, the
+    /// answer's `pending` placeholder, and touches the thread. Returns (question, answer).
+    /// `new_thread` (title, database) creates thread `thread` first, in the same transaction.
+    pub async fn begin_turn(
+        &self,
+        owner: &str,
+        thread: ThreadId,
+        new_thread: Option<(ThreadTitle, String)>,
+        question: String,
+        with_answer: bool,
+    ) -> Result<(Option<Thread>, Message, Option<Message>)> {
+        let owner = owner.to_owned();
+        self.db
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let ts = now();
+                let created = new_thread.is_some();
+                match new_thread {
+                    Some((title, database)) => {
+                        tx.prepare_cached(
+                            "INSERT INTO threads(id, owner, title, database, created_at, updated_at) VALUES (?1,?2,?3,?4,?5,?5)",
+                        )?
+                        .execute(params![thread.to_string(), owner, title.as_str(), database, ts])?;
+                    }
+                    None => owned_thread_exists(&tx, &owner, thread)?,
+                }
+                let q = NewMessage::new(Role::User, question, MessageStatus::Complete);
+                let question = insert_message(&tx, thread, &q, &ts)?;
+                let answer = if with_answer {
+                    let a = NewMessage::new(Role::Assistant, "", MessageStatus::Pending);
+                    Some(insert_message(&tx, thread, &a, &ts)?)
+                } else {
+                    None
+                };
+                touch(&tx, thread, &ts)?;
+                let thread = if created { Some(get_thread(&tx, &owner, thread)?) } else { None };
+                tx.commit()?;
+                Ok((thread, question, answer))
+            })
+            .await
+    }
+
+    /// Ends a turn in one transaction: stores its transcript (the assistant's tool calls and
+    /// the tool results, under the answer) and the answer's final status and text.
+    pub async fn finish_turn(
+        &self,
+        thread: ThreadId,
+        answer: MessageId,
+        status: MessageStatus,
+        text: String,
+        transcript: Vec<NewMessage>,
+    ) -> Result<()> {
+        self.db
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let ts = now();
+                for message in &transcript {
+                    insert_message(&tx, thread, message, &ts)?;
+                }
+                let n = tx
+                    .prepare_cached("UPDATE messages SET status = ?1, content = ?2 WHERE id = ?3")?
+                    .execute(params![status.as_str(), text, answer.0])?;
+                if n == 0 {
+                    return Err(Error::NotFound { what: "message" });
+                }
+                touch(&tx, thread, &ts)?;
+                tx.commit()?;
+                Ok(())
             })
             .await
     }
@@ -248,6 +310,51 @@ impl ThreadService {
             })
             .await
     }
+}
+
+/// `NotFound` unless `owner` has thread `id` (cheaper than reading it whole).
+fn owned_thread_exists(c: &rusqlite::Connection, owner: &str, id: ThreadId) -> Result<()> {
+    c.prepare_cached("SELECT 1 FROM threads WHERE id = ?1 AND owner = ?2")?
+        .query_row(params![id.to_string(), owner], |_| Ok(()))
+        .optional()?
+        .ok_or(Error::NotFound { what: "thread" })
+}
+
+fn insert_message(
+    c: &rusqlite::Connection,
+    thread: ThreadId,
+    m: &NewMessage,
+    ts: &str,
+) -> Result<Message> {
+    let tool_calls = m.tool_calls.as_ref().map(serde_json::Value::to_string);
+    c.prepare_cached(
+        "INSERT INTO messages(thread_id, role, content, tool_calls, status, created_at, parent_id) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+    )?
+    .execute(params![
+        thread.to_string(),
+        m.role.as_str(),
+        m.content,
+        tool_calls,
+        m.status.as_str(),
+        ts,
+        m.parent_id.map(|p| p.0)
+    ])?;
+    Ok(Message {
+        id: MessageId(c.last_insert_rowid()),
+        thread_id: thread,
+        role: m.role,
+        content: m.content.clone(),
+        tool_calls: m.tool_calls.clone(),
+        status: m.status,
+        created_at: parse_time(ts),
+        parent_id: m.parent_id,
+    })
+}
+
+fn touch(c: &rusqlite::Connection, thread: ThreadId, ts: &str) -> Result<()> {
+    c.prepare_cached("UPDATE threads SET updated_at = ?1 WHERE id = ?2")?
+        .execute(params![ts, thread.to_string()])?;
+    Ok(())
 }
 
 fn get_thread(c: &rusqlite::Connection, owner: &str, id: ThreadId) -> Result<Thread> {
