@@ -397,6 +397,22 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
+/// A virtualenv under `target/bench-venv` with `packages` installed (PyPI), for the benchmarks'
+/// Python comparisons; returns its interpreter.
+pub fn python_venv(packages: &[&str]) -> anyhow::Result<std::path::PathBuf> {
+    let venv = crate::root().join("target/bench-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        crate::run(std::process::Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    crate::run(
+        std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(packages),
+    )?;
+    Ok(python)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

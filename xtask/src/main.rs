@@ -114,7 +114,15 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Bench(args) => bench::bench(args),
         Task::BenchAgent => {
-            run(cargo().args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "agent"]))
+            let mut bench = cargo();
+            bench.args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "agent"]);
+            match bench::python_venv(&["openai==3.60.0"]) {
+                Ok(python) => {
+                    bench.env("AGENT_BENCH_PYTHON", python);
+                }
+                Err(e) => eprintln!("the Python comparison will be skipped: {e}"),
+            }
+            run(&mut bench)
         }
         Task::BenchLoad => {
             run(cargo().args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "load"]))

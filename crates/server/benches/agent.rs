@@ -53,6 +53,27 @@ async fn chat(client: &reqwest::Client, port: u16, i: usize) -> Result<f64, Stri
     Ok(started.elapsed().as_secs_f64() * 1000.0)
 }
 
+/// Runs `benches/python/agent_loop.py` with the interpreter in `AGENT_BENCH_PYTHON` (a virtualenv
+/// with the openai SDK; `cargo xtask bench-agent` makes one). Its report, or why it did not run.
+fn python_loop(llm_url: &str, db: &Path, turns: usize) -> Value {
+    let Ok(python) = std::env::var("AGENT_BENCH_PYTHON") else {
+        return json!({"skipped": "AGENT_BENCH_PYTHON is not set; run `cargo xtask bench-agent`"});
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/agent_loop.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(llm_url)
+        .arg(db)
+        .arg(turns.to_string())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| json!({"skipped": format!("unreadable report: {e}")})),
+        Ok(o) => json!({"skipped": String::from_utf8_lossy(&o.stderr).to_string()}),
+        Err(e) => json!({"skipped": e.to_string()}),
+    }
+}
+
 fn main() {
     let turns: usize =
         std::env::var("AGENT_BENCH_TURNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
@@ -81,6 +102,8 @@ fn main() {
         let cpu_per_turn = (cpu_ms(pid) - cpu_before) / turns as f64;
         walls.sort_by(f64::total_cmp);
         drop(server);
+        // the same turns, same scripted model, same database: a hand-written Python loop
+        let python = python_loop(&llm.openai_url(), &dir.path().join("demo.db"), turns);
 
         // 2. concurrent chats, 100 ms per model call
         let slow = ScriptedLlm::by_round(turn_script(), Duration::from_millis(100)).await;
@@ -103,6 +126,7 @@ fn main() {
                 "p95_ms": percentile(&walls, 95.0),
                 "server_cpu_ms_per_turn": cpu_per_turn,
             },
+            "python_loop": python,
             "concurrent": {
                 "chats": concurrent,
                 "model_latency_ms": 100,
@@ -129,6 +153,20 @@ fn main() {
         o["p95_ms"].as_f64().unwrap_or(f64::NAN),
         o["server_cpu_ms_per_turn"].as_f64().unwrap_or(f64::NAN)
     );
+    let p = &report["python_loop"];
+    match p["cpu_ms_per_turn"].as_f64() {
+        Some(python_cpu) => {
+            let ours = o["server_cpu_ms_per_turn"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "  hand-written Python loop (openai {} + sqlite3), same turns in this run: CPU {python_cpu:.2} ms per turn \
+                 (its three tool calls alone: {:.2} ms); sqlmatic uses {:.1}x less CPU per turn",
+                p["openai"].as_str().unwrap_or("?"),
+                p["tools_cpu_ms_per_turn"].as_f64().unwrap_or(f64::NAN),
+                python_cpu / ours
+            );
+        }
+        None => println!("  hand-written Python loop: not run ({})", p["skipped"]),
+    }
     println!(
         "{} concurrent chats, scripted model waits 100 ms per call (turn floor 400 ms):",
         c["chats"]

@@ -18,7 +18,7 @@ mod app_db;
 mod config;
 pub mod demo;
 mod error;
-mod http;
+pub mod http;
 pub mod llm;
 pub mod memory;
 mod query_log;
@@ -32,7 +32,7 @@ pub use agent_config::{AgentConfig, AgentOverrides, DEFAULT_SYSTEM_PROMPT, Memor
 pub use app_db::AppDb;
 pub use config::DatabaseConfig;
 pub use error::{Error, Result};
-pub use http::{http_client, http_client_builder};
+pub use http::{ClientSettings, PerThreadClient, http_client, http_client_builder};
 pub use memory::MemoryService;
 pub use query_log::{QueryLog, QueryLogEntry};
 pub use targets::Targets;

@@ -17,16 +17,16 @@ const API_VERSION: &str = "2023-06-01";
 
 pub struct Anthropic {
     settings: ProviderSettings,
-    client: reqwest::Client,
+    client: crate::http::PerThreadClient,
     url: String,
 }
 
 impl Anthropic {
     pub fn new(settings: ProviderSettings) -> Result<Self, LlmError> {
-        let client = crate::http_client_builder()
-            .connect_timeout(settings.connect_timeout)
-            .build()
-            .map_err(LlmError::Client)?;
+        let client = crate::http::PerThreadClient::new(crate::http::ClientSettings {
+            connect_timeout: settings.connect_timeout,
+        })
+        .map_err(LlmError::Client)?;
         let base = settings.base_url.trim_end_matches('/');
         let url = if base.ends_with("/messages") {
             base.to_owned()
@@ -163,6 +163,7 @@ impl Anthropic {
         let build = || {
             let mut rb = self
                 .client
+                .get()
                 .post(&self.url)
                 .header("content-type", "application/json")
                 .header("anthropic-version", API_VERSION)

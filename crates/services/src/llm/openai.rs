@@ -15,16 +15,16 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
 pub struct OpenAi {
     settings: ProviderSettings,
-    client: reqwest::Client,
+    client: crate::http::PerThreadClient,
     url: String,
 }
 
 impl OpenAi {
     pub fn new(settings: ProviderSettings) -> Result<Self, LlmError> {
-        let client = crate::http_client_builder()
-            .connect_timeout(settings.connect_timeout)
-            .build()
-            .map_err(LlmError::Client)?;
+        let client = crate::http::PerThreadClient::new(crate::http::ClientSettings {
+            connect_timeout: settings.connect_timeout,
+        })
+        .map_err(LlmError::Client)?;
         let url = if settings.base_url.ends_with("/chat/completions") {
             settings.base_url.clone()
         } else {
@@ -365,6 +365,7 @@ impl OpenAi {
         let build = || {
             let mut rb = self
                 .client
+                .get()
                 .post(&self.url)
                 .header("content-type", "application/json")
                 .body(body.clone());
