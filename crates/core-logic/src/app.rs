@@ -10,6 +10,7 @@ use sqlmatic_models::{
     ThreadId, ThreadTitle,
 };
 use sqlmatic_services::agent::AgentService;
+use sqlmatic_services::llm::ChatModel;
 use sqlmatic_services::{
     AgentConfig, AppDb, DatabaseConfig, MemoryConfig, MemoryService, QueryLog, QueryLogEntry,
     Targets, ThreadService, UserService,
@@ -87,13 +88,32 @@ impl Sqlmatic {
     /// Opens the app database (migrating it), the target databases (generating the demo one if
     /// needed) and the tools. Blocking: call it before the runtime or in `spawn_blocking`.
     pub fn open(config: CoreConfig) -> Result<Arc<Self>> {
+        Self::open_inner(config, None)
+    }
+
+    /// As [`Self::open`], with the agent answering through `model` instead of the provider
+    /// `config.agent` names: for apps that embed sqlmatic with their own [`ChatModel`].
+    pub fn open_with_model(config: CoreConfig, model: Arc<dyn ChatModel>) -> Result<Arc<Self>> {
+        Self::open_inner(config, Some(model))
+    }
+
+    fn open_inner(config: CoreConfig, model: Option<Arc<dyn ChatModel>>) -> Result<Arc<Self>> {
         let app_db = AppDb::open(&config.database)?;
         let targets = Targets::open(&config.database, &config.tools)?;
         let tools = ToolRegistry::builtin();
         tools.toolset(&config.tools.enabled)?;
-        let agents =
-            AgentService::new(config.agent.clone(), tools.clone(), config.tools.enabled.clone())
-                .map_err(|e| Error::agent(e.into()))?;
+        let agents = match model {
+            Some(model) => AgentService::with_model(
+                config.agent.clone(),
+                tools.clone(),
+                config.tools.enabled.clone(),
+                model,
+            ),
+            None => {
+                AgentService::new(config.agent.clone(), tools.clone(), config.tools.enabled.clone())
+                    .map_err(|e| Error::agent(e.into()))?
+            }
+        };
         let threads = ThreadService::new(app_db.clone());
         let interrupted = threads.mark_interrupted_now()?;
         if interrupted > 0 {

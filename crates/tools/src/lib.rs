@@ -19,6 +19,7 @@ pub mod outcome;
 pub mod sandbox;
 pub mod schema;
 mod target;
+#[cfg(any(test, feature = "test-utils"))]
 pub mod test_support;
 pub mod tool;
 

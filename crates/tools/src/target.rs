@@ -50,6 +50,19 @@ fn yes() -> bool {
 }
 
 impl TargetSpec {
+    /// A read-only target named `name` over the SQLite file at `path`, with nothing else set.
+    pub fn read_only(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            path: path.into(),
+            read_only: true,
+            default: false,
+            description: None,
+            tables: BTreeMap::new(),
+            masked_columns: Vec::new(),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let ok = !self.name.is_empty()
             && self.name.len() <= 64

@@ -496,6 +496,134 @@ mod tests {
         );
     }
 
+    /// The loop without HTTP: an in-process scripted model and a real fixture database.
+    mod loop_ {
+        use serde_json::json;
+        use sqlmatic_tools::test_support::fixture_context;
+        use sqlmatic_tools::{ToolKind, ToolOutcome};
+
+        use super::*;
+        use crate::testing::{Reply, ScriptedModel};
+
+        const SHOP: &str =
+            "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT, country TEXT);
+            INSERT INTO customers VALUES (1,'Ada','UK'),(2,'Linus','FI'),(3,'Grace','US');";
+
+        fn agent(model: Arc<ScriptedModel>, max_steps: u32) -> Agent {
+            let config =
+                AgentConfig { model: Some("m".into()), max_steps, ..AgentConfig::default() };
+            let tools: Vec<String> =
+                ["list_tables", "execute_query", "show_chart"].map(String::from).to_vec();
+            let toolset = ToolRegistry::builtin().toolset(&tools).unwrap();
+            Agent::new(model, toolset, AgentSettings::for_user(&config, &tools, "local", None))
+        }
+
+        async fn run(
+            agent: &Agent,
+            ctx: &ToolContext,
+        ) -> (Result<AgentOutcome, AgentError>, Vec<AgentEvent>) {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let history = vec![ChatMessage::User { content: "How many customers?".into() }];
+            let outcome =
+                agent.run("schema: customers(id, name, country)", history, ctx, &tx, true).await;
+            drop(tx);
+            let mut events = Vec::new();
+            while let Some(e) = rx.recv().await {
+                events.push(e);
+            }
+            (outcome, events)
+        }
+
+        #[tokio::test]
+        async fn a_turn_calls_tools_records_them_and_answers() {
+            let (_dir, ctx) = fixture_context(SHOP);
+            let model = Arc::new(ScriptedModel::by_round(vec![
+                Reply::tool("c1", "list_tables", json!({})),
+                Reply::tools(&[
+                    (
+                        "c2",
+                        "execute_query",
+                        json!({"sql": "SELECT country, count(*) AS n FROM customers GROUP BY country"}),
+                    ),
+                    ("c3", "execute_query", json!({"sql": "SELECT nope FROM customers"})),
+                ]),
+                Reply::tool("c4", "show_chart", json!({"kind": "bar", "x": "country", "y": "n"})),
+                Reply::text("There are 3 customers."),
+            ]));
+            let (outcome, events) = run(&agent(model.clone(), 10), &ctx).await;
+            let outcome = outcome.unwrap();
+            assert_eq!(outcome.answer, "There are 3 customers.");
+            assert_eq!(outcome.steps, 4);
+            // the turn's state: both queries (one failed), one chart of the successful one
+            let turn = ctx.turn.lock().unwrap().clone();
+            assert_eq!(turn.queries.len(), 2);
+            assert_eq!(turn.queries[0].row_count, 3);
+            assert_eq!(turn.queries[1].error.as_ref().unwrap().code, "sql_error");
+            assert_eq!(turn.charts.len(), 1);
+            assert_eq!(turn.charts[0].query, 0);
+            // typed results, in call order, carrying their call
+            let results: Vec<(&str, bool)> = events
+                .iter()
+                .filter_map(|e| match e {
+                    AgentEvent::ToolResult { call, outcome, .. } => {
+                        Some((call.id.as_str(), outcome.is_ok()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(results, [("c1", true), ("c2", true), ("c3", false), ("c4", true)]);
+            assert!(events.iter().any(|e| matches!(e,
+                AgentEvent::ToolResult { outcome: Ok(o), .. } if matches!(&**o, ToolOutcome::Query { result, .. } if result.row_count == 3))));
+            // the model saw the failure as an error result (Anthropic's is_error), and the rows
+            let requests = model.requests();
+            assert_eq!(requests.len(), 4);
+            let tool_messages: Vec<(&str, bool)> = requests[2]
+                .messages
+                .iter()
+                .filter_map(|m| match m {
+                    ChatMessage::Tool { tool_call_id, is_error, .. } => {
+                        Some((tool_call_id.as_str(), *is_error))
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(tool_messages, [("c1", false), ("c2", false), ("c3", true)]);
+            assert_eq!(agent(model, 10).toolset.kind_of("execute_query"), ToolKind::Query);
+            // streamed text arrived as deltas
+            let text: String = events
+                .iter()
+                .filter_map(|e| if let AgentEvent::Delta(t) = e { Some(t.as_str()) } else { None })
+                .collect();
+            assert_eq!(text, "There are 3 customers.");
+        }
+
+        #[tokio::test]
+        async fn bad_arguments_and_unknown_tools_go_back_to_the_model_and_steps_are_bounded() {
+            let (_dir, ctx) = fixture_context(SHOP);
+            let model = Arc::new(ScriptedModel::by_round(vec![
+                Reply::raw_tool("c1", "execute_query", "{not json"),
+                Reply::tool("c2", "drop_everything", json!({})),
+                Reply::tool("c3", "list_tables", json!({})),
+            ]));
+            let (outcome, events) = run(&agent(model.clone(), 3), &ctx).await;
+            assert!(matches!(outcome, Err(AgentError::MaxSteps(3))), "{outcome:?}");
+            let errors: Vec<String> = events
+                .iter()
+                .filter_map(|e| match e {
+                    AgentEvent::ToolResult { outcome: Err(e), .. } => {
+                        Some(e.code.as_str().to_owned())
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(errors, ["invalid_args", "unknown_tool"]);
+            // a query whose arguments were not even JSON is still one of the turn's queries
+            let turn = ctx.turn.lock().unwrap().clone();
+            assert_eq!(turn.queries.len(), 1);
+            assert_eq!(turn.queries[0].error.as_ref().unwrap().code, "invalid_args");
+        }
+    }
+
     #[test]
     fn unknown_tool_names_in_settings_are_an_error() {
         let config = AgentConfig { model: Some("m".into()), ..AgentConfig::default() };

@@ -1,4 +1,5 @@
-//! A scripted LLM server for tests and benchmarks: a real HTTP/1.1 server on 127.0.0.1 that
+//! Scripted models for tests and benchmarks (behind the `test-utils` feature): [`ScriptedModel`]
+//! in process, and [`ScriptedLlm`], a scripted LLM server: a real HTTP/1.1 server on 127.0.0.1 that
 //! speaks the OpenAI-compatible chat-completions protocol (`…/chat/completions`) and Anthropic's
 //! Messages API (`…/messages`), streaming real SSE (chunked) or answering JSON, and injecting
 //! faults: error statuses with `Retry-After`, a slow first byte, a connection cut mid-stream,
@@ -7,6 +8,10 @@
 //! Responses come from a [`Script`]: either a queue consumed one step per request, or steps
 //! chosen by the request's round (assistant messages since the last user message), which keeps
 //! concurrent conversations independent.
+
+mod model;
+
+pub use model::ScriptedModel;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -1,0 +1,65 @@
+//! Open a SQLite file and run one sandboxed, read-only query, as the agent's `execute_query`
+//! tool does: `cargo run -p sqlmatic-tools --example query -- shop.db "SELECT ..."`.
+//! Without arguments it makes a small database in a temp directory and queries that.
+
+#![allow(clippy::print_stdout)] // an example prints its results
+
+use sqlmatic_tools::{
+    TargetDatabase, TargetSpec, ToolContext, ToolOutcome, ToolRegistry, ToolsConfig,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let scratch = tempfile::tempdir()?;
+    let path = match args.next() {
+        Some(path) => path.into(),
+        None => {
+            let path = scratch.path().join("shop.db");
+            rusqlite::Connection::open(&path)?.execute_batch(
+                "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT, country TEXT);
+                 INSERT INTO customers VALUES (1,'Ada','UK'),(2,'Linus','FI'),(3,'Grace','US');",
+            )?;
+            path
+        }
+    };
+    let sql = args
+        .next()
+        .unwrap_or_else(|| "SELECT country, count(*) AS n FROM customers GROUP BY country".into());
+
+    // The sandbox: a read-only connection, an authorizer, time, row and byte limits.
+    let config = ToolsConfig::default();
+    let database = TargetDatabase::new(TargetSpec::read_only("shop", path), &config);
+    let ctx = ToolContext::new(database, config.limits());
+
+    // Directly: blocking, typed (run it off the async executor in a server).
+    let result = ctx
+        .blocking({
+            let sql = sql.clone();
+            move |ctx| ctx.database.query(&sql, &Default::default(), &ctx.limits, &ctx.audit())
+        })
+        .await?;
+    println!("{} rows in {:.2} ms", result.row_count, result.elapsed_ms);
+    for row in &result.rows {
+        println!("  {}", serde_json::Value::from(row.clone()));
+    }
+
+    // As a model calls it: the tool by name with JSON arguments, answering a typed outcome that
+    // knows how to render itself for a model (bounded) and for a client.
+    let toolset = ToolRegistry::builtin().toolset(&["execute_query".into()])?;
+    let outcome = toolset.call("execute_query", &ctx, serde_json::json!({"sql": sql})).await?;
+    if let ToolOutcome::Query { result, .. } = &outcome {
+        println!("the tool returned {} columns", result.columns.len());
+    }
+    println!(
+        "the model sees: {}",
+        outcome.for_model(sqlmatic_tools::ModelBounds { max_rows: 50, max_bytes: 4000 })
+    );
+
+    // Writes never get through the sandbox, whatever the SQL says.
+    let refused = toolset
+        .call("execute_query", &ctx, serde_json::json!({"sql": "DELETE FROM customers"}))
+        .await;
+    println!("DELETE: {}", refused.err().map(|e| e.to_string()).unwrap_or_default());
+    Ok(())
+}
