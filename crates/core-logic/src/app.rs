@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use sqlmatic_events::{DatabaseUpdate, Event, EventBus, SubscriberId, Topic};
 use sqlmatic_models::{
-    DatabaseSchema, DatabaseSummary, Message, Page, Principal, QueryParams, QueryResult, Thread,
-    ThreadId, ThreadTitle,
+    Code, DatabaseSchema, DatabaseSummary, Message, Page, Principal, QueryParams, QueryResult,
+    Thread, ThreadId, ThreadTitle,
 };
 use sqlmatic_services::agent::AgentService;
 use sqlmatic_services::llm::ChatModel;
@@ -378,7 +378,7 @@ impl Sqlmatic {
         database: Option<&str>,
     ) -> Result<Thread> {
         let title = match title {
-            Some(t) => ThreadTitle::parse(t).map_err(|m| Error::invalid("invalid_title", m))?,
+            Some(t) => ThreadTitle::parse(t).map_err(|m| Error::invalid(Code::InvalidTitle, m))?,
             None => ThreadTitle::from_question(""),
         };
         let target = self.target_for(user, database)?;
@@ -400,7 +400,7 @@ impl Sqlmatic {
         id: ThreadId,
         title: &str,
     ) -> Result<Thread> {
-        let title = ThreadTitle::parse(title).map_err(|m| Error::invalid("invalid_title", m))?;
+        let title = ThreadTitle::parse(title).map_err(|m| Error::invalid(Code::InvalidTitle, m))?;
         Ok(self.threads.rename(&user.name, id, title).await?)
     }
 

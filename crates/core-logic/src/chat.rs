@@ -11,7 +11,7 @@ use serde_json::json;
 use sqlmatic_events::{Event, MessageStream, StreamPart, Topic};
 pub use sqlmatic_models::QueryRecord;
 use sqlmatic_models::{
-    ChartSpec, ChatMessage, MessageId, MessageStatus, Principal, Role, Thread, ThreadId,
+    ChartSpec, ChatMessage, Code, MessageId, MessageStatus, Principal, Role, Thread, ThreadId,
     ThreadTitle, Usage,
 };
 use sqlmatic_services::NewMessage;
@@ -103,11 +103,11 @@ impl Sqlmatic {
     fn validate_message(message: &str) -> Result<&str> {
         let text = sqlmatic_models::text::trim_invisible(message);
         if text.is_empty() {
-            return Err(Error::invalid("empty_message", "the message is empty; ask a question"));
+            return Err(Error::invalid(Code::EmptyMessage, "the message is empty; ask a question"));
         }
         if text.chars().count() > MAX_MESSAGE_CHARS {
             return Err(Error::invalid(
-                "message_too_long",
+                Code::MessageTooLong,
                 format!("the message is longer than {MAX_MESSAGE_CHARS} characters"),
             ));
         }
@@ -137,7 +137,7 @@ impl Sqlmatic {
                 let thread = self.threads.get(user, id).await?;
                 if let Some(db) = request.database.as_deref().filter(|db| *db != thread.database) {
                     return Err(Error::Conflict {
-                        code: "database_mismatch",
+                        code: Code::DatabaseMismatch,
                         message: format!(
                             "thread {id} is about database `{}`, not `{db}`; start a new thread",
                             thread.database
@@ -361,7 +361,7 @@ impl Sqlmatic {
                 self.stream_event(
                     thread_id,
                     answer_id,
-                    StreamPart::Error { code: e.code().into(), message: e.to_string() },
+                    StreamPart::Error { code: e.code().as_str().into(), message: e.to_string() },
                 );
                 Err(Error::Turn { source: Box::new(e), thread_id, message_id: answer_id })
             }

@@ -1,6 +1,6 @@
 //! The chat domain's error: what failed, its kind and a stable code.
 
-use sqlmatic_models::{ErrorKind, MessageId, ThreadId};
+use sqlmatic_models::{Code, ErrorKind, MessageId, ThreadId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -9,10 +9,10 @@ pub enum Error {
     #[error("{}", .0.model_message)]
     Tool(#[from] sqlmatic_tools::ToolError),
     #[error("{message}")]
-    InvalidInput { code: &'static str, message: String },
+    InvalidInput { code: Code, message: String },
     /// The request is well formed but contradicts the state of what it names.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: Code, message: String },
     #[error("{0}")]
     Forbidden(String),
     #[error("you already have {0} answers running; wait for one to finish")]
@@ -42,7 +42,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(code: Code, message: impl Into<String>) -> Self {
         Self::InvalidInput { code, message: message.into() }
     }
 
@@ -66,20 +66,20 @@ impl Error {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
             Self::Agent(e) => e.code(),
-            Self::ThreadBusy(_) => "thread_busy",
-            Self::NotRunning(_) => "not_running",
-            Self::ApprovalNotFound => "approval_not_found",
+            Self::ThreadBusy(_) => Code::ThreadBusy,
+            Self::NotRunning(_) => Code::NotRunning,
+            Self::ApprovalNotFound => Code::ApprovalNotFound,
             Self::Turn { source, .. } => source.code(),
             Self::Service(e) => e.code(),
-            Self::Tool(e) => e.code.as_str(),
-            Self::InvalidInput { code, .. } | Self::Conflict { code, .. } => code,
-            Self::Forbidden(_) => "forbidden",
-            Self::TooManyChats(_) => "too_many_chats",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::LlmNotConfigured { .. } => "llm_not_configured",
+            Self::Tool(e) => e.code,
+            Self::InvalidInput { code, .. } | Self::Conflict { code, .. } => *code,
+            Self::Forbidden(_) => Code::Forbidden,
+            Self::TooManyChats(_) => Code::TooManyChats,
+            Self::RateLimited { .. } => Code::RateLimited,
+            Self::LlmNotConfigured { .. } => Code::LlmNotConfigured,
         }
     }
 

@@ -71,14 +71,14 @@ async fn invalid_chats_store_nothing() {
     for (message, code) in [("   ", "empty_message"), (&"x".repeat(40_000)[..], "message_too_long")]
     {
         let err = fx.core.chat(&local(), ChatRequest::new(message)).await.unwrap_err();
-        assert_eq!(err.code(), code);
+        assert_eq!(err.code().as_str(), code);
     }
     let err = fx
         .core
         .chat(&local(), ChatRequest { database: Some("nope".into()), ..ChatRequest::new("hi") })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "database_not_found");
+    assert_eq!(err.code().as_str(), "database_not_found");
     assert_eq!(fx.core.list_threads(&local(), Page::default()).await.unwrap().1, 0);
 }
 
@@ -93,7 +93,7 @@ async fn queries_reach_the_query_log_and_metrics() {
         .query(&local(), Some("fx"), "DROP TABLE t".into(), QueryParams::None)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "read_only");
+    assert_eq!(err.code().as_str(), "read_only");
     let log = fx.core.query_log(&local(), None, 10).await.unwrap();
     assert_eq!(log.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>(), ["blocked", "ok"]);
     let m = fx.core.metrics_snapshot().await;
@@ -146,9 +146,9 @@ async fn other_users_threads_are_invisible() {
     let fx = open(1000);
     let t = fx.core.create_thread(&local(), Some("mine"), None).await.unwrap();
     let err = fx.core.resolve_topic(&someone(), Topic::Thread(t.id)).await.unwrap_err();
-    assert_eq!(err.code(), "thread_not_found");
+    assert_eq!(err.code().as_str(), "thread_not_found");
     let err = fx.core.get_thread(&someone(), t.id).await.unwrap_err();
-    assert_eq!(err.code(), "thread_not_found");
+    assert_eq!(err.code().as_str(), "thread_not_found");
 }
 
 /// DDL from another connection, as another process would run it.
@@ -296,14 +296,14 @@ async fn an_llm_fault_storm_ends_every_turn_cleanly_and_leaves_nothing_behind() 
     let first = fx.core.chat(&local(), ChatRequest::new("q")).await.unwrap_err();
     let Error::Turn { thread_id, .. } = &first else { panic!("{first:?}") };
     let thread_id = *thread_id;
-    let mut codes = vec![first.code()];
+    let mut codes = vec![first.code().as_str()];
     for _ in 0..4 {
         let e = fx
             .core
             .chat(&local(), ChatRequest { thread_id: Some(thread_id), ..ChatRequest::new("again") })
             .await
             .unwrap_err();
-        codes.push(e.code());
+        codes.push(e.code().as_str());
     }
     assert_eq!(
         codes,

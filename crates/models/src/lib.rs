@@ -5,6 +5,7 @@
 //! Must not do IO of any kind: no files, sockets, SQLite or HTTP.
 
 mod chat;
+mod code;
 mod error;
 mod ids;
 mod principal;
@@ -15,6 +16,7 @@ mod thread;
 mod turn;
 
 pub use chat::{ChatMessage, ToolCall, Usage};
+pub use code::Code;
 pub use error::ErrorKind;
 pub use ids::{InvalidId, MessageId, ThreadId};
 pub use principal::Principal;

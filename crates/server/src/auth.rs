@@ -8,6 +8,7 @@
 //! - A token bucket per user (per IP when anonymous) for requests answers `429` with
 //!   `Retry-After` (chat turns have their own, in the core).
 
+use sqlmatic_models::Code;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -15,10 +16,10 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError as _, web};
 use serde::{Deserialize, Serialize};
 use sqlmatic_core_logic::limits::Buckets;
-use sqlmatic_models::{ErrorKind, Principal};
+use sqlmatic_models::Principal;
 
 use crate::State;
 use crate::error::ApiError;
@@ -86,19 +87,13 @@ impl Limiter {
 
 pub fn rate_limited(what: &str, wait: Duration) -> HttpResponse {
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-    let e = ApiError::new(
-        ErrorKind::RateLimited,
-        "rate_limited",
-        format!("too many {what}; retry in {secs} s"),
-    );
-    HttpResponse::TooManyRequests()
-        .insert_header((header::RETRY_AFTER, secs.to_string()))
-        .json(e.body())
+    ApiError::new(Code::RateLimited, format!("too many {what}; retry in {secs} s"))
+        .retry_after(wait)
+        .error_response()
 }
 
 fn unauthorized(message: &str) -> HttpResponse {
-    let e = ApiError::new(ErrorKind::Unauthorized, "unauthorized", message);
-    HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, "Bearer")).json(e.body())
+    ApiError::new(Code::Unauthorized, message).error_response()
 }
 
 /// Routes anyone may call.
@@ -163,10 +158,8 @@ pub async fn authenticate(
                 }
                 Err(e) => {
                     let e = ApiError::from(e);
-                    let status = actix_web::ResponseError::status_code(&e);
-                    return Ok(req
-                        .into_response(HttpResponse::build(status).json(e.body()))
-                        .map_into_right_body());
+
+                    return Ok(req.into_response(e.error_response()).map_into_right_body());
                 }
             }
         }
@@ -195,9 +188,11 @@ impl FromRequest for CurrentUser {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         std::future::ready(
-            req.extensions().get::<Principal>().cloned().map(CurrentUser).ok_or_else(|| {
-                ApiError::new(ErrorKind::Unauthorized, "unauthorized", "authentication required")
-            }),
+            req.extensions()
+                .get::<Principal>()
+                .cloned()
+                .map(CurrentUser)
+                .ok_or_else(|| ApiError::new(Code::Unauthorized, "authentication required")),
         )
     }
 }
@@ -216,7 +211,7 @@ impl FromRequest for Admin {
                 if p.admin {
                     Ok(Admin(p))
                 } else {
-                    Err(ApiError::new(ErrorKind::Forbidden, "forbidden", "this needs an admin"))
+                    Err(ApiError::new(Code::Forbidden, "this needs an admin"))
                 }
             },
         ))

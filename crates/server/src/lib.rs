@@ -14,6 +14,7 @@ pub mod ui;
 pub mod wire;
 pub mod ws;
 
+use sqlmatic_models::Code;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,9 +25,8 @@ use actix_web::http::{StatusCode, header};
 use actix_web::middleware::{
     Condition, DefaultHeaders, ErrorHandlerResponse, ErrorHandlers, Next, from_fn,
 };
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError as _, web};
 use sqlmatic_core_logic::{CoreConfig, Sqlmatic, watch};
-use sqlmatic_models::ErrorKind;
 
 use crate::config::{ApiConfig, Config};
 use crate::error::ApiError;
@@ -79,8 +79,7 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
         && !methods.iter().any(|m| *m == req.method().as_str())
     {
         let e = ApiError::new(
-            ErrorKind::InvalidInput,
-            "method_not_allowed",
+            Code::MethodNotAllowed,
             format!(
                 "{} is not allowed on {}; use {}",
                 req.method(),
@@ -88,16 +87,11 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
                 methods.join(", ")
             ),
         );
-        return HttpResponse::MethodNotAllowed()
-            .insert_header((header::ALLOW, methods.join(", ")))
-            .json(e.body());
+        return e.with_header("Allow", methods.join(", ")).error_response();
     }
-    let e = ApiError::new(
-        ErrorKind::NotFound,
-        "route_not_found",
-        format!("no route for {} {}", req.method(), req.path()),
-    );
-    HttpResponse::NotFound().json(e.body())
+    let e =
+        ApiError::new(Code::RouteNotFound, format!("no route for {} {}", req.method(), req.path()));
+    e.error_response()
 }
 
 /// Turns actix's empty 405 into our JSON error.
@@ -107,15 +101,11 @@ fn method_not_allowed<B: MessageBody + 'static>(
     let (req, _) = res.into_parts();
     let methods = routes::openapi::methods_for(req.path()).unwrap_or_default().join(", ");
     let e = ApiError::new(
-        ErrorKind::InvalidInput,
-        "method_not_allowed",
+        Code::MethodNotAllowed,
         format!("{} is not allowed on {}; use {methods}", req.method(), req.path()),
     );
-    let mut response = HttpResponse::MethodNotAllowed();
-    if !methods.is_empty() {
-        response.insert_header((header::ALLOW, methods));
-    }
-    let response = response.json(e.body());
+    let e = if methods.is_empty() { e } else { e.with_header("Allow", methods) };
+    let response = e.error_response();
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body()))
 }
 

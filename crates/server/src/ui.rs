@@ -52,8 +52,11 @@ fn etag(body: &str) -> String {
 
 async fn serve(req: HttpRequest) -> HttpResponse {
     let Some(asset) = ASSETS.iter().find(|a| a.path == req.path()) else {
-        let e = crate::error::ApiError::not_found(format!("no file {}", req.path()));
-        return HttpResponse::NotFound().json(e.body());
+        let e = crate::error::ApiError::new(
+            sqlmatic_models::Code::NotFound,
+            format!("no file {}", req.path()),
+        );
+        return actix_web::ResponseError::error_response(&e);
     };
     let tag = etag(asset.body);
     let fresh = req

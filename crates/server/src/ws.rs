@@ -3,6 +3,7 @@
 //! reading is disconnected with a close reason instead of growing memory. A heartbeat pings the
 //! client and closes it after the idle timeout.
 
+use sqlmatic_models::Code;
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -55,8 +56,7 @@ pub enum ClientAction {
 /// Parses a client frame; the error is the `error` event to send back.
 pub fn parse_action(text: &str) -> Result<ClientAction, ErrorPayload> {
     serde_json::from_str(text).map_err(|e| {
-        ErrorPayload::new(
-            "bad_message",
+        ErrorPayload::new(Code::BadMessage,
             format!(
                 "cannot read the message ({e}); send JSON like {{\"action\":\"subscribe\",\"topics\":[\"database\"]}} \
                  with action subscribe, unsubscribe, ping, chat, cancel, approve or reject"
@@ -68,12 +68,14 @@ pub fn parse_action(text: &str) -> Result<ClientAction, ErrorPayload> {
 fn parse_topics(raw: &[String]) -> Result<Vec<Topic>, ErrorPayload> {
     if raw.len() > MAX_TOPICS {
         return Err(ErrorPayload::new(
-            "too_many_topics",
+            Code::TooManyTopics,
             format!("at most {MAX_TOPICS} topics per message"),
         ));
     }
     raw.iter()
-        .map(|t| t.parse::<Topic>().map_err(|e| ErrorPayload::new("unknown_topic", e.to_string())))
+        .map(|t| {
+            t.parse::<Topic>().map_err(|e| ErrorPayload::new(Code::UnknownTopic, e.to_string()))
+        })
         .collect()
 }
 
@@ -143,11 +145,11 @@ impl Conn {
                         Ok(t) => resolved.push(t),
                         Err(e) => {
                             let mut err = ErrorPayload::new(
-                                "topic_not_found",
+                                Code::TopicNotFound,
                                 format!("cannot subscribe to `{topic}`: {e}"),
                             );
                             if e.kind() != sqlmatic_models::ErrorKind::NotFound {
-                                err.code = e.code().to_owned();
+                                err.code = e.code().into();
                             }
                             return self.send(&Event::Error(err)).await;
                         }
@@ -281,7 +283,7 @@ async fn run(
                     None => break None,
                     Some(Ok(AggregatedMessage::Text(text))) => conn.handle(id, &text).await,
                     Some(Ok(AggregatedMessage::Binary(_))) => {
-                        conn.send(&Event::Error(ErrorPayload::new("bad_message", "binary frames are not supported; send JSON text"))).await
+                        conn.send(&Event::Error(ErrorPayload::new(Code::BadMessage, "binary frames are not supported; send JSON text"))).await
                     }
                     Some(Ok(AggregatedMessage::Ping(bytes))) => conn.session.pong(&bytes).await.is_ok(),
                     Some(Ok(AggregatedMessage::Pong(_))) => true,

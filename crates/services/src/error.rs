@@ -1,6 +1,6 @@
 //! The services layer's error.
 
-use sqlmatic_models::ErrorKind;
+use sqlmatic_models::{Code, ErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -52,18 +52,18 @@ impl Error {
     }
 
     /// Stable snake_case code for clients.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Self::NotFound { what: "thread" } => "thread_not_found",
-            Self::NotFound { what: "message" } => "message_not_found",
-            Self::NotFound { what: "user" } => "user_not_found",
-            Self::NotFound { .. } => "not_found",
-            Self::InvalidInput(_) => "invalid_input",
-            Self::UnknownDatabase { .. } => "database_not_found",
-            Self::AppDbBusy(_) => "app_db_busy",
-            Self::AppDbUnwritable(_) => "app_db_unwritable",
-            Self::Pool(_) => "app_db_unavailable",
-            Self::AppDb(_) | Self::Io { .. } | Self::Join(_) => "internal",
+            Self::NotFound { what: "thread" } => Code::ThreadNotFound,
+            Self::NotFound { what: "message" } => Code::MessageNotFound,
+            Self::NotFound { what: "user" } => Code::UserNotFound,
+            Self::NotFound { .. } => Code::NotFound,
+            Self::InvalidInput(_) => Code::InvalidInput,
+            Self::UnknownDatabase { .. } => Code::DatabaseNotFound,
+            Self::AppDbBusy(_) => Code::AppDbBusy,
+            Self::AppDbUnwritable(_) => Code::AppDbUnwritable,
+            Self::Pool(_) => Code::AppDbUnavailable,
+            Self::AppDb(_) | Self::Io { .. } | Self::Join(_) => Code::Internal,
         }
     }
 }

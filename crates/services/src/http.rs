@@ -29,13 +29,13 @@ pub fn http_client(
 /// A reqwest connection is driven by a task on the runtime that opened it. The server runs one
 /// single-threaded runtime per worker, so a client shared by all workers makes every response
 /// chunk of a turn wake a task on another thread (an eventfd write and two context switches
-/// each; a third of a turn's CPU in `cargo xtask bench-agent`). With one client per thread a
-/// turn's requests stay on its own worker.
+/// each; measured with `perf` under `cargo xtask bench-agent`). With one client per thread a
+/// turn's requests stay on its own worker. The clients live here, not in thread-locals, so
+/// dropping this drops them and closes their connections.
 #[derive(Debug)]
 pub struct PerThreadClient {
-    id: u64,
-    builder: fn(&ClientSettings) -> reqwest::ClientBuilder,
     settings: ClientSettings,
+    clients: std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, reqwest::Client>>,
     /// Used where a per-thread client cannot be built (it was built once, so this is rare).
     fallback: reqwest::Client,
 }
@@ -46,33 +46,25 @@ pub struct ClientSettings {
     pub connect_timeout: Duration,
 }
 
-thread_local! {
-    static CLIENTS: std::cell::RefCell<std::collections::HashMap<u64, reqwest::Client>> =
-        std::cell::RefCell::default();
+impl ClientSettings {
+    fn build(&self) -> reqwest::Result<reqwest::Client> {
+        http_client_builder().connect_timeout(self.connect_timeout).build()
+    }
 }
 
 impl PerThreadClient {
     /// Builds the first client now, so a bad configuration fails at start-up.
     pub fn new(settings: ClientSettings) -> reqwest::Result<Self> {
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        fn builder(s: &ClientSettings) -> reqwest::ClientBuilder {
-            http_client_builder().connect_timeout(s.connect_timeout)
-        }
-        let fallback = builder(&settings).build()?;
-        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Self { id, builder, settings, fallback })
+        let fallback = settings.build()?;
+        Ok(Self { settings, clients: std::sync::Mutex::default(), fallback })
     }
 
     /// This thread's client (cheap: a reference-counted handle).
     pub fn get(&self) -> reqwest::Client {
-        CLIENTS.with(|clients| {
-            clients
-                .borrow_mut()
-                .entry(self.id)
-                .or_insert_with(|| {
-                    (self.builder)(&self.settings).build().unwrap_or_else(|_| self.fallback.clone())
-                })
-                .clone()
-        })
+        let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        clients
+            .entry(std::thread::current().id())
+            .or_insert_with(|| self.settings.build().unwrap_or_else(|_| self.fallback.clone()))
+            .clone()
     }
 }

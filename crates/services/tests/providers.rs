@@ -135,7 +135,7 @@ async fn faults_become_typed_errors() {
         let llm = ScriptedLlm::queue(vec![step.clone(), step.clone(), step]).await;
         let model = OpenAi::new(settings(llm.openai_url())).unwrap();
         let err = stream(&model).await.0.unwrap_err();
-        assert_eq!(err.code(), code, "{err}");
+        assert_eq!(err.code().as_str(), code, "{err}");
         if code == "llm_rejected" {
             assert!(err.to_string().contains("bad key"));
             assert_eq!(llm.received().len(), 1, "4xx is not retried");
@@ -148,7 +148,7 @@ async fn an_unreachable_provider_is_reported() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let model = OpenAi::new(settings(format!("http://127.0.0.1:{port}/v1"))).unwrap();
     let err = model.complete(&request()).await.unwrap_err();
-    assert_eq!(err.code(), "llm_unavailable");
+    assert_eq!(err.code().as_str(), "llm_unavailable");
 }
 
 #[tokio::test]
@@ -184,7 +184,7 @@ async fn anthropic_streams_text_and_tool_use() {
     assert_eq!((r.usage.prompt_tokens, r.usage.completion_tokens), (100, 10));
     let (r, _) = stream(&model).await;
     assert_eq!(r.unwrap().content, "Done.");
-    assert_eq!(stream(&model).await.0.unwrap_err().code(), "llm_stream_interrupted");
+    assert_eq!(stream(&model).await.0.unwrap_err().code().as_str(), "llm_stream_interrupted");
 
     let sent = &llm.received()[0];
     assert_eq!(sent.path, "/v1/messages");
@@ -460,7 +460,7 @@ async fn timeouts_mean_what_the_settings_say() {
         } else {
             stream(&OpenAi::new(settings(url)).unwrap()).await.0.unwrap_err()
         };
-        assert_eq!(err.code(), "llm_timeout", "idle, anthropic={anthropic}: {err}");
+        assert_eq!(err.code().as_str(), "llm_timeout", "idle, anthropic={anthropic}: {err}");
         // every 150 ms an event (never idle for 400 ms) but 1 s in all, over a 600 ms limit
         let llm = ScriptedLlm::queue(vec![Step::Drip {
             every_ms: 150,
@@ -476,7 +476,7 @@ async fn timeouts_mean_what_the_settings_say() {
         } else {
             stream(&OpenAi::new(short).unwrap()).await.0.unwrap_err()
         };
-        assert_eq!(err.code(), "llm_timeout", "total, anthropic={anthropic}: {err}");
+        assert_eq!(err.code().as_str(), "llm_timeout", "total, anthropic={anthropic}: {err}");
         assert!(started.elapsed() < Duration::from_secs(5), "the limit ended the call");
         // no answer at all: the request limit, with retries inside it
         let llm = ScriptedLlm::queue(vec![Step::Hang, Step::Hang, Step::Hang]).await;
@@ -488,6 +488,6 @@ async fn timeouts_mean_what_the_settings_say() {
         } else {
             OpenAi::new(short).unwrap().complete(&request()).await.unwrap_err()
         };
-        assert_eq!(err.code(), "llm_timeout", "hang, anthropic={anthropic}: {err}");
+        assert_eq!(err.code().as_str(), "llm_timeout", "hang, anthropic={anthropic}: {err}");
     }
 }

@@ -5,65 +5,10 @@ use std::fmt;
 
 use sqlmatic_models::ErrorKind;
 
-/// Stable machine-readable reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ToolErrorCode {
-    InvalidArgs,
-    UnknownTool,
-    ReadOnly,
-    SqlError,
-    MultipleStatements,
-    QueryTimeout,
-    ValueTooLarge,
-    TableNotFound,
-    QueryTooExpensive,
-    WriteRejected,
-    DatabaseUnavailable,
-    /// Every connection of the target is in use for longer than `tools.pool_wait_ms`.
-    TargetBusy,
-    /// The user already runs `tools.max_queries_per_user` queries on the target.
-    TooManyQueries,
-    Internal,
-}
+/// Stable machine-readable reason: the one registry, [`sqlmatic_models::Code`].
+pub type ToolErrorCode = sqlmatic_models::Code;
 
-impl ToolErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidArgs => "invalid_args",
-            Self::UnknownTool => "unknown_tool",
-            Self::ReadOnly => "read_only",
-            Self::SqlError => "sql_error",
-            Self::MultipleStatements => "multiple_statements",
-            Self::QueryTimeout => "query_timeout",
-            Self::ValueTooLarge => "value_too_large",
-            Self::TableNotFound => "table_not_found",
-            Self::QueryTooExpensive => "query_too_expensive",
-            Self::WriteRejected => "write_rejected",
-            Self::DatabaseUnavailable => "database_unavailable",
-            Self::TargetBusy => "target_busy",
-            Self::TooManyQueries => "too_many_queries",
-            Self::Internal => "internal",
-        }
-    }
-
-    pub fn kind(self) -> ErrorKind {
-        match self {
-            Self::InvalidArgs
-            | Self::UnknownTool
-            | Self::SqlError
-            | Self::MultipleStatements
-            | Self::ValueTooLarge
-            | Self::QueryTooExpensive => ErrorKind::InvalidInput,
-            Self::TableNotFound => ErrorKind::NotFound,
-            Self::ReadOnly | Self::WriteRejected => ErrorKind::Forbidden,
-            Self::QueryTimeout => ErrorKind::Timeout,
-            Self::DatabaseUnavailable | Self::TargetBusy => ErrorKind::Unavailable,
-            Self::TooManyQueries => ErrorKind::RateLimited,
-            Self::Internal => ErrorKind::Internal,
-        }
-    }
-}
-
+/// A tool's failure: a code from the registry, a message for the model, detail for logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolError {
     pub code: ToolErrorCode,

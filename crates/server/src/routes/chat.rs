@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, post, web};
 use sqlmatic_core_logic::ChatRequest;
+use sqlmatic_models::Code;
 use sqlmatic_models::ThreadId;
 
 use crate::error::ApiError;
@@ -48,9 +49,8 @@ pub async fn cancel(
     user: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: ThreadId = id.parse().map_err(|_| {
-        ApiError::new(sqlmatic_models::ErrorKind::NotFound, "thread_not_found", "thread not found")
-    })?;
+    let id: ThreadId =
+        id.parse().map_err(|_| ApiError::new(Code::ThreadNotFound, "thread not found"))?;
     state.core.cancel(&user.0, id).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"thread_id": id, "status": "cancelling"})))
 }

@@ -1,6 +1,7 @@
 //! Threads: list, create, read, rename, delete.
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
+use sqlmatic_models::Code;
 use sqlmatic_models::{Page, Thread, ThreadId};
 
 use crate::error::ApiError;
@@ -8,9 +9,7 @@ use crate::wire::{CreateThread, Pagination, RenameThread, ThreadDetail, ThreadLi
 use crate::{CurrentUser, State};
 
 fn thread_id(raw: &str) -> Result<ThreadId, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::new(sqlmatic_models::ErrorKind::NotFound, "thread_not_found", "thread not found")
-    })
+    raw.parse().map_err(|_| ApiError::new(Code::ThreadNotFound, "thread not found"))
 }
 
 /// The caller's threads, most recently active first.

@@ -1,6 +1,7 @@
 //! Who am I, and (admins) users and their agent settings.
 
 use actix_web::{HttpResponse, get, put, web};
+use sqlmatic_models::Code;
 use sqlmatic_models::Principal;
 use sqlmatic_services::AgentOverrides;
 
@@ -19,9 +20,9 @@ pub async fn me(user: CurrentUser) -> web::Json<Principal> {
 #[get("/api/users")]
 pub async fn list(state: web::Data<State>, _admin: Admin) -> Result<HttpResponse, ApiError> {
     let users = state.core.users().clone();
-    let list = web::block(move || users.list()).await.map_err(|e| {
-        ApiError::new(sqlmatic_models::ErrorKind::Internal, "internal", e.to_string())
-    })??;
+    let list = web::block(move || users.list())
+        .await
+        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "users": list })))
 }
 
@@ -50,17 +51,14 @@ pub async fn set_agent_settings(
 ) -> Result<HttpResponse, ApiError> {
     let settings = body.into_inner();
     if settings.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
-        return Err(ApiError::bad_request(
-            "invalid_settings",
-            "temperature must be between 0 and 2",
-        ));
+        return Err(ApiError::new(Code::InvalidSettings, "temperature must be between 0 and 2"));
     }
     if let Some(tools) = &settings.tools {
         state
             .core
             .tools()
             .toolset(tools)
-            .map_err(|e| ApiError::bad_request("invalid_settings", e.model_message))?;
+            .map_err(|e| ApiError::new(Code::InvalidSettings, e.model_message))?;
     }
     state.core.users().set_agent_settings(&name, &settings).await?;
     Ok(HttpResponse::Ok().json(settings))

@@ -143,12 +143,13 @@ impl AgentError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> sqlmatic_models::Code {
+        use sqlmatic_models::Code;
         match self {
             Self::Llm(e) => e.code(),
-            Self::MaxSteps(_) => "max_steps_reached",
-            Self::DatabaseForbidden(_) => "database_forbidden",
-            Self::Tools(_) => "internal",
+            Self::MaxSteps(_) => Code::MaxStepsReached,
+            Self::DatabaseForbidden(_) => Code::DatabaseForbidden,
+            Self::Tools(_) => Code::Internal,
         }
     }
 }

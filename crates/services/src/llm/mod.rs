@@ -80,15 +80,16 @@ impl LlmError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> sqlmatic_models::Code {
+        use sqlmatic_models::Code;
         match self {
-            Self::Unreachable { .. } | Self::ServerError { .. } => "llm_unavailable",
-            Self::Timeout => "llm_timeout",
-            Self::RateLimited => "llm_rate_limited",
-            Self::Rejected { .. } => "llm_rejected",
-            Self::BadResponse(_) => "llm_bad_response",
-            Self::StreamCut => "llm_stream_interrupted",
-            Self::Client(_) => "internal",
+            Self::Unreachable { .. } | Self::ServerError { .. } => Code::LlmUnavailable,
+            Self::Timeout => Code::LlmTimeout,
+            Self::RateLimited => Code::LlmRateLimited,
+            Self::Rejected { .. } => Code::LlmRejected,
+            Self::BadResponse(_) => Code::LlmBadResponse,
+            Self::StreamCut => Code::LlmStreamInterrupted,
+            Self::Client(_) => Code::Internal,
         }
     }
 }
