@@ -3,7 +3,9 @@
 //! [`Sqlmatic`] is the application core the server wraps: it owns the app database services,
 //! the target databases and tools, the [`sqlmatic_events::EventBus`], [`Metrics`], the
 //! background [`watch`] tasks (schema changes, metrics pushes) and the chat turn
-//! ([`Sqlmatic::chat`]).
+//! ([`Sqlmatic::chat`]). Its methods live with their responsibility: `chat` (turns), `threads`,
+//! `databases` (targets, structures, API queries, the query log), `subscriptions`, `approvals`,
+//! `limits` (chat rate limit), `metrics`, `watch` (background tasks).
 //!
 //! Must not know actix or HTTP status codes; errors carry an [`sqlmatic_models::ErrorKind`] and a
 //! stable code, which only the server maps onto HTTP.
@@ -11,10 +13,13 @@
 mod app;
 pub mod approvals;
 mod chat;
+mod databases;
 mod error;
 pub mod eval;
 pub mod limits;
 mod metrics;
+mod subscriptions;
+mod threads;
 pub mod watch;
 
 pub use app::{CoreConfig, Sqlmatic, ThreadWithMessages};

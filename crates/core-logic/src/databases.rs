@@ -1,0 +1,176 @@
+//! The target databases as the core serves them: which a user may use, tool contexts,
+//! readiness, structures, queries for the API, the query log and `database_update` events.
+
+use std::sync::Arc;
+
+use sqlmatic_events::{DatabaseUpdate, Event};
+use sqlmatic_models::{
+    DatabaseSchema, DatabaseSummary, Principal, QueryParams, QueryResult, ThreadId,
+};
+use sqlmatic_services::{QueryLogEntry, Targets};
+use sqlmatic_tools::{QueryEvent, QueryOutcome, TargetDatabase, ToolContext};
+
+use crate::{Error, Result, Sqlmatic};
+
+impl Sqlmatic {
+    /// The databases `user` may use.
+    pub fn databases(&self, user: &Principal) -> Vec<DatabaseSummary> {
+        self.targets.summaries().into_iter().filter(|d| user.may_use(&d.name)).collect()
+    }
+
+    /// Any configured target, unchecked (internal use: watcher, readiness).
+    pub fn target(&self, name: Option<&str>) -> Result<Arc<TargetDatabase>> {
+        Ok(self.targets.get(name)?)
+    }
+
+    /// The target `user` asked for (or their default); a database not granted to them answers
+    /// exactly like one that does not exist.
+    pub fn target_for(&self, user: &Principal, name: Option<&str>) -> Result<Arc<TargetDatabase>> {
+        let visible = || self.databases(user).into_iter().map(|d| d.name).collect::<Vec<_>>();
+        let not_found = |name: &str| {
+            Error::Service(sqlmatic_services::Error::UnknownDatabase {
+                name: name.chars().take(100).collect(),
+                known: visible().join(", "),
+            })
+        };
+        match name {
+            Some(n) if !user.may_use(n) => Err(not_found(n)),
+            Some(n) => self.target(Some(n)),
+            None if user.may_use(self.default_database()) => self.target(None),
+            None => match visible().first() {
+                Some(first) => self.target(Some(first)),
+                None => Err(not_found(self.default_database())),
+            },
+        }
+    }
+
+    pub(crate) fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// A tool context for `user` on `database`: what the agent and `/api/query` run tools with.
+    pub fn tool_context(
+        &self,
+        user: &str,
+        database: Option<&str>,
+        thread_id: Option<ThreadId>,
+        source: &'static str,
+    ) -> Result<ToolContext> {
+        let mut ctx = ToolContext::new(self.target(database)?, self.config.tools.limits());
+        ctx.user = user.to_owned();
+        ctx.thread_id = thread_id;
+        ctx.source = source;
+        ctx.observer = Some(self.observer.clone());
+        Ok(ctx)
+    }
+
+    /// Readiness: the app database answers and every target can be read. The error names each
+    /// unhealthy target and why; on success, how each target is open.
+    pub async fn ready(&self) -> Result<Vec<(String, sqlmatic_tools::OpenMode)>> {
+        self.app_db.ping().await?;
+        let targets: Vec<_> = self.targets.all().cloned().collect();
+        let checked = tokio::task::spawn_blocking(move || {
+            targets.iter().map(|t| (t.name().to_owned(), t.health())).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| Error::Tool(sqlmatic_tools::ToolError::internal(e)))?;
+        let mut healthy = Vec::with_capacity(checked.len());
+        let mut failures: Vec<sqlmatic_tools::ToolError> = Vec::new();
+        for (name, health) in checked {
+            match health {
+                Ok(mode) => healthy.push((name, mode)),
+                Err(e) => failures.push(e),
+            }
+        }
+        match failures.len() {
+            0 => Ok(healthy),
+            1 => Err(Error::Tool(failures.remove(0))),
+            _ => {
+                let message = failures
+                    .iter()
+                    .map(|e| e.model_message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut first = failures.remove(0);
+                first.model_message = message;
+                Err(Error::Tool(first))
+            }
+        }
+    }
+
+    /// The structure of a database `user` may see, from cache unless it changed.
+    pub async fn structure(
+        &self,
+        user: &Principal,
+        database: Option<&str>,
+    ) -> Result<Arc<DatabaseSchema>> {
+        let target = self.target_for(user, database)?;
+        self.structure_of(target.name()).await
+    }
+
+    pub(crate) async fn structure_of(&self, database: &str) -> Result<Arc<DatabaseSchema>> {
+        let ctx = ToolContext::new(self.target(Some(database))?, self.config.tools.limits());
+        Ok(ctx.blocking(|ctx| ctx.database.schema(&ctx.limits)).await?)
+    }
+
+    /// Runs one read-only query for a user of the REST API.
+    pub async fn query(
+        &self,
+        user: &Principal,
+        database: Option<&str>,
+        sql: String,
+        params: QueryParams,
+    ) -> Result<QueryResult> {
+        let target = self.target_for(user, database)?;
+        let ctx = self.tool_context(&user.name, Some(target.name()), None, "api")?;
+        Ok(ctx
+            .blocking(move |ctx| ctx.database.query(&sql, &params, &ctx.limits, &ctx.audit()))
+            .await?)
+    }
+
+    /// Queues a non-SQL tool call of the agent for the query log (the log's writer stores it).
+    #[allow(clippy::too_many_arguments)] // one log row's fields
+    pub(crate) fn log_tool_call(
+        &self,
+        user: &str,
+        database: &str,
+        thread: ThreadId,
+        name: &str,
+        arguments: &str,
+        ok: bool,
+        elapsed_ms: f64,
+    ) {
+        self.query_log.record(&QueryEvent {
+            database,
+            sql: &format!("-- tool {name} {arguments}"),
+            user,
+            thread_id: Some(thread),
+            source: "agent",
+            outcome: if ok { QueryOutcome::Ok } else { QueryOutcome::Failed },
+            rows: 0,
+            elapsed_ms,
+            error_code: None,
+        });
+    }
+
+    /// The query log: admins see everyone's (or `of` one user's), users their own.
+    pub async fn query_log(
+        &self,
+        user: &Principal,
+        of: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<QueryLogEntry>> {
+        let filter = if user.admin { of } else { Some(user.name.as_str()) };
+        Ok(self.query_log.recent(filter, limit.clamp(1, 1000)).await?)
+    }
+
+    /// The `database_update` event for a database's current structure.
+    pub async fn database_update(&self, database: &str) -> Result<Event> {
+        let schema = self.structure_of(database).await?;
+        Ok(Event::DatabaseUpdate(Box::new(DatabaseUpdate {
+            database: schema.database.clone(),
+            schema_version: schema.schema_version,
+            schema: (*schema).clone(),
+        })))
+    }
+}
