@@ -12,11 +12,15 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{Event, Topic};
 
+/// An event's JSON text, encoded once per publish and shared by every subscriber (reference
+/// counted: a WebSocket frame is sent from it without a copy).
+pub type EventText = bytestring::ByteString;
+
 pub type SubscriberId = u64;
 
 struct Subscriber {
     topics: HashSet<Topic>,
-    tx: mpsc::Sender<Arc<str>>,
+    tx: mpsc::Sender<EventText>,
     kick: watch::Sender<Option<&'static str>>,
 }
 
@@ -46,7 +50,7 @@ pub struct BusStats {
 /// dropped it. Dropping the subscription unsubscribes.
 pub struct Subscription {
     pub id: SubscriberId,
-    pub receiver: mpsc::Receiver<Arc<str>>,
+    pub receiver: mpsc::Receiver<EventText>,
     pub kicked: watch::Receiver<Option<&'static str>>,
     bus: EventBus,
 }
@@ -113,7 +117,7 @@ impl EventBus {
 
     /// Sends `event` to every subscriber of `topic`; returns how many got it.
     pub fn publish(&self, topic: &Topic, event: &Event) -> usize {
-        let mut text: Option<Arc<str>> = None;
+        let mut text: Option<EventText> = None;
         let mut delivered = 0;
         let mut map = self.lock();
         let mut overflowed = Vec::new();
@@ -121,7 +125,7 @@ impl EventBus {
             if !sub.topics.contains(topic) {
                 continue;
             }
-            let text = text.get_or_insert_with(|| Arc::from(event.to_json())).clone();
+            let text = text.get_or_insert_with(|| EventText::from(event.to_json())).clone();
             match sub.tx.try_send(text) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => overflowed.push(*id),
@@ -144,7 +148,7 @@ impl EventBus {
     pub fn send_to(&self, id: SubscriberId, event: &Event) -> bool {
         let mut map = self.lock();
         let Some(sub) = map.get(&id) else { return false };
-        match sub.tx.try_send(Arc::from(event.to_json())) {
+        match sub.tx.try_send(EventText::from(event.to_json())) {
             Ok(()) => {
                 self.inner.events_sent.fetch_add(1, Ordering::Relaxed);
                 true

@@ -8,6 +8,6 @@ mod bus;
 mod event;
 mod topic;
 
-pub use bus::{BusStats, EventBus, SubscriberId, Subscription};
+pub use bus::{BusStats, EventBus, EventText, SubscriberId, Subscription};
 pub use event::{DatabaseUpdate, ErrorPayload, Event, MessageStream, StreamPart};
 pub use topic::{InvalidTopic, Topic};

@@ -269,7 +269,7 @@ async fn run(
             Some(text) = subscription.receiver.recv() => {
                 // Waiting here is what fills the queue of a client that does not read.
                 let sent = tokio::select! {
-                    r = conn.session.text(&*text) => r.is_ok(),
+                    r = conn.session.text(text) => r.is_ok(),
                     _ = subscription.kicked.changed() => {
                         let why = subscription.kicked.borrow().unwrap_or("dropped by the server");
                         break Some(CloseReason { code: CloseCode::Again, description: Some(why.to_owned()) });
