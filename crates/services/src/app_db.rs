@@ -82,10 +82,88 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
-/// The app database; cheap to clone.
+/// The app database; cheap to clone. Reads use the pool; writes go to one writer thread
+/// ([`AppDb::write`]) that commits whatever is queued together (group commit), so concurrent
+/// turns never wait on SQLite's busy handler and a burst of writes costs one commit.
 #[derive(Clone)]
 pub struct AppDb {
     pool: Pool<SqliteConnectionManager>,
+    writer: std::sync::mpsc::Sender<Job>,
+}
+
+/// A queued write: runs inside the batch's transaction (in its own savepoint) and returns how
+/// to tell its caller, once the batch's commit succeeded or failed.
+/// Given the error instead of a connection when the batch's transaction could not begin.
+type Job = Box<dyn FnOnce(Result<&Connection, &rusqlite::Error>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+
+/// Writes committed together at most.
+const WRITE_BATCH: usize = 256;
+
+/// A copy of a commit error for each waiting caller (`rusqlite::Error` is not `Clone`).
+fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}
+
+fn writer_gone(what: &str) -> Error {
+    Error::Io {
+        path: "app database writer".into(),
+        source: std::io::Error::other(format!("the writer thread {what}")),
+    }
+}
+
+fn run_writer(conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        let mut open = false;
+        for job in batch {
+            if !open {
+                if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                    job(Err(&e))(None);
+                    continue;
+                }
+                open = true;
+            }
+            replies.push(job(Ok(&conn)));
+            if conn.is_autocommit() {
+                // SQLite rolled the whole transaction back (disk full, I/O error): the writes
+                // before it in this batch are gone too; they fail, the rest start afresh
+                let lost = rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some("rolled back with a later write of the same batch".into()),
+                );
+                for reply in replies.drain(..) {
+                    reply(Some(&lost));
+                }
+                open = false;
+            }
+        }
+        if !open {
+            continue;
+        }
+        let committed = conn.execute_batch("COMMIT");
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(committed.as_ref().err());
+        }
+    }
 }
 
 impl std::fmt::Debug for AppDb {
@@ -134,8 +212,15 @@ impl AppDb {
             .max_size(config.app_pool_size)
             .connection_timeout(Duration::from_secs(5))
             .build(manager)?;
+        let writer_conn = Connection::open(path)?;
+        configure(&writer_conn, busy, max_pages)?;
+        let (writer, jobs) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("app-db-writer".into())
+            .spawn(move || run_writer(writer_conn, jobs))
+            .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
         log::info!("app database ready at {}", path.display());
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     /// Opens a file for tests and tools.
@@ -160,6 +245,63 @@ impl AppDb {
             work(&mut conn)
         })
         .await?
+    }
+
+    /// Runs `work` on the writer connection, inside a transaction shared with the other writes
+    /// queued at the same time (its own savepoint: a failing job rolls back alone). Answers once
+    /// the batch is committed. `work` must not begin or end transactions.
+    pub async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let answer = self.submit(work)?;
+        answer.await.map_err(|_| writer_gone("dropped a write"))?
+    }
+
+    /// [`AppDb::write`] for a thread outside the async runtime; blocks until committed.
+    pub fn write_blocking<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let answer = self.submit(work)?;
+        answer.blocking_recv().map_err(|_| writer_gone("dropped a write"))?
+    }
+
+    fn submit<T, F>(&self, work: F) -> Result<tokio::sync::oneshot::Receiver<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (done, answer) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            let savepoint =
+                conn.map_err(copy_error).and_then(|c| c.execute_batch("SAVEPOINT job").map(|()| c));
+            let result = match savepoint {
+                Err(e) => Err(Error::from(e)),
+                Ok(conn) => match work(conn) {
+                    Ok(value) => {
+                        conn.execute_batch("RELEASE job").map(|()| value).map_err(Error::from)
+                    }
+                    Err(e) => {
+                        let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                        Err(e)
+                    }
+                },
+            };
+            Box::new(move |commit: Option<&rusqlite::Error>| {
+                // a job's own failure says more than the batch's
+                let result = match (result, commit) {
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Some(e)) => Err(Error::from(copy_error(e))),
+                    (ok, None) => ok,
+                };
+                let _ = done.send(result);
+            })
+        });
+        self.writer.send(job).map_err(|_| writer_gone("has stopped"))?;
+        Ok(answer)
     }
 
     /// True when a connection answers a trivial query (readiness).
@@ -210,6 +352,43 @@ mod tests {
         drop(conn);
         drop(db);
         AppDb::open_path(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_are_committed_together_and_a_failure_stays_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = AppDb::open_path(&dir.path().join("app.db")).unwrap();
+        let writes = (0..200).map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |c| {
+                    if i % 50 == 7 {
+                        // fails after writing: its savepoint is rolled back, nobody else's
+                        c.execute(
+                            "INSERT INTO users(name, created_at) VALUES (?1, 'x')",
+                            [format!("u{i}")],
+                        )?;
+                        c.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                    } else {
+                        c.execute(
+                            "INSERT INTO users(name, created_at) VALUES (?1, 'x')",
+                            [format!("u{i}")],
+                        )?;
+                    }
+                    Ok(i)
+                })
+                .await
+            })
+        });
+        let results = futures_util::future::join_all(writes).await;
+        let failed = results.iter().filter(|r| r.as_ref().unwrap().is_err()).count();
+        assert_eq!(failed, 4);
+        let users: i64 = db
+            .conn()
+            .unwrap()
+            .query_row("SELECT count(*) FROM users WHERE name LIKE 'u%'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(users, 196, "every write that succeeded is stored, no failed one is");
     }
 
     #[test]

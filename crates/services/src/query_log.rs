@@ -45,30 +45,25 @@ const BATCH: usize = 512;
 /// waiting): one commit then serves the queries of several turns.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
-fn write_batch(db: &AppDb, entries: &[Entry]) -> Result<()> {
-    let mut conn = db.conn()?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO query_log(user, thread_id, database, source, sql, outcome, error_code, rows, duration_ms, created_at) \
-             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-        )?;
-        for e in entries {
-            insert.execute(params![
-                e.user,
-                e.thread_id,
-                e.database,
-                e.source,
-                e.sql,
-                e.outcome,
-                e.error_code,
-                e.rows,
-                e.duration_ms,
-                e.created_at
-            ])?;
-        }
+fn write_batch(c: &rusqlite::Connection, entries: &[Entry]) -> Result<()> {
+    let mut insert = c.prepare_cached(
+        "INSERT INTO query_log(user, thread_id, database, source, sql, outcome, error_code, rows, duration_ms, created_at) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    )?;
+    for e in entries {
+        insert.execute(params![
+            e.user,
+            e.thread_id,
+            e.database,
+            e.source,
+            e.sql,
+            e.outcome,
+            e.error_code,
+            e.rows,
+            e.duration_ms,
+            e.created_at
+        ])?;
     }
-    tx.commit()?;
     Ok(())
 }
 
@@ -92,11 +87,14 @@ fn run_writer(db: AppDb, commands: std::sync::mpsc::Receiver<Command>) {
             }
         }
         if !entries.is_empty() {
-            if let Err(e) = write_batch(&db, &entries) {
+            // through the app database's single writer, blocking this thread until committed
+            let batch = std::mem::take(&mut entries);
+            let n = batch.len();
+            let stored = db.write_blocking(move |c| write_batch(c, &batch));
+            if let Err(e) = stored {
                 // the queries already ran; losing their log lines must be loud, not fatal
-                log::error!("could not write {} query log entries: {e}", entries.len());
+                log::error!("could not write {n} query log entries: {e}");
             }
-            entries.clear();
         }
         for done in flushes.drain(..) {
             let _ = done.send(());

@@ -83,7 +83,7 @@ impl ThreadService {
     pub async fn create(&self, owner: &str, title: ThreadTitle, database: &str) -> Result<Thread> {
         let (owner, database) = (owner.to_owned(), database.to_owned());
         self.db
-            .run(move |c| {
+            .write(move |c| {
                 let id = ThreadId::random();
                 let ts = now();
                 c.execute(
@@ -140,7 +140,7 @@ impl ThreadService {
     pub async fn rename(&self, owner: &str, id: ThreadId, title: ThreadTitle) -> Result<Thread> {
         let owner = owner.to_owned();
         self.db
-            .run(move |c| {
+            .write(move |c| {
                 let n = c.execute(
                     "UPDATE threads SET title = ?1, updated_at = ?2 WHERE id = ?3 AND owner = ?4",
                     params![title.as_str(), now(), id.to_string(), owner],
@@ -156,7 +156,7 @@ impl ThreadService {
     pub async fn delete(&self, owner: &str, id: ThreadId) -> Result<()> {
         let owner = owner.to_owned();
         self.db
-            .run(move |c| {
+            .write(move |c| {
                 let n = c.execute(
                     "DELETE FROM threads WHERE id = ?1 AND owner = ?2",
                     params![id.to_string(), owner],
@@ -175,15 +175,13 @@ impl ThreadService {
     ) -> Result<Message> {
         let owner = owner.to_owned();
         self.db
-            .run(move |c| {
+            .write(move |c| {
                 // IMMEDIATE: take the write lock up front; a deferred read-then-write transaction
                 // fails at once with SQLITE_BUSY when another connection wrote in between.
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                owned_thread_exists(&tx, &owner, thread)?;
+                owned_thread_exists(c, &owner, thread)?;
                 let ts = now();
-                let stored = insert_message(&tx, thread, &message, &ts)?;
-                touch(&tx, thread, &ts)?;
-                tx.commit()?;
+                let stored = insert_message(c, thread, &message, &ts)?;
+                touch(c, thread, &ts)?;
                 Ok(stored)
             })
             .await
@@ -202,30 +200,28 @@ impl ThreadService {
     ) -> Result<(Option<Thread>, Message, Option<Message>)> {
         let owner = owner.to_owned();
         self.db
-            .run(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .write(move |c| {
                 let ts = now();
                 let created = new_thread.is_some();
                 match new_thread {
                     Some((title, database)) => {
-                        tx.prepare_cached(
+                        c.prepare_cached(
                             "INSERT INTO threads(id, owner, title, database, created_at, updated_at) VALUES (?1,?2,?3,?4,?5,?5)",
                         )?
                         .execute(params![thread.to_string(), owner, title.as_str(), database, ts])?;
                     }
-                    None => owned_thread_exists(&tx, &owner, thread)?,
+                    None => owned_thread_exists(c, &owner, thread)?,
                 }
                 let q = NewMessage::new(Role::User, question, MessageStatus::Complete);
-                let question = insert_message(&tx, thread, &q, &ts)?;
+                let question = insert_message(c, thread, &q, &ts)?;
                 let answer = if with_answer {
                     let a = NewMessage::new(Role::Assistant, "", MessageStatus::Pending);
-                    Some(insert_message(&tx, thread, &a, &ts)?)
+                    Some(insert_message(c, thread, &a, &ts)?)
                 } else {
                     None
                 };
-                touch(&tx, thread, &ts)?;
-                let thread = if created { Some(get_thread(&tx, &owner, thread)?) } else { None };
-                tx.commit()?;
+                touch(c, thread, &ts)?;
+                let thread = if created { Some(get_thread(c, &owner, thread)?) } else { None };
                 Ok((thread, question, answer))
             })
             .await
@@ -242,20 +238,18 @@ impl ThreadService {
         transcript: Vec<NewMessage>,
     ) -> Result<()> {
         self.db
-            .run(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .write(move |c| {
                 let ts = now();
                 for message in &transcript {
-                    insert_message(&tx, thread, message, &ts)?;
+                    insert_message(c, thread, message, &ts)?;
                 }
-                let n = tx
+                let n = c
                     .prepare_cached("UPDATE messages SET status = ?1, content = ?2 WHERE id = ?3")?
                     .execute(params![status.as_str(), text, answer.0])?;
                 if n == 0 {
                     return Err(Error::NotFound { what: "message" });
                 }
-                touch(&tx, thread, &ts)?;
-                tx.commit()?;
+                touch(c, thread, &ts)?;
                 Ok(())
             })
             .await
@@ -269,7 +263,7 @@ impl ThreadService {
         content: Option<String>,
     ) -> Result<()> {
         self.db
-            .run(move |c| {
+            .write(move |c| {
                 let n = c.execute(
                     "UPDATE messages SET status = ?1, content = coalesce(?2, content) WHERE id = ?3",
                     params![status.as_str(), content, id.0],
@@ -283,7 +277,7 @@ impl ThreadService {
     /// `interrupted`; returns how many. Run once at start-up.
     pub async fn mark_interrupted(&self) -> Result<usize> {
         self.db
-            .run(|c| {
+            .write(|c| {
                 Ok(c.execute(
                     "UPDATE messages SET status = 'interrupted' WHERE status = 'pending'",
                     [],
