@@ -16,6 +16,7 @@ pub mod agent;
 mod agent_config;
 mod app_db;
 mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 mod error;
 pub mod http;

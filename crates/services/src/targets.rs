@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sqlmatic_models::DatabaseSummary;
 use sqlmatic_tools::{TargetDatabase, TargetSpec, ToolsConfig};
 
-use crate::{DatabaseConfig, Error, Result, demo};
+use crate::{DatabaseConfig, Error, Result};
 
 #[derive(Clone, Debug)]
 pub struct Targets {
@@ -16,15 +16,28 @@ pub struct Targets {
 
 impl Targets {
     /// Builds the configured targets; with none configured, the bundled demo database
-    /// (generated at `database.demo_path` if missing). Blocking when it generates the demo.
+    /// (generated at `database.demo_path` if missing; feature `demo`, on by default). Blocking
+    /// when it generates the demo.
     pub fn open(config: &DatabaseConfig, tools: &ToolsConfig) -> Result<Self> {
-        let specs = if config.targets.is_empty() {
-            demo::ensure(&config.demo_path)?;
-            vec![demo::spec(&config.demo_path)]
-        } else {
-            config.targets.clone()
-        };
-        Ok(Self::from_specs(specs, tools))
+        if config.targets.is_empty() {
+            return Self::demo(config, tools);
+        }
+        Ok(Self::from_specs(config.targets.clone(), tools))
+    }
+
+    #[cfg(feature = "demo")]
+    fn demo(config: &DatabaseConfig, tools: &ToolsConfig) -> Result<Self> {
+        crate::demo::ensure(&config.demo_path)?;
+        Ok(Self::from_specs(vec![crate::demo::spec(&config.demo_path)], tools))
+    }
+
+    #[cfg(not(feature = "demo"))]
+    fn demo(_config: &DatabaseConfig, _tools: &ToolsConfig) -> Result<Self> {
+        Err(Error::InvalidInput(
+            "no target database is configured (database.targets), and this build has no demo \
+             database (feature `demo`)"
+                .into(),
+        ))
     }
 
     pub fn from_specs(specs: Vec<TargetSpec>, tools: &ToolsConfig) -> Self {
