@@ -178,35 +178,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let idle_rss = rss_kib(pid, "VmRSS:");
     let mut results = Vec::new();
     for s in SCENARIOS {
-        let script = dir.join("post.lua");
-        let mut cmd = Command::new("wrk");
-        cmd.args([
-            "-t",
-            &args.threads.to_string(),
-            "-c",
-            &args.connections.to_string(),
-            "-d",
-            &format!("{}s", args.duration),
-            "--latency",
-        ]);
-        if let Some(body) = s.body {
-            std::fs::write(
-                &script,
-                format!(
-                    "wrk.method = \"{}\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
-                    s.method
-                ),
-            )?;
-            cmd.arg("-s").arg(&script);
-        }
-        cmd.arg(format!("http://127.0.0.1:{port}{}", s.path));
-        eprintln!("$ {cmd:?}");
-        let out = cmd.output().context("running wrk")?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let mut r = parse_wrk(&text);
-        r["scenario"] = json!(s.name);
+        let mut r = run_wrk(&args, &dir, port, s)?;
         r["rss_after_kib"] = json!(rss_kib(pid, "VmRSS:"));
-        eprintln!("{text}");
         results.push(r);
     }
     let peak = rss_kib(pid, "VmHWM:");
@@ -240,9 +213,93 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         idle_rss, peak, args.connections
     );
     println!("report: {}", out_dir.join("api.json").display());
+    bare_actix_floor(&args, &dir, &report)?;
     if !args.no_files {
         files()?;
     }
+    Ok(())
+}
+
+/// Runs one wrk scenario against `port`; its parsed report.
+fn run_wrk(
+    args: &BenchArgs,
+    dir: &std::path::Path,
+    port: u16,
+    s: &Scenario,
+) -> anyhow::Result<Value> {
+    let script = dir.join("post.lua");
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t",
+        &args.threads.to_string(),
+        "-c",
+        &args.connections.to_string(),
+        "-d",
+        &format!("{}s", args.duration),
+        "--latency",
+    ]);
+    if let Some(body) = s.body {
+        std::fs::write(
+            &script,
+            format!(
+                "wrk.method = \"{}\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
+                s.method
+            ),
+        )?;
+        cmd.arg("-s").arg(&script);
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}{}", s.path));
+    eprintln!("$ {cmd:?}");
+    let out = cmd.output().context("running wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{text}");
+    let mut r = parse_wrk(&text);
+    r["scenario"] = json!(s.name);
+    Ok(r)
+}
+
+/// The point lookup against a bare actix-web handler (`crates/server/examples/bare_actix.rs`:
+/// same JSON body parsed, a one-row JSON answer, nothing else) in the same run, and the ratio.
+fn bare_actix_floor(args: &BenchArgs, dir: &std::path::Path, report: &Value) -> anyhow::Result<()> {
+    crate::run(cargo().args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "sqlmatic-server",
+        "--example",
+        "bare_actix",
+    ]))?;
+    let port = free_port()?;
+    let child = Command::new(root().join("target/release/examples/bare_actix"))
+        .args([port.to_string(), "2".into()])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the bare actix-web server")?;
+    let _server = Server(child);
+    let started = Instant::now();
+    while http_get(port, "/readyz").is_none_or(|r| !r.starts_with("HTTP/1.1 200")) {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the bare actix-web server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lookup = &SCENARIOS[1];
+    let bare = run_wrk(args, dir, port, lookup)?;
+    let ours = report["scenarios"][1]["rps"].as_f64().unwrap_or(f64::NAN);
+    let floor = bare["rps"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "{}: sqlmatic {ours:.0} req/s, bare actix-web handler {floor:.0} req/s in the same run: {:.0} % of the floor",
+        lookup.name,
+        100.0 * ours / floor
+    );
+    let out = root().join("target/bench/api_floor.json");
+    std::fs::write(
+        &out,
+        serde_json::to_string_pretty(
+            &json!({"scenario": lookup.name, "sqlmatic_rps": ours, "bare_actix_rps": floor, "ratio": ours / floor}),
+        )?,
+    )?;
     Ok(())
 }
 
