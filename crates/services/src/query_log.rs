@@ -70,19 +70,23 @@ fn write_batch(c: &rusqlite::Connection, entries: &[Entry]) -> Result<()> {
 fn run_writer(db: AppDb, commands: std::sync::mpsc::Receiver<Command>) {
     let mut entries = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
-    // blocks for the first command, then takes whatever else is already queued
+    // blocks for the first command; after a first entry, sleeps through the linger (senders do
+    // not wake it entry by entry), then takes everything queued
     while let Ok(first) = commands.recv() {
-        let deadline = std::time::Instant::now() + LINGER;
         let mut next = Some(first);
+        let mut lingered = false;
         while let Some(command) = next.take() {
             match command {
                 Command::Record(e) => entries.push(e),
                 Command::Flush(done) => flushes.push(done),
             }
-            if entries.len() < BATCH && flushes.is_empty() {
-                let wait = deadline.saturating_duration_since(std::time::Instant::now());
-                next = commands.recv_timeout(wait).ok();
-            } else if entries.len() < BATCH {
+            if entries.len() >= BATCH {
+                break;
+            }
+            next = commands.try_recv().ok();
+            if next.is_none() && !lingered && flushes.is_empty() {
+                std::thread::sleep(LINGER);
+                lingered = true;
                 next = commands.try_recv().ok();
             }
         }
@@ -101,6 +105,7 @@ fn run_writer(db: AppDb, commands: std::sync::mpsc::Receiver<Command>) {
         }
     }
 }
+
 /// One row of the query log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueryLogEntry {
