@@ -16,6 +16,7 @@ use crate::{Event, Topic};
 /// counted: a WebSocket frame is sent from it without a copy).
 pub type EventText = bytestring::ByteString;
 
+/// Identifies one subscriber (one WebSocket connection) on the bus.
 pub type SubscriberId = u64;
 
 struct Subscriber {
@@ -41,16 +42,22 @@ pub struct EventBus {
 /// Counters for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BusStats {
+    /// Subscribers connected now.
     pub subscribers: u64,
+    /// Events delivered to a subscriber's queue since start.
     pub events_sent: u64,
+    /// Subscribers dropped because their queue was full.
     pub subscribers_dropped: u64,
 }
 
 /// A subscriber's end: events arrive on `receiver`; `kicked` turns `Some(reason)` when the bus
 /// dropped it. Dropping the subscription unsubscribes.
 pub struct Subscription {
+    /// This subscriber's id (for adding and removing topics).
     pub id: SubscriberId,
+    /// The events of its topics, in publish order, as shared JSON text.
     pub receiver: mpsc::Receiver<EventText>,
+    /// Becomes `Some(reason)` when the bus drops this subscriber.
     pub kicked: watch::Receiver<Option<&'static str>>,
     bus: EventBus,
 }
@@ -65,6 +72,7 @@ impl Drop for Subscription {
 pub const SLOW_CONSUMER: &str = "client too slow: event queue full";
 
 impl EventBus {
+    /// An empty bus.
     pub fn new() -> Self {
         Self::default()
     }
@@ -98,6 +106,7 @@ impl EventBus {
         }
     }
 
+    /// Unsubscribes `id` from `topics`.
     pub fn remove_topics<'a>(&self, id: SubscriberId, topics: impl IntoIterator<Item = &'a Topic>) {
         if let Some(sub) = self.lock().get_mut(&id) {
             for t in topics {
@@ -106,6 +115,7 @@ impl EventBus {
         }
     }
 
+    /// The topics `id` is subscribed to.
     pub fn topics(&self, id: SubscriberId) -> Vec<Topic> {
         self.lock().get(&id).map(|s| s.topics.iter().cloned().collect()).unwrap_or_default()
     }
@@ -163,6 +173,7 @@ impl EventBus {
         }
     }
 
+    /// Counters for metrics.
     pub fn stats(&self) -> BusStats {
         BusStats {
             subscribers: self.lock().len() as u64,

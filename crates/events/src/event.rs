@@ -19,15 +19,20 @@ pub enum Event {
     /// Something the client sent, or something the server did for it, failed.
     Error(ErrorPayload),
     /// Acknowledges `subscribe`/`unsubscribe`: the connection's topics now.
-    Subscribed { topics: Vec<String> },
+    Subscribed {
+        /// Every topic the connection follows, sorted.
+        topics: Vec<String>,
+    },
     /// Answers the client's `ping` action.
     Pong {
+        /// The `id` the client's `ping` carried, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<serde_json::Value>,
     },
 }
 
 impl Event {
+    /// The event's wire name (`event` in the envelope).
     pub fn name(&self) -> &'static str {
         match self {
             Self::DatabaseUpdate(_) => "database_update",
@@ -52,39 +57,63 @@ impl Event {
     }
 }
 
+/// A target database's structure as clients receive it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseUpdate {
+    /// The target database's name.
     pub database: String,
+    /// SQLite's `PRAGMA schema_version` the structure was read at.
     pub schema_version: i64,
+    /// The structure, as `GET /api/database/structure` answers it.
     pub schema: DatabaseSchema,
 }
 
 /// A part of a message being produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageStream {
+    /// The thread the answer belongs to.
     pub thread_id: ThreadId,
+    /// The answer message being produced.
     pub message_id: MessageId,
+    /// What happened (flattened: `type` and its fields).
     #[serde(flatten)]
     pub part: StreamPart,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One step of an answer being produced (`type` on the wire).
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamPart {
     /// Text of the answer.
-    Delta { text: String },
+    Delta {
+        /// The next piece of the answer.
+        text: String,
+    },
     /// The agent called a tool.
-    ToolCall { id: String, name: String, arguments: serde_json::Value },
+    ToolCall {
+        /// The call's id, repeated by its `tool_result`.
+        id: String,
+        /// The tool's name.
+        name: String,
+        /// The arguments as the model sent them (parsed JSON, or the raw text).
+        arguments: serde_json::Value,
+    },
     /// A tool answered.
     ToolResult {
+        /// The id of the call this answers.
         id: String,
+        /// False when the tool failed (`error` says why).
         ok: bool,
+        /// Rows returned, for queries.
         #[serde(skip_serializing_if = "Option::is_none")]
         row_count: Option<u64>,
+        /// Whether a cap cut the rows, for queries.
         #[serde(skip_serializing_if = "Option::is_none")]
         truncated: Option<bool>,
+        /// How long the call took.
         #[serde(skip_serializing_if = "Option::is_none")]
         elapsed_ms: Option<f64>,
+        /// Why the call failed.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<ErrorPayload>,
         /// The output clients show: an execute_query result or a show_chart spec.
@@ -93,11 +122,32 @@ pub enum StreamPart {
     },
     /// The agent proposed a write; nothing runs until the thread's owner approves this exact
     /// statement (by `digest`) within `expires_in_ms`.
-    ApprovalRequired { digest: String, sql: String, database: String, expires_in_ms: u64 },
+    ApprovalRequired {
+        /// What the owner approves or rejects (`POST /api/approvals/{digest}`).
+        digest: String,
+        /// The exact statement that would run.
+        sql: String,
+        /// The database it would run on.
+        database: String,
+        /// How long the proposal waits for a decision.
+        expires_in_ms: u64,
+    },
     /// The answer is complete.
-    Done { answer: String, status: String, usage: serde_json::Value },
+    Done {
+        /// The whole answer.
+        answer: String,
+        /// `complete` or `cancelled`.
+        status: String,
+        /// Tokens used (`prompt_tokens`, `completion_tokens`).
+        usage: serde_json::Value,
+    },
     /// The turn failed.
-    Error { code: String, message: String },
+    Error {
+        /// A code from the error registry.
+        code: String,
+        /// What failed, for people.
+        message: String,
+    },
 }
 
 #[cfg(test)]

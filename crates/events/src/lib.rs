@@ -4,6 +4,8 @@
 //! Owns the event vocabulary and bounded per-subscriber delivery. Must not know rusqlite,
 //! reqwest or actix: a WebSocket session is just one kind of subscriber.
 
+#![warn(missing_docs)]
+
 mod bus;
 mod event;
 mod topic;

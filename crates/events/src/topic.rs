@@ -9,15 +9,19 @@ use sqlmatic_models::ThreadId;
 /// to `Database(Some(name))` by whoever knows the default.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Topic {
+    /// A target database's `database_update`s (`database:<name>`; `None`: the default one).
     Database(Option<String>),
     /// `threads` as a client writes it; the server resolves it to the caller's [`Topic::UserThreads`].
     Threads,
     /// One user's thread events (never parsed from a client).
     UserThreads(String),
+    /// `message_stream` events of one thread (`thread:<id>`).
     Thread(ThreadId),
+    /// `metrics_update` snapshots (admins).
     Metrics,
 }
 
+/// A topic name that is not one of the documented forms (the offending text).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown topic `{0}`; topics are database, database:<name>, threads, thread:<id>, metrics")]
 pub struct InvalidTopic(pub String);
