@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolCall {
+    /// The call's id, which the tool result repeats.
     pub id: String,
+    /// The tool's name.
     pub name: String,
+    /// The arguments as the model sent them (JSON text, possibly invalid).
     pub arguments: String,
 }
 
@@ -17,21 +20,31 @@ pub struct ToolCall {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
 pub enum ChatMessage {
+    /// Instructions for the model.
     System {
+        /// The text.
         content: String,
     },
+    /// A person's message.
     User {
+        /// The text.
         content: String,
     },
+    /// The model's answer, with the tools it asked for.
     Assistant {
+        /// The text (may be empty when it only calls tools).
         content: String,
+        /// The tools it called, in order.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tool_calls: Vec<ToolCall>,
     },
     /// A tool's result for the call `tool_call_id`.
     Tool {
+        /// The id of the call this answers.
         tool_call_id: String,
+        /// The tool's name.
         name: String,
+        /// What the model is shown of the result (or the error).
         content: String,
         /// The tool failed and `content` is its error (Anthropic's `is_error`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -40,14 +53,17 @@ pub enum ChatMessage {
 }
 
 impl ChatMessage {
+    /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
         Self::System { content: content.into() }
     }
 
+    /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
         Self::User { content: content.into() }
     }
 
+    /// An assistant message without tool calls.
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::Assistant { content: content.into(), tool_calls: Vec::new() }
     }
@@ -77,7 +93,9 @@ impl ChatMessage {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
+    /// Tokens of the request.
     pub prompt_tokens: u64,
+    /// Tokens of the answer.
     pub completion_tokens: u64,
 }
 

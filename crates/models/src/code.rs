@@ -16,10 +16,12 @@ macro_rules! codes {
             /// Every code, in registry order.
             pub const ALL: &'static [Code] = &[$(Code::$variant),+];
 
+            /// The code's text (`{"code": "…"}`).
             pub fn as_str(self) -> &'static str {
                 match self { $(Code::$variant => $code,)+ }
             }
 
+            /// The class of failure.
             pub fn kind(self) -> ErrorKind {
                 match self { $(Code::$variant => ErrorKind::$kind,)+ }
             }

@@ -32,6 +32,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind's snake_case name (the body's `kind`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidInput => "invalid_input",

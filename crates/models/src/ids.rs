@@ -14,10 +14,12 @@ use uuid::Uuid;
 pub struct ThreadId(Uuid);
 
 impl ThreadId {
+    /// A new random (v4) id.
     pub fn random() -> Self {
         Self(Uuid::new_v4())
     }
 
+    /// The underlying UUID.
     pub fn as_uuid(&self) -> &Uuid {
         &self.0
     }

@@ -4,6 +4,8 @@
 //! Owns plain data and the validation of newtypes (parse once, trust afterwards).
 //! Must not do IO of any kind: no files, sockets, SQLite or HTTP.
 
+#![warn(missing_docs)]
+
 mod chat;
 mod code;
 mod error;
@@ -31,11 +33,14 @@ pub use turn::{ChartKind, ChartSpec, ErrorPayload, QueryRecord};
 /// Cursor-less pagination parameters shared by list endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
+    /// Items per page, `1..=MAX_LIMIT`.
     pub limit: u32,
+    /// Items to skip.
     pub offset: u32,
 }
 
 impl Page {
+    /// The largest page.
     pub const MAX_LIMIT: u32 = 200;
 
     /// Clamps the limit to `1..=MAX_LIMIT`.

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Principal {
+    /// The user's name.
     pub name: String,
+    /// Admins see everyone's query log and metrics and manage users.
     pub admin: bool,
     /// Target databases this user may use; `None` means all.
     pub databases: Option<Vec<String>>,
@@ -18,6 +20,7 @@ impl Principal {
         Self { name: "local".into(), admin: true, databases: None }
     }
 
+    /// True when this principal may query `database` (no grant list means all).
     pub fn may_use(&self, database: &str) -> bool {
         self.databases.as_ref().is_none_or(|d| d.iter().any(|n| n == database))
     }

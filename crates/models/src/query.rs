@@ -10,17 +10,27 @@ pub struct SqlQuery(String);
 /// Why a string is not acceptable SQL text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSql {
+    /// Only whitespace, semicolons or comments.
     #[error("the SQL is empty")]
     Empty,
+    /// Longer than [`SqlQuery::MAX_BYTES`].
     #[error("the SQL is {len} bytes long; the limit is {max}")]
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// The text's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A NUL character, which SQLite would cut the text at.
     #[error("the SQL contains a NUL character")]
     Nul,
 }
 
 impl SqlQuery {
+    /// The longest SQL text accepted, in bytes.
     pub const MAX_BYTES: usize = 100_000;
 
+    /// Trims and checks SQL text.
     pub fn parse(sql: &str) -> Result<Self, InvalidSql> {
         if sql.contains('\0') {
             return Err(InvalidSql::Nul);
@@ -38,6 +48,7 @@ impl SqlQuery {
         Ok(Self(trimmed.to_owned()))
     }
 
+    /// The trimmed SQL text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -48,10 +59,13 @@ impl SqlQuery {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum QueryParams {
+    /// No parameters.
     #[default]
     #[serde(skip)]
     None,
+    /// Values for `?` and `?N`, in order.
     Positional(Vec<serde_json::Value>),
+    /// Values for `:name`, `@name`, `$name`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     Named(serde_json::Map<String, serde_json::Value>),
 }
@@ -83,7 +97,9 @@ impl QueryParams {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ColumnMeta {
+    /// The column's name in the result.
     pub name: String,
+    /// The declared type of the table column it comes from, if any.
     pub decl_type: Option<String>,
 }
 
@@ -91,6 +107,7 @@ pub struct ColumnMeta {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueryResult {
+    /// The result's columns, in order.
     pub columns: Vec<ColumnMeta>,
     /// Rows as typed JSON values: integers stay integers, blobs are `{"$blob": base64}` or
     /// `{"$blob_bytes": n}` when large.
@@ -102,6 +119,7 @@ pub struct QueryResult {
     pub total_rows: Option<u64>,
     /// True when the row or byte cap cut the result.
     pub truncated: bool,
+    /// How long the statement ran.
     pub elapsed_ms: f64,
 }
 

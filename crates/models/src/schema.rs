@@ -7,9 +7,12 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TableKind {
+    /// A table (ordinary, `WITHOUT ROWID` or `STRICT`).
     #[default]
     Table,
+    /// A view.
     View,
+    /// A virtual table (FTS, R-Tree, …).
     Virtual,
 }
 
@@ -35,14 +38,18 @@ pub struct ObjectError {
     pub message: String,
 }
 
+/// One column of a table or view.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ColumnInfo {
+    /// The column's name.
     pub name: String,
     /// The declared type, as written in the DDL ("" when none).
     #[serde(rename = "type")]
     pub data_type: String,
+    /// False for `NOT NULL` columns.
     pub nullable: bool,
+    /// The `DEFAULT` expression, as SQL text.
     pub default: Option<String>,
     /// 1-based position in the primary key, 0 when not part of it.
     pub primary_key: u32,
@@ -55,28 +62,39 @@ pub struct ColumnInfo {
     /// A hidden column of a virtual table (e.g. FTS5's `rank`): selectable only by name.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hidden: bool,
+    /// The configured description (`database.targets[].tables`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
+/// A foreign key: these columns reference another table's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ForeignKeyInfo {
+    /// The referencing columns.
     pub columns: Vec<String>,
+    /// The referenced table.
     pub references_table: String,
+    /// The referenced columns (empty: its primary key).
     pub references_columns: Vec<String>,
+    /// `ON UPDATE` action.
     pub on_update: String,
+    /// `ON DELETE` action.
     pub on_delete: String,
     /// The referenced table does not exist (SQLite allows such keys; joins on them find nothing).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub references_missing: bool,
 }
 
+/// An index of a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IndexInfo {
+    /// The index's name.
     pub name: String,
+    /// Indexed columns (expressions as text).
     pub columns: Vec<String>,
+    /// A `UNIQUE` index.
     pub unique: bool,
     /// `c` (CREATE INDEX), `u` (UNIQUE constraint) or `pk` (primary key).
     pub origin: String,
@@ -85,24 +103,34 @@ pub struct IndexInfo {
     pub partial: bool,
 }
 
+/// A trigger on a table or view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TriggerInfo {
+    /// The trigger's name.
     pub name: String,
+    /// Its `CREATE TRIGGER` statement.
     pub sql: String,
     /// Set when the trigger no longer compiles: writes that would fire it fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ObjectError>,
 }
 
+/// A table or view with everything the model and the client need to use it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TableInfo {
+    /// The table's name.
     pub name: String,
+    /// Table, view or virtual table.
     pub kind: TableKind,
+    /// Its columns, in order.
     pub columns: Vec<ColumnInfo>,
+    /// Its foreign keys.
     pub foreign_keys: Vec<ForeignKeyInfo>,
+    /// Its indexes.
     pub indexes: Vec<IndexInfo>,
+    /// Its triggers.
     pub triggers: Vec<TriggerInfo>,
     /// Rows in a table; `None` for views and where no count is known yet.
     pub row_count: Option<u64>,
@@ -128,10 +156,12 @@ pub struct TableInfo {
     /// fail with this error; everything else works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ObjectError>,
+    /// The configured description.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The `CREATE` statement.
     pub sql: Option<String>,
+    /// A few rows, when asked for (`get_schema` `sample_rows`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Vec<Object>>>))]
     pub sample_rows: Option<Vec<Vec<serde_json::Value>>>,
@@ -141,8 +171,11 @@ pub struct TableInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatabaseSchema {
+    /// The target database's name.
     pub database: String,
+    /// SQLite's `PRAGMA schema_version` at reading.
     pub schema_version: i64,
+    /// Every table and view.
     pub tables: Vec<TableInfo>,
     /// A compact DDL-like rendering for prompts.
     pub ddl: String,
@@ -156,13 +189,19 @@ pub struct DatabaseSchema {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TableSummary {
+    /// The table's name.
     pub name: String,
+    /// Table, view or virtual table.
     pub kind: TableKind,
+    /// Rows, when known (see `row_count_exact`).
     pub row_count: Option<u64>,
+    /// False when `row_count` is an estimate.
     #[serde(default)]
     pub row_count_exact: bool,
+    /// Why this object cannot be read, when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ObjectError>,
+    /// The configured description.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -171,16 +210,27 @@ pub struct TableSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatabaseMetadata {
+    /// The target database's name.
     pub database: String,
+    /// The SQLite library's version.
     pub sqlite_version: String,
+    /// The file's size.
     pub file_size_bytes: u64,
+    /// `PRAGMA page_size`.
     pub page_size: u64,
+    /// `PRAGMA page_count`.
     pub page_count: u64,
+    /// `PRAGMA journal_mode`.
     pub journal_mode: String,
+    /// `PRAGMA encoding`.
     pub encoding: String,
+    /// `PRAGMA schema_version`.
     pub schema_version: i64,
+    /// Tables (virtual ones included).
     pub table_count: u64,
+    /// Views.
     pub view_count: u64,
+    /// Rows in all tables (estimates included).
     pub total_rows: u64,
     /// RFC 3339 time of the file's last modification.
     pub last_modified: Option<String>,
@@ -190,9 +240,13 @@ pub struct DatabaseMetadata {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatabaseSummary {
+    /// The target's name.
     pub name: String,
+    /// Always true for queries; false only where approved writes may run.
     pub read_only: bool,
+    /// The database used when none is named.
     pub is_default: bool,
+    /// The configured description.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }

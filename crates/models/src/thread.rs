@@ -9,12 +9,19 @@ use crate::{MessageId, ThreadId};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Thread {
+    /// The thread's id.
     pub id: ThreadId,
+    /// The user who owns it.
     pub owner: String,
+    /// Its title.
     pub title: String,
+    /// The target database it is about.
     pub database: String,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When a message was last added.
     pub updated_at: DateTime<Utc>,
+    /// Messages in it (intermediate tool messages included).
     pub message_count: u64,
 }
 
@@ -23,8 +30,10 @@ pub struct Thread {
 pub struct ThreadTitle(String);
 
 impl ThreadTitle {
+    /// The longest title, in characters.
     pub const MAX_CHARS: usize = 200;
 
+    /// Trims and checks a title; the error says why it is refused.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let cleaned: String =
             raw.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>();
@@ -62,10 +71,12 @@ impl ThreadTitle {
         Self::parse(&title).unwrap_or_else(|_| Self("New thread".into()))
     }
 
+    /// The title.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The title, owned.
     pub fn into_inner(self) -> String {
         self.0
     }
@@ -76,13 +87,18 @@ impl ThreadTitle {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Instructions (not stored in threads today).
     System,
+    /// A person's question.
     User,
+    /// An answer (or, under an answer, the model's tool calls).
     Assistant,
+    /// A tool's result, under its answer.
     Tool,
 }
 
 impl Role {
+    /// The role's stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::System => "system",
@@ -92,6 +108,7 @@ impl Role {
         }
     }
 
+    /// The role of a stored name.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "system" => Self::System,
@@ -121,6 +138,7 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
+    /// The status's stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Complete => "complete",
@@ -131,6 +149,7 @@ impl MessageStatus {
         }
     }
 
+    /// The status of a stored name.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "complete" => Self::Complete,
@@ -147,15 +166,21 @@ impl MessageStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
+    /// The message's id, increasing within the app database.
     pub id: MessageId,
+    /// The thread it belongs to.
     pub thread_id: ThreadId,
+    /// Who wrote it.
     pub role: Role,
+    /// Its text.
     pub content: String,
     /// Tool calls an assistant message made, or the call a tool message answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub tool_calls: Option<serde_json::Value>,
+    /// Whether it is complete.
     pub status: MessageStatus,
+    /// When it was stored.
     pub created_at: DateTime<Utc>,
     /// The answer message this intermediate message (tool call or tool result) belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -9,11 +9,14 @@ use crate::{ColumnMeta, QueryResult};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorPayload {
+    /// A code from the registry.
     pub code: String,
+    /// What failed, for people (and models).
     pub message: String,
 }
 
 impl ErrorPayload {
+    /// A payload from a code and a message.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self { code: code.into(), message: message.into() }
     }
@@ -23,24 +26,34 @@ impl ErrorPayload {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueryRecord {
+    /// The statement as the model wrote it.
     pub sql: String,
+    /// The result's columns.
     pub columns: Vec<ColumnMeta>,
+    /// The rows returned.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<Object>>))]
     pub rows: Vec<Vec<serde_json::Value>>,
+    /// Rows returned.
     pub row_count: u64,
+    /// Rows the statement produced in all, when counted.
     pub total_rows: Option<u64>,
+    /// True when a cap cut the rows.
     pub truncated: bool,
+    /// How long it ran.
     pub elapsed_ms: f64,
+    /// Why it failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorPayload>,
 }
 
 impl QueryRecord {
+    /// A query that ran.
     pub fn succeeded(sql: String, result: QueryResult) -> Self {
         let QueryResult { columns, rows, row_count, total_rows, truncated, elapsed_ms } = result;
         Self { sql, columns, rows, row_count, total_rows, truncated, elapsed_ms, error: None }
     }
 
+    /// A query that failed.
     pub fn failed(sql: String, error: ErrorPayload, elapsed_ms: f64) -> Self {
         Self {
             sql,
@@ -54,6 +67,7 @@ impl QueryRecord {
         }
     }
 
+    /// True when it ran.
     pub fn is_ok(&self) -> bool {
         self.error.is_none()
     }
@@ -64,9 +78,13 @@ impl QueryRecord {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChartKind {
+    /// Bars, one per x value (grouped by `series`).
     Bar,
+    /// Lines over x.
     Line,
+    /// Shares of one y.
     Pie,
+    /// Points (x, y).
     Scatter,
 }
 
@@ -74,14 +92,20 @@ pub enum ChartKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChartSpec {
+    /// The kind of chart.
     pub kind: ChartKind,
+    /// The result column for the x axis (or pie labels).
     pub x: String,
+    /// Numeric result columns.
     pub y: Vec<String>,
+    /// A column that splits the data into series.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series: Option<String>,
+    /// The chart's title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Index of the query among this turn's successful queries.
     pub query: usize,
+    /// Points drawn (the result's rows).
     pub points: u64,
 }
