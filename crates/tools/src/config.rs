@@ -67,6 +67,7 @@ impl Default for ToolsConfig {
 }
 
 impl ToolsConfig {
+    /// The per-query limits these settings give.
     pub fn limits(&self) -> QueryLimits {
         QueryLimits {
             timeout: Duration::from_millis(self.query_timeout_ms.max(1)),
@@ -78,6 +79,7 @@ impl ToolsConfig {
         }
     }
 
+    /// Checks the values; the error names the key and what is wrong.
     pub fn validate(&self) -> Result<(), String> {
         if self.query_timeout_ms == 0 {
             return Err("tools.query_timeout_ms must be greater than 0".into());
@@ -101,11 +103,17 @@ impl ToolsConfig {
 /// Per-query limits, injected through the tool context (never chosen by the model).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueryLimits {
+    /// A statement's time limit.
     pub timeout: Duration,
+    /// Rows returned at most.
     pub max_rows: usize,
+    /// Bytes of result at most.
     pub max_result_bytes: usize,
+    /// Blobs up to this size are returned inline (base64); larger ones by size only.
     pub inline_blob_bytes: usize,
+    /// Sample rows `get_schema` returns at most.
     pub max_sample_rows: usize,
+    /// Plans that would scan more rows are refused (0: no limit).
     pub max_scan_rows: u64,
 }
 

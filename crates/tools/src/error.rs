@@ -11,6 +11,7 @@ pub type ToolErrorCode = sqlmatic_models::Code;
 /// A tool's failure: a code from the registry, a message for the model, detail for logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolError {
+    /// Why it failed, from the registry.
     pub code: ToolErrorCode,
     /// What the model (or API client) is told: what failed and how to fix it.
     pub model_message: String,
@@ -20,32 +21,39 @@ pub struct ToolError {
     pub retryable: bool,
 }
 
+/// A result whose error is a [`ToolError`].
 pub type Result<T, E = ToolError> = std::result::Result<T, E>;
 
 impl ToolError {
+    /// An error with a code and what to tell the model.
     pub fn new(code: ToolErrorCode, model_message: impl Into<String>) -> Self {
         Self { code, model_message: model_message.into(), detail: None, retryable: false }
     }
 
+    /// Adds context for the logs.
     pub fn with_detail(mut self, detail: impl fmt::Display) -> Self {
         self.detail = Some(detail.to_string());
         self
     }
 
+    /// Marks the call as worth retrying unchanged.
     pub fn retryable(mut self) -> Self {
         self.retryable = true;
         self
     }
 
+    /// The arguments do not fit the tool.
     pub fn invalid_args(message: impl Into<String>) -> Self {
         Self::new(ToolErrorCode::InvalidArgs, message)
     }
 
+    /// A bug or an unexpected state; the detail goes to the logs only.
     pub fn internal(detail: impl fmt::Display) -> Self {
         Self::new(ToolErrorCode::Internal, "internal error while running the tool")
             .with_detail(detail)
     }
 
+    /// The error's kind.
     pub fn kind(&self) -> ErrorKind {
         self.code.kind()
     }

@@ -59,6 +59,7 @@ pub fn sql_ident(name: &str) -> String {
     if plain { name.to_owned() } else { quote_ident(name) }
 }
 
+/// `PRAGMA schema_version` of the connection's main database.
 pub fn schema_version(conn: &Connection) -> Result<i64, ToolError> {
     conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).map_err(classify)
 }
@@ -75,6 +76,7 @@ pub fn table_names(conn: &Connection) -> Result<Vec<String>, ToolError> {
     names.collect::<Result<_, _>>().map_err(classify)
 }
 
+/// The column names of `table` (hidden ones included).
 pub fn column_names(conn: &Connection, table: &str) -> Result<Vec<String>, ToolError> {
     let mut stmt =
         conn.prepare(&format!("PRAGMA table_info({})", quote_ident(table))).map_err(classify)?;
@@ -891,6 +893,7 @@ pub fn render_ddl(tables: &[TableInfo]) -> String {
     out
 }
 
+/// Facts about the database file (`get_metadata`).
 pub fn metadata(
     conn: &Connection,
     spec: &TargetSpec,

@@ -9,6 +9,8 @@
 //! Must not know reqwest or actix. Blocking SQLite work runs inside
 //! `tokio::task::spawn_blocking`, never on the async executor.
 
+#![warn(missing_docs)]
+
 mod builtin;
 mod config;
 mod error;

@@ -29,10 +29,20 @@ pub enum ToolKind {
 /// A successful tool call's output.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToolOutcome {
-    Query { sql: String, result: QueryResult },
+    /// A statement and its result.
+    Query {
+        /// The statement as the model wrote it.
+        sql: String,
+        /// What it returned.
+        result: QueryResult,
+    },
+    /// The structure (`get_schema`).
     Schema(Box<DatabaseSchema>),
+    /// An approved write's result.
     Write(WriteOutput),
+    /// A validated chart spec.
     Chart(ChartSpec),
+    /// Any other output, as JSON.
     Other(Value),
 }
 
@@ -52,7 +62,9 @@ impl Serialize for ToolOutcome {
 /// How much of an outcome the model is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelBounds {
+    /// Rows shown at most.
     pub max_rows: usize,
+    /// Bytes of text at most.
     pub max_bytes: usize,
 }
 
@@ -102,6 +114,7 @@ impl ToolOutcome {
         }
     }
 
+    /// Rows returned, for queries.
     pub fn row_count(&self) -> Option<u64> {
         match self {
             Self::Query { result, .. } => Some(result.row_count),
@@ -109,6 +122,7 @@ impl ToolOutcome {
         }
     }
 
+    /// Whether a cap cut the rows, for queries.
     pub fn truncated(&self) -> Option<bool> {
         match self {
             Self::Query { result, .. } => Some(result.truncated),
@@ -135,7 +149,9 @@ impl ToolOutcome {
 /// The agent records every call here; `show_chart` reads it; the reply is built from it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TurnState {
+    /// Every query the turn ran, failed ones too, in order.
     pub queries: Vec<QueryRecord>,
+    /// Every chart it asked for.
     pub charts: Vec<ChartSpec>,
 }
 

@@ -269,6 +269,7 @@ pub struct Deadline<'c> {
 }
 
 impl<'c> Deadline<'c> {
+    /// Interrupts statements on `conn` after `timeout`, until dropped.
     pub fn set(conn: &'c Connection, timeout: Duration) -> rusqlite::Result<Self> {
         let deadline = Instant::now() + timeout;
         conn.progress_handler(1000, Some(move || Instant::now() >= deadline))?;

@@ -21,7 +21,9 @@ use crate::{QueryLimits, ToolError, ToolErrorCode, ToolsConfig, introspect, sand
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TableDescription {
+    /// What the table holds, for the model.
     pub description: Option<String>,
+    /// Column descriptions by name.
     pub columns: BTreeMap<String, String>,
 }
 
@@ -29,15 +31,20 @@ pub struct TableDescription {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
+    /// The name clients and the model use.
     pub name: String,
+    /// The SQLite file.
     pub path: PathBuf,
     /// Queries always run read-only; `false` is reserved for approved writes.
     #[serde(default = "yes")]
     pub read_only: bool,
+    /// The database used when none is named.
     #[serde(default)]
     pub default: bool,
+    /// What the database holds, for the model.
     #[serde(default)]
     pub description: Option<String>,
+    /// Table descriptions by name.
     #[serde(default)]
     pub tables: BTreeMap<String, TableDescription>,
     /// `table.column`s that read as NULL through every query (schema marks them `masked`).
@@ -63,6 +70,7 @@ impl TargetSpec {
         }
     }
 
+    /// Checks the name and the masked columns; the error says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
         let ok = !self.name.is_empty()
             && self.name.len() <= 64
@@ -102,13 +110,18 @@ impl TargetSpec {
 /// How a query ended, for the query log and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryOutcome {
+    /// It ran.
     Ok,
+    /// The sandbox refused it.
     Blocked,
+    /// SQLite rejected it.
     Failed,
+    /// It ran past its time limit.
     TimedOut,
 }
 
 impl QueryOutcome {
+    /// The outcome's name in the query log.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
@@ -135,20 +148,30 @@ impl QueryOutcome {
 /// One SQL statement a tool ran (or refused), as observers see it.
 #[derive(Debug, Clone)]
 pub struct QueryEvent<'a> {
+    /// The target database's name.
     pub database: &'a str,
+    /// The statement (or `-- tool …` for other tool calls).
     pub sql: &'a str,
+    /// Who ran it.
     pub user: &'a str,
+    /// The thread it ran for, if any.
     pub thread_id: Option<ThreadId>,
+    /// `agent` or `api`.
     pub source: &'a str,
+    /// How it ended.
     pub outcome: QueryOutcome,
+    /// Rows returned.
     pub rows: u64,
+    /// How long it ran.
     pub elapsed_ms: f64,
+    /// The error's code, when it failed.
     pub error_code: Option<&'static str>,
 }
 
 /// Receives every query a tool ran: the app's query log and metrics implement it.
 /// Called on the blocking thread that ran the query.
 pub trait QueryObserver: Send + Sync {
+    /// Called once per statement, on the thread that ran it.
     fn on_query(&self, event: &QueryEvent<'_>);
 }
 
@@ -172,6 +195,7 @@ struct FileState {
     pool_for: Option<((u64, u64), sandbox::OpenMode)>,
 }
 
+/// A target database: its spec, a pool of sandboxed read-only connections, the cached structure and row counts, and its health.
 pub struct TargetDatabase {
     spec: TargetSpec,
     config: ToolsConfig,
@@ -286,14 +310,17 @@ impl TargetDatabase {
         })
     }
 
+    /// The name clients and the model use.
     pub fn name(&self) -> &str {
         &self.spec.name
     }
 
+    /// How it was configured.
     pub fn spec(&self) -> &TargetSpec {
         &self.spec
     }
 
+    /// Its summary for `GET /api/databases`.
     pub fn summary(&self, is_default: bool) -> DatabaseSummary {
         DatabaseSummary {
             name: self.spec.name.clone(),
@@ -891,12 +918,14 @@ impl TargetDatabase {
         )
     }
 
+    /// Facts about the file (`get_metadata`). Blocking.
     pub fn metadata(&self, limits: &QueryLimits) -> Result<DatabaseMetadata, ToolError> {
         let schema = self.schema(limits)?;
         let conn = self.connection()?;
         introspect::metadata(&conn, &self.spec, &schema)
     }
 
+    /// Tables and views with row counts, exact when cheap (`list_tables`). Blocking.
     pub fn list_tables(&self, limits: &QueryLimits) -> Result<Vec<TableSummary>, ToolError> {
         let schema = self.schema(limits)?;
         Ok(schema
@@ -917,8 +946,12 @@ impl TargetDatabase {
 /// Who runs a query and who hears about it; never chosen by the model.
 #[derive(Clone, Copy)]
 pub struct QueryAudit<'a> {
+    /// The user the query runs for.
     pub user: &'a str,
+    /// The thread it runs for, if any.
     pub thread_id: Option<ThreadId>,
+    /// `agent` or `api`.
     pub source: &'a str,
+    /// Who hears about it (query log, metrics).
     pub observer: Option<&'a dyn QueryObserver>,
 }

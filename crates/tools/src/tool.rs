@@ -19,14 +19,19 @@ use crate::{
 /// What a tool call gets that the model must never choose: the database, limits, who is asking.
 #[derive(Clone)]
 pub struct ToolContext {
+    /// The target database the tool works on.
     pub database: Arc<TargetDatabase>,
+    /// Limits for every statement.
     pub limits: QueryLimits,
+    /// The user the call runs for.
     pub user: String,
+    /// The thread the call runs for, if any.
     pub thread_id: Option<ThreadId>,
     /// The answer message of the turn making the call.
     pub message_id: Option<MessageId>,
     /// Where the call comes from, for the query log (`agent`, `api`).
     pub source: &'static str,
+    /// Who hears about each statement (query log, metrics).
     pub observer: Option<Arc<dyn QueryObserver>>,
     /// Who decides on proposed writes; without one, writes are refused.
     pub approvals: Option<Arc<dyn ApprovalGate>>,
@@ -37,17 +42,25 @@ pub struct ToolContext {
 /// A person's decision on a proposed write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Approval {
+    /// The owner approved this exact statement.
     Approved,
-    Rejected { reason: Option<String> },
+    /// The owner refused it.
+    Rejected {
+        /// Why, when they said.
+        reason: Option<String>,
+    },
+    /// Nobody decided in time.
     Expired,
 }
 
 /// Asks the owner of a conversation to approve one exact statement.
 pub trait ApprovalGate: Send + Sync {
+    /// Asks; resolves when the owner decides or the proposal expires.
     fn request<'a>(&'a self, ctx: &'a ToolContext, sql: &'a str) -> BoxFuture<'a, Approval>;
 }
 
 impl ToolContext {
+    /// A context for `database` with `limits`, for the local user, source `api`.
     pub fn new(database: Arc<TargetDatabase>, limits: QueryLimits) -> Self {
         Self {
             database,
@@ -62,6 +75,7 @@ impl ToolContext {
         }
     }
 
+    /// Who runs the statement and who hears about it.
     pub fn audit(&self) -> QueryAudit<'_> {
         QueryAudit {
             user: &self.user,
@@ -84,15 +98,19 @@ impl ToolContext {
 
 /// A tool the model can call by `NAME` with JSON arguments matching `parameters()`.
 pub trait Tool: Send + Sync + 'static {
+    /// The name models call it by.
     const NAME: &'static str;
     /// How its outcome is recorded in the turn (a failed `Query` is still a query of the turn).
     const KIND: ToolKind = ToolKind::Other;
+    /// Its arguments, from JSON.
     type Args: DeserializeOwned + Send;
+    /// What `call` returns before it becomes a [`ToolOutcome`].
     type Output: Send;
     /// Written for the model: what it does, when to use it, an example.
     fn description(&self) -> &str;
     /// JSON Schema of `Args`.
     fn parameters(&self) -> Value;
+    /// Runs the tool.
     fn call(
         &self,
         ctx: &ToolContext,
@@ -103,14 +121,20 @@ pub trait Tool: Send + Sync + 'static {
     fn outcome(output: Self::Output) -> Result<ToolOutcome, ToolError>;
 }
 
+/// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Object-safe view of a [`Tool`]: parses JSON arguments, returns the typed outcome.
 pub trait DynTool: Send + Sync {
+    /// The tool's name.
     fn name(&self) -> &'static str;
+    /// How its outcome is recorded.
     fn kind(&self) -> ToolKind;
+    /// Its description for the model.
     fn description(&self) -> &str;
+    /// Its arguments' JSON Schema.
     fn parameters(&self) -> Value;
+    /// Parses `args` and runs the tool.
     fn invoke<'a>(
         &'a self,
         ctx: &'a ToolContext,
@@ -154,8 +178,11 @@ impl<T: Tool> DynTool for T {
 /// Name, description and JSON Schema: what a provider advertises to the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolDefinition {
+    /// The tool's name.
     pub name: String,
+    /// What it does, for the model.
     pub description: String,
+    /// Its arguments' JSON Schema.
     pub parameters: Value,
 }
 
@@ -178,10 +205,12 @@ impl ToolRegistry {
         r
     }
 
+    /// Adds a tool under its name.
     pub fn register<T: Tool>(&mut self, tool: T) {
         self.tools.insert(T::NAME, Arc::new(tool));
     }
 
+    /// The registered tools' names, sorted.
     pub fn names(&self) -> Vec<&'static str> {
         self.tools.keys().copied().collect()
     }
@@ -219,6 +248,7 @@ impl Toolset {
         defs
     }
 
+    /// Every tool's definition, in order.
     pub fn definitions(&self) -> Vec<ToolDefinition> {
         self.tools
             .iter()
@@ -230,6 +260,7 @@ impl Toolset {
             .collect()
     }
 
+    /// True when the toolset has the named tool.
     pub fn contains(&self, name: &str) -> bool {
         self.tools.iter().any(|t| t.name() == name)
     }

@@ -10,10 +10,13 @@ use crate::{Tool, ToolContext, ToolError, ToolKind, ToolOutcome};
 /// `execute_query {"sql": "...", "params"?: [...] | {...}}`
 pub struct ExecuteQuery;
 
+/// `execute_query`'s arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteQueryArgs {
+    /// One read-only statement.
     pub sql: String,
+    /// Values for its parameters.
     #[serde(default)]
     pub params: Option<QueryParams>,
 }

@@ -10,12 +10,16 @@ use crate::{ExecuteQuery, Tool, ToolContext, ToolError, ToolKind, ToolOutcome};
 /// approve; nothing runs until the thread's owner approves that exact statement.
 pub struct ExecuteWrite;
 
+/// What an approved write did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WriteOutput {
+    /// The statement that ran.
     pub sql: String,
+    /// Rows it inserted, updated or deleted.
     pub rows_affected: usize,
     /// True for statements that change the schema.
     pub ddl: bool,
+    /// How long it ran.
     pub elapsed_ms: f64,
 }
 

@@ -9,11 +9,14 @@ use crate::{Tool, ToolContext, ToolError, ToolKind, ToolOutcome};
 /// `get_schema {"tables"?: [...], "sample_rows"?: N}`
 pub struct GetSchema;
 
+/// `get_schema`'s arguments.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetSchemaArgs {
+    /// Only these tables or views (default: all).
     #[serde(default)]
     pub tables: Option<Vec<String>>,
+    /// Sample rows per table (default 0).
     #[serde(default)]
     pub sample_rows: Option<usize>,
 }

@@ -10,9 +10,12 @@ use crate::{Tool, ToolContext, ToolError, ToolOutcome};
 /// `list_tables {}`
 pub struct ListTables;
 
+/// `list_tables`' answer.
 #[derive(Debug, Serialize)]
 pub struct TableList {
+    /// The target database's name.
     pub database: String,
+    /// Its tables and views with row counts.
     pub tables: Vec<TableSummary>,
 }
 

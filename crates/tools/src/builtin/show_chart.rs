@@ -11,14 +11,20 @@ use crate::{Tool, ToolContext, ToolError, ToolKind, ToolOutcome};
 /// and values; no code from the model runs anywhere.
 pub struct ShowChart;
 
+/// `show_chart`'s arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShowChartArgs {
+    /// The kind of chart.
     pub kind: ChartKind,
+    /// The result column for the x axis.
     pub x: String,
+    /// One or more numeric result columns.
     pub y: OneOrMany,
+    /// A column that splits the data into series.
     #[serde(default)]
     pub series: Option<String>,
+    /// The chart's title.
     #[serde(default)]
     pub title: Option<String>,
     /// Which of this turn's successful queries (0-based); default the last.
@@ -26,10 +32,13 @@ pub struct ShowChartArgs {
     pub query: Option<usize>,
 }
 
+/// A column name, or several.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
+    /// One column.
     One(String),
+    /// Several columns.
     Many(Vec<String>),
 }
 
