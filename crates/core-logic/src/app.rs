@@ -20,9 +20,13 @@ use crate::{Error, Metrics, Result};
 /// Everything the core needs; the server composes it from each crate's config section.
 #[derive(Debug, Clone, Default)]
 pub struct CoreConfig {
+    /// Sqlmatic's own database and the target databases.
     pub database: DatabaseConfig,
+    /// Tools, the sandbox's limits.
     pub tools: ToolsConfig,
+    /// The model and the agent.
     pub agent: AgentConfig,
+    /// Conversation memory.
     pub memory: MemoryConfig,
     /// Chats one user may have running at once (0: no limit).
     pub max_concurrent_chats: usize,
@@ -32,10 +36,13 @@ pub struct CoreConfig {
     pub metrics_interval: Duration,
 }
 
+/// A thread with its messages in order (intermediate tool messages included).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ThreadWithMessages {
+    /// The thread.
     #[serde(flatten)]
     pub thread: Thread,
+    /// Its messages.
     pub messages: Vec<Message>,
 }
 
@@ -50,6 +57,7 @@ impl QueryObserver for Observers {
     }
 }
 
+/// The application core: one value the server (or an embedding app) holds and calls; every method takes the caller's `Principal`.
 pub struct Sqlmatic {
     pub(crate) config: CoreConfig,
     pub(crate) app_db: AppDb,
@@ -150,22 +158,27 @@ impl Sqlmatic {
         }))
     }
 
+    /// The configuration it runs with.
     pub fn config(&self) -> &CoreConfig {
         &self.config
     }
 
+    /// The event bus (subscribe to follow events).
     pub fn bus(&self) -> &EventBus {
         &self.bus
     }
 
+    /// Metrics (Prometheus registry and JSON snapshot).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
+    /// The tools the agent can be given.
     pub fn tools(&self) -> &ToolRegistry {
         &self.tools
     }
 
+    /// The database used when none is named.
     pub fn default_database(&self) -> &str {
         self.targets.default_name()
     }
@@ -200,6 +213,7 @@ impl Sqlmatic {
         }
     }
 
+    /// Users, tokens and agent settings.
     pub fn users(&self) -> &UserService {
         &self.users
     }
@@ -219,6 +233,7 @@ impl Sqlmatic {
         self.metrics.snapshot()
     }
 
+    /// The metrics in Prometheus' text format.
     pub async fn prometheus_text(&self) -> String {
         self.refresh_levels().await;
         self.metrics.prometheus_text()

@@ -44,6 +44,7 @@ impl Drop for Forget<'_> {
 }
 
 impl Approvals {
+    /// Pending writes that expire after `timeout`; decisions are published on `bus`.
     pub fn new(bus: EventBus, timeout: Duration) -> Self {
         Self { pending: Mutex::default(), bus, timeout }
     }
@@ -59,6 +60,7 @@ impl Approvals {
         p.decide.send(decision).is_ok()
     }
 
+    /// Proposals waiting for a decision.
     pub fn pending_count(&self) -> usize {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner).len()
     }

@@ -28,14 +28,18 @@ pub const MAX_MESSAGE_CHARS: usize = 32_000;
 /// A chat turn's input.
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
+    /// The thread to continue (a new one when absent).
     pub thread_id: Option<ThreadId>,
+    /// The question.
     pub message: String,
+    /// The target database of a new thread (default: the user's default).
     pub database: Option<String>,
     /// Stream the model's answer (deltas); false asks for whole answers.
     pub stream: bool,
 }
 
 impl ChatRequest {
+    /// A question in a new thread, streamed.
     pub fn new(message: impl Into<String>) -> Self {
         Self { thread_id: None, message: message.into(), database: None, stream: true }
     }
@@ -45,16 +49,23 @@ impl ChatRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatReply {
+    /// The thread.
     pub thread_id: ThreadId,
+    /// The answer message.
     pub message_id: MessageId,
+    /// The question message.
     pub user_message_id: MessageId,
+    /// The answer's text.
     pub answer: String,
     /// `complete` or `cancelled`.
     pub status: MessageStatus,
+    /// The queries the agent ran, failed ones too.
     pub queries: Vec<QueryRecord>,
     /// Charts the agent asked for (`show_chart` specs; `query` indexes this turn's successful queries).
     pub charts: Vec<ChartSpec>,
+    /// Tokens used.
     pub usage: Usage,
+    /// Model calls made.
     pub steps: u32,
 }
 
@@ -73,10 +84,13 @@ impl Drop for InFlight {
 /// A turn whose question is stored and whose thread is reserved; [`Sqlmatic::run_turn`] runs it.
 pub struct PreparedTurn {
     user: String,
+    /// The thread (new or existing).
     pub thread_id: ThreadId,
     /// The target database the thread is about.
     pub database: String,
+    /// The stored question.
     pub user_message_id: MessageId,
+    /// The `pending` answer message.
     pub answer_id: MessageId,
     question: String,
     stream: bool,
@@ -247,6 +261,7 @@ impl Sqlmatic {
         n
     }
 
+    /// Stops the answer running in `thread_id` (the owner's only).
     pub async fn cancel(&self, user: &Principal, thread_id: ThreadId) -> Result<()> {
         self.threads.get(&user.name, thread_id).await?;
         let inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);

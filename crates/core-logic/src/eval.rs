@@ -15,35 +15,56 @@ use crate::{ChatRequest, Sqlmatic};
 /// One line of the dataset.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EvalCase {
+    /// An id for the report (default: its position in the dataset, from 1).
     #[serde(default)]
     pub id: Option<String>,
+    /// The question.
     pub question: String,
+    /// SQL whose result is the right answer.
     pub gold_sql: String,
+    /// The target database (default: the default one).
     #[serde(default)]
     pub database: Option<String>,
 }
 
+/// One question's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalResult {
+    /// The item's id.
     pub id: String,
+    /// The question.
     pub question: String,
+    /// The target database.
     pub database: Option<String>,
+    /// The gold SQL.
     pub gold_sql: String,
+    /// The last successful query of the answer, if any.
     pub predicted_sql: Option<String>,
+    /// True when its result matches the gold result.
     pub correct: bool,
+    /// Why the item could not be judged, if so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The answer's text.
     pub answer: String,
+    /// Model calls made.
     pub steps: u32,
+    /// How long the turn took.
     pub elapsed_ms: f64,
 }
 
+/// An evaluation run: execution accuracy over a dataset.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// Items.
     pub total: usize,
+    /// Items answered correctly.
     pub correct: usize,
+    /// `correct / total`.
     pub execution_accuracy: f64,
+    /// Items that failed to run.
     pub errors: usize,
+    /// Every item's outcome.
     pub results: Vec<EvalResult>,
 }
 

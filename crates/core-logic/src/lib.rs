@@ -10,6 +10,8 @@
 //! Must not know actix or HTTP status codes; errors carry an [`sqlmatic_models::ErrorKind`] and a
 //! stable code, which only the server maps onto HTTP.
 
+#![warn(missing_docs)]
+
 mod app;
 pub mod approvals;
 mod chat;

@@ -13,6 +13,7 @@ pub struct Buckets {
 }
 
 impl Buckets {
+    /// Buckets of `per_minute` tokens, refilled continuously.
     pub fn new(per_minute: u32) -> Self {
         Self { per_minute: f64::from(per_minute.max(1)), state: Mutex::default() }
     }

@@ -12,6 +12,7 @@ use sqlmatic_tools::{QueryEvent, QueryObserver};
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Counters and histograms of the server: HTTP requests, WebSocket connections, queries, events.
 pub struct Metrics {
     registry: Registry,
     started: Instant,
@@ -138,24 +139,29 @@ fn summarize_buckets(buckets: &[(f64, u64)], count: u64, sum: f64) -> Value {
 }
 
 impl Metrics {
+    /// Fresh metrics.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Counts one HTTP request.
     pub fn observe_http(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         self.http_requests.with_label_values(&[route, method, &status.to_string()]).inc();
         self.http_latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
     }
 
+    /// A WebSocket connection opened.
     pub fn ws_opened(&self) {
         self.ws_connections.inc();
         self.ws_connections_total.with_label_values(&["accepted"]).inc();
     }
 
+    /// A WebSocket connection closed.
     pub fn ws_closed(&self) {
         self.ws_connections.dec();
     }
 
+    /// A WebSocket upgrade refused.
     pub fn ws_rejected(&self) {
         self.ws_connections_total.with_label_values(&["rejected"]).inc();
     }

@@ -6,10 +6,12 @@ use sqlmatic_models::{Code, Page, Principal, Thread, ThreadId, ThreadTitle};
 use crate::{Error, Result, Sqlmatic, ThreadWithMessages};
 
 impl Sqlmatic {
+    /// The user's threads, most recently active first, and how many there are.
     pub async fn list_threads(&self, user: &Principal, page: Page) -> Result<(Vec<Thread>, u64)> {
         Ok(self.threads.list(&user.name, page).await?)
     }
 
+    /// Creates an empty thread (`thread_created`).
     pub async fn create_thread(
         &self,
         user: &Principal,
@@ -27,12 +29,14 @@ impl Sqlmatic {
         Ok(thread)
     }
 
+    /// A thread with its messages.
     pub async fn get_thread(&self, user: &Principal, id: ThreadId) -> Result<ThreadWithMessages> {
         let thread = self.threads.get(&user.name, id).await?;
         let messages = self.threads.messages(&user.name, id).await?;
         Ok(ThreadWithMessages { thread, messages })
     }
 
+    /// Renames a thread.
     pub async fn rename_thread(
         &self,
         user: &Principal,
@@ -43,6 +47,7 @@ impl Sqlmatic {
         Ok(self.threads.rename(&user.name, id, title).await?)
     }
 
+    /// Deletes a thread and its messages.
     pub async fn delete_thread(&self, user: &Principal, id: ThreadId) -> Result<()> {
         Ok(self.threads.delete(&user.name, id).await?)
     }
