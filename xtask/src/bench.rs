@@ -277,13 +277,7 @@ fn bare_actix_floor(args: &BenchArgs, dir: &std::path::Path, report: &Value) -> 
         .spawn()
         .context("starting the bare actix-web server")?;
     let _server = Server(child);
-    let started = Instant::now();
-    while http_get(port, "/readyz").is_none_or(|r| !r.starts_with("HTTP/1.1 200")) {
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("the bare actix-web server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_ready(port, Duration::from_secs(30), "the bare actix-web server")?;
     let lookup = &SCENARIOS[1];
     let bare = run_wrk(args, dir, port, lookup)?;
     let ours = report["scenarios"][1]["rps"].as_f64().unwrap_or(f64::NAN);
@@ -336,14 +330,20 @@ fn start_server(
         .with_context(|| format!("starting {}", bin.display()))?;
     let pid = child.id();
     let server = Server(child);
+    wait_ready(port, Duration::from_secs(60), "the server")?;
+    Ok((server, port, pid))
+}
+
+/// Waits until `GET /readyz` on `port` answers 200.
+fn wait_ready(port: u16, limit: Duration, what: &str) -> anyhow::Result<()> {
     let started = Instant::now();
     while http_get(port, "/readyz").is_none_or(|r| !r.starts_with("HTTP/1.1 200")) {
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("the server did not become ready");
+        if started.elapsed() > limit {
+            bail!("{what} did not become ready within {} s", limit.as_secs());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok((server, port, pid))
+    Ok(())
 }
 
 fn http_post(port: u16, path: &str, body: &str) -> Option<String> {

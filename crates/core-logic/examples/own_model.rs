@@ -105,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("answer: {}", reply.answer);
     for query in &reply.queries {
-        println!("ran: {} -> {:?}", query.sql, query.rows);
+        println!("ran: {} -> {:?}", query.sql, query.result.rows);
     }
     Ok(())
 }

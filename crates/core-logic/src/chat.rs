@@ -15,7 +15,7 @@ use sqlmatic_models::{
     ThreadTitle, Usage,
 };
 use sqlmatic_services::NewMessage;
-use sqlmatic_services::agent::{Agent, AgentError, AgentEvent, context};
+use sqlmatic_services::agent::{Agent, AgentError, AgentEvent, CallMade, context};
 use sqlmatic_services::memory::{Summarizer, tool_calls_json, tool_result_json};
 use sqlmatic_tools::TurnState;
 use tokio::sync::watch;
@@ -440,7 +440,7 @@ impl TurnRun<'_> {
                 self.partial.push_str(&text);
                 core.stream_event(thread, answer, StreamPart::Delta { text });
             }
-            AgentEvent::ToolCall { id, name, arguments } => {
+            AgentEvent::ToolCall(CallMade { id, name, arguments }) => {
                 core.stream_event(thread, answer, StreamPart::ToolCall { id, name, arguments });
             }
             AgentEvent::ToolResult { call, outcome, elapsed_ms } => {

@@ -189,7 +189,7 @@ async fn a_turn_streams_events_and_stores_its_transcript() {
     fx.core.bus().add_topics(sub.id, [Topic::Thread(turn.thread_id)]);
     let reply = fx.core.run_turn(turn).await.unwrap();
     assert_eq!(reply.answer, "There is 1 row.");
-    assert_eq!(reply.queries[0].rows, vec![vec![serde_json::json!(1)]]);
+    assert_eq!(reply.queries[0].result.rows, vec![vec![serde_json::json!(1)]]);
     let mut kinds = Vec::new();
     while let Ok(e) = sub.receiver.try_recv() {
         let v: serde_json::Value = serde_json::from_str(&e).unwrap();

@@ -104,7 +104,7 @@ pub struct ColumnMeta {
 }
 
 /// The rows a read-only query returned, bounded by the row and byte caps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueryResult {
     /// The result's columns, in order.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ColumnMeta, QueryResult};
+use crate::QueryResult;
 
 /// A failure as clients see it: a stable code and a message for people (and models).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,25 +22,16 @@ impl ErrorPayload {
     }
 }
 
-/// A query the agent ran during a turn: its SQL and its result, or why it failed.
+/// A query the agent ran during a turn: its SQL and its result, or why it failed (then the
+/// result is empty). Serializes flat: `sql`, the result's fields, `error`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueryRecord {
     /// The statement as the model wrote it.
     pub sql: String,
-    /// The result's columns.
-    pub columns: Vec<ColumnMeta>,
-    /// The rows returned.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<Object>>))]
-    pub rows: Vec<Vec<serde_json::Value>>,
-    /// Rows returned.
-    pub row_count: u64,
-    /// Rows the statement produced in all, when counted.
-    pub total_rows: Option<u64>,
-    /// True when a cap cut the rows.
-    pub truncated: bool,
-    /// How long it ran.
-    pub elapsed_ms: f64,
+    /// What it returned (empty when it failed).
+    #[serde(flatten)]
+    pub result: QueryResult,
     /// Why it failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorPayload>,
@@ -49,20 +40,14 @@ pub struct QueryRecord {
 impl QueryRecord {
     /// A query that ran.
     pub fn succeeded(sql: String, result: QueryResult) -> Self {
-        let QueryResult { columns, rows, row_count, total_rows, truncated, elapsed_ms } = result;
-        Self { sql, columns, rows, row_count, total_rows, truncated, elapsed_ms, error: None }
+        Self { sql, result, error: None }
     }
 
     /// A query that failed.
     pub fn failed(sql: String, error: ErrorPayload, elapsed_ms: f64) -> Self {
         Self {
             sql,
-            columns: Vec::new(),
-            rows: Vec::new(),
-            row_count: 0,
-            total_rows: None,
-            truncated: false,
-            elapsed_ms,
+            result: QueryResult { elapsed_ms, ..QueryResult::default() },
             error: Some(error),
         }
     }

@@ -85,10 +85,9 @@ impl Limiter {
     }
 }
 
-pub fn rate_limited(what: &str, wait: Duration) -> HttpResponse {
-    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-    ApiError::new(Code::RateLimited, format!("too many {what}; retry in {secs} s"))
-        .retry_after(wait)
+/// `429 rate_limited` with `Retry-After`, worded and rounded as for chats (the core's error).
+pub fn rate_limited(wait: Duration) -> HttpResponse {
+    ApiError::from(sqlmatic_core_logic::Error::RateLimited { what: "requests", retry_after: wait })
         .error_response()
 }
 
@@ -137,7 +136,7 @@ pub async fn authenticate(
                 |req: &ServiceRequest| state.limiter.request(&format!("ip:{}", peer_ip(req)));
             let Some(token) = token_of(req.request()) else {
                 let r = match anonymous_limit(&req) {
-                    Err(wait) => rate_limited("requests", wait),
+                    Err(wait) => rate_limited(wait),
                     Ok(()) => unauthorized(
                         "send `Authorization: Bearer <token>` (sqlmatic user add NAME prints one)",
                     ),
@@ -149,7 +148,7 @@ pub async fn authenticate(
                 Ok(None) => {
                     log::warn!("rejected a bad or revoked token from {}", peer_ip(&req));
                     let r = match anonymous_limit(&req) {
-                        Err(wait) => rate_limited("requests", wait),
+                        Err(wait) => rate_limited(wait),
                         Ok(()) => {
                             unauthorized("the token is not valid (revoked, rotated or mistyped)")
                         }
@@ -169,7 +168,7 @@ pub async fn authenticate(
             .as_ref()
             .map_or_else(|| format!("ip:{}", peer_ip(&req)), |p| format!("user:{}", p.name));
         if let Err(wait) = state.limiter.request(&key) {
-            return Ok(req.into_response(rate_limited("requests", wait)).map_into_right_body());
+            return Ok(req.into_response(rate_limited(wait)).map_into_right_body());
         }
     }
     if let Some(p) = principal {

@@ -30,12 +30,6 @@ impl ApiError {
         Self::new(Code::NotFound, message)
     }
 
-    /// Asks the client to retry after `wait` (`Retry-After`, whole seconds, at least 1).
-    pub fn retry_after(self, wait: std::time::Duration) -> Self {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        self.with_header("Retry-After", secs.to_string())
-    }
-
     /// Adds a response header.
     pub fn with_header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));

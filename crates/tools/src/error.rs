@@ -53,6 +53,11 @@ impl ToolError {
             .with_detail(detail)
     }
 
+    /// The error as clients see it (`{code, message}`; `detail` stays in the logs).
+    pub fn payload(&self) -> sqlmatic_models::ErrorPayload {
+        sqlmatic_models::ErrorPayload::new(self.code, &self.model_message)
+    }
+
     /// The error's kind.
     pub fn kind(&self) -> ErrorKind {
         self.code.kind()

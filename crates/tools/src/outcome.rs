@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlmatic_models::{ChartSpec, DatabaseSchema, ErrorPayload, QueryRecord, QueryResult};
+use sqlmatic_models::{ChartSpec, DatabaseSchema, QueryRecord, QueryResult};
 
 use crate::{ToolError, WriteOutput};
 
@@ -181,13 +181,6 @@ impl TurnState {
     /// The successful queries' records, in order: what `show_chart`'s `query` index counts.
     pub fn successful(&self) -> Vec<&QueryRecord> {
         self.queries.iter().filter(|q| q.is_ok()).collect()
-    }
-}
-
-impl ToolError {
-    /// The error as clients see it.
-    pub fn payload(&self) -> ErrorPayload {
-        ErrorPayload::new(self.code.as_str(), &self.model_message)
     }
 }
 

@@ -279,32 +279,27 @@ impl Toolset {
         args: Value,
     ) -> Result<ToolOutcome, ToolError> {
         let started = std::time::Instant::now();
-        let kind = self.kind_of(name);
-        let recorded = if kind == ToolKind::Query { Some(args.clone()) } else { None };
-        let result = self.call_unrecorded(name, ctx, args).await;
+        let tool = self.tools.iter().find(|t| t.name() == name);
+        let kind = tool.map_or(ToolKind::Other, |t| t.kind());
+        // a failed query is still one of the turn's queries: keep its SQL, not the whole arguments
+        let sql = (kind == ToolKind::Query).then(|| serde_json::json!({"sql": args["sql"]}));
+        let result = match tool {
+            Some(tool) => tool.invoke(ctx, args).await,
+            None => {
+                let names: Vec<&str> = self.tools.iter().map(|t| t.name()).collect();
+                Err(ToolError::new(
+                    ToolErrorCode::UnknownTool,
+                    format!("unknown tool `{name}`; available tools are: {}", names.join(", ")),
+                ))
+            }
+        };
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         ctx.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).record(
             kind,
-            recorded.as_ref().unwrap_or(&Value::Null),
+            sql.as_ref().unwrap_or(&Value::Null),
             &result,
             elapsed_ms,
         );
         result
-    }
-
-    async fn call_unrecorded(
-        &self,
-        name: &str,
-        ctx: &ToolContext,
-        args: Value,
-    ) -> Result<ToolOutcome, ToolError> {
-        let Some(tool) = self.tools.iter().find(|t| t.name() == name) else {
-            let names: Vec<&str> = self.tools.iter().map(|t| t.name()).collect();
-            return Err(ToolError::new(
-                ToolErrorCode::UnknownTool,
-                format!("unknown tool `{name}`; available tools are: {}", names.join(", ")),
-            ));
-        };
-        tool.invoke(ctx, args).await
     }
 }

@@ -359,7 +359,7 @@ async fn show_chart_specs_are_checked_against_the_turns_results() {
     assert_eq!(turn.charts.len(), 1);
     assert_eq!(turn.charts[0].y, ["score"]);
     assert_eq!(turn.queries.len(), 2);
-    assert_eq!(turn.queries[0].row_count, 3);
+    assert_eq!(turn.queries[0].result.row_count, 3);
     assert_eq!(turn.queries[1].sql, "SELECT nope FROM customers");
     assert_eq!(turn.queries[1].error.as_ref().unwrap().code, "sql_error");
     assert_eq!(turn.successful().len(), 1);

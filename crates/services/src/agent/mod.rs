@@ -89,8 +89,8 @@ impl AgentSettings {
 pub enum AgentEvent {
     /// Answer text as the model produces it.
     Delta(String),
-    /// The model called a tool (`arguments` parsed when valid JSON, else the raw text).
-    ToolCall { id: String, name: String, arguments: Value },
+    /// The model called a tool.
+    ToolCall(CallMade),
     /// A tool answered: the call it answers and its typed outcome (shared, never re-serialized),
     /// or its failure.
     ToolResult { call: CallMade, outcome: Result<Arc<ToolOutcome>, ToolError>, elapsed_ms: f64 },
@@ -305,11 +305,7 @@ impl Agent {
                 })
                 .collect();
             for call in &calls {
-                let _ = events.send(AgentEvent::ToolCall {
-                    id: call.id.clone(),
-                    name: call.name.clone(),
-                    arguments: call.arguments.clone(),
-                });
+                let _ = events.send(AgentEvent::ToolCall(call.clone()));
             }
             let results = futures_util::future::join_all(
                 response
@@ -558,7 +554,7 @@ mod tests {
             // the turn's state: both queries (one failed), one chart of the successful one
             let turn = ctx.turn.lock().unwrap().clone();
             assert_eq!(turn.queries.len(), 2);
-            assert_eq!(turn.queries[0].row_count, 3);
+            assert_eq!(turn.queries[0].result.row_count, 3);
             assert_eq!(turn.queries[1].error.as_ref().unwrap().code, "sql_error");
             assert_eq!(turn.charts.len(), 1);
             assert_eq!(turn.charts[0].query, 0);

@@ -84,12 +84,15 @@ impl Tool for ShowChart {
             ));
         }
         let index = args.query.unwrap_or(results.len() - 1);
-        let result = results.get(index).ok_or_else(|| {
-            ToolError::invalid_args(format!(
-                "query {index} does not exist; this turn has {} successful queries (0-based)",
-                results.len()
-            ))
-        })?;
+        let result = &results
+            .get(index)
+            .ok_or_else(|| {
+                ToolError::invalid_args(format!(
+                    "query {index} does not exist; this turn has {} successful queries (0-based)",
+                    results.len()
+                ))
+            })?
+            .result;
         let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
         let position = |name: &str| {
             names.iter().position(|n| *n == name).ok_or_else(|| {
