@@ -553,9 +553,13 @@ mod tests {
             assert_eq!(outcome.steps, 4);
             // the turn's state: both queries (one failed), one chart of the successful one
             let turn = ctx.turn.lock().unwrap().clone();
+            // (c2 and c3 run concurrently: they are recorded in the order they finish)
             assert_eq!(turn.queries.len(), 2);
-            assert_eq!(turn.queries[0].result.row_count, 3);
-            assert_eq!(turn.queries[1].error.as_ref().unwrap().code, "sql_error");
+            let by_sql = |fragment: &str| {
+                turn.queries.iter().find(|q| q.sql.contains(fragment)).unwrap().clone()
+            };
+            assert_eq!(by_sql("GROUP BY").result.row_count, 3);
+            assert_eq!(by_sql("nope").error.as_ref().unwrap().code, "sql_error");
             assert_eq!(turn.charts.len(), 1);
             assert_eq!(turn.charts[0].query, 0);
             // typed results, in call order, carrying their call
