@@ -64,16 +64,21 @@ impl Sqlmatic {
         Ok(ctx)
     }
 
+    /// Start-up checks of every target (PostgreSQL: the role cannot write or escape, masked
+    /// columns are unreadable). An unreachable target is only logged; an unsafe role is an
+    /// error. Call once after [`Sqlmatic::open`].
+    pub async fn check_targets(&self) -> Result<()> {
+        Ok(self.targets.check().await?)
+    }
+
     /// Readiness: the app database answers and every target can be read. The error names each
     /// unhealthy target and why; on success, how each target is open.
     pub async fn ready(&self) -> Result<Vec<(String, sqlmatic_tools::OpenMode)>> {
         self.app_db.ping().await?;
-        let targets: Vec<_> = self.targets.all().cloned().collect();
-        let checked = tokio::task::spawn_blocking(move || {
-            targets.iter().map(|t| (t.name().to_owned(), t.health())).collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| Error::Tool(sqlmatic_tools::ToolError::internal(e)))?;
+        let checked = futures_util::future::join_all(
+            self.targets.all().map(|t| async move { (t.name().to_owned(), t.health().await) }),
+        )
+        .await;
         let mut healthy = Vec::with_capacity(checked.len());
         let mut failures: Vec<sqlmatic_tools::ToolError> = Vec::new();
         for (name, health) in checked {
@@ -109,8 +114,8 @@ impl Sqlmatic {
     }
 
     pub(crate) async fn structure_of(&self, database: &str) -> Result<Arc<DatabaseSchema>> {
-        let ctx = ToolContext::new(self.target(Some(database))?, self.config.tools.limits());
-        Ok(ctx.blocking(|ctx| ctx.database.schema(&ctx.limits)).await?)
+        let target = self.target(Some(database))?;
+        Ok(target.schema(&self.config.tools.limits()).await?)
     }
 
     /// Runs one read-only query for a user of the REST API.
@@ -123,9 +128,7 @@ impl Sqlmatic {
     ) -> Result<QueryResult> {
         let target = self.target_for(user, database)?;
         let ctx = self.tool_context(&user.name, Some(target.name()), None, "api")?;
-        Ok(ctx
-            .blocking(move |ctx| ctx.database.query(&sql, &params, &ctx.limits, &ctx.audit()))
-            .await?)
+        Ok(ctx.database.query(&sql, &params, &ctx.limits, &ctx.audit()).await?)
     }
 
     /// Queues a non-SQL tool call of the agent for the query log (the log's writer stores it).

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlmatic_events::{Event, Topic};
-use sqlmatic_tools::ToolContext;
 
 use crate::Sqlmatic;
 
@@ -38,7 +37,8 @@ pub fn start(core: &Arc<Sqlmatic>) -> BackgroundTasks {
     }
 }
 
-/// Polls each target's `PRAGMA schema_version`; when it changes, every subscriber of the
+/// Polls each target's schema fingerprint (SQLite's `PRAGMA schema_version`, a hash of
+/// PostgreSQL's catalogue); when it changes, every subscriber of the
 /// database's topic gets a fresh `database_update`.
 async fn watch_schemas(core: std::sync::Weak<Sqlmatic>, every: Duration) {
     let mut last: HashMap<String, i64> = HashMap::new();
@@ -51,8 +51,7 @@ async fn watch_schemas(core: std::sync::Weak<Sqlmatic>, every: Duration) {
         let targets: Vec<_> = core.targets().all().cloned().collect();
         for target in targets {
             let name = target.name().to_owned();
-            let ctx = ToolContext::new(target, core.config().tools.limits());
-            let version = match ctx.blocking(|ctx| ctx.database.schema_version()).await {
+            let version = match target.schema_version().await {
                 Ok(v) => v,
                 Err(e) => {
                     log::debug!("schema watcher: `{name}` unreadable: {e}");

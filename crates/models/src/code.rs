@@ -71,6 +71,11 @@ codes! {
     ValueTooLarge = "value_too_large", InvalidInput, 400;
     /// The statement would write; the sandbox refuses it.
     ReadOnly = "read_only", Forbidden, 403;
+    /// The query reads a masked column; PostgreSQL refused it (the role may not read it).
+    ColumnMasked = "column_masked", Forbidden, 403;
+    /// A PostgreSQL target's role could write or escape the sandbox, or read a masked column;
+    /// sqlmatic refuses to use it (`allow_privileged_role` overrides the first two).
+    UnsafeRole = "unsafe_role", Unavailable, 503;
     /// The statement ran past `tools.query_timeout_ms` (also a tool over its time limit).
     QueryTimeout = "query_timeout", Timeout, 408;
     /// The plan would scan more than `tools.max_scan_rows` rows.

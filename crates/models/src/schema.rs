@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A table, a view, or a virtual table (FTS, R-Tree, …: its module is in `TableInfo::module`).
+/// A table, a view, a virtual table (FTS, R-Tree, …: its module is in `TableInfo::module`), or
+/// one of PostgreSQL's other relations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -14,6 +15,10 @@ pub enum TableKind {
     View,
     /// A virtual table (FTS, R-Tree, …).
     Virtual,
+    /// A PostgreSQL materialized view (data as of its last `REFRESH`).
+    MaterializedView,
+    /// A PostgreSQL foreign table (data read from another server).
+    ForeignTable,
 }
 
 /// How a generated column is stored.
@@ -120,8 +125,15 @@ pub struct TriggerInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TableInfo {
-    /// The table's name.
+    /// The table's name as SQL names it (PostgreSQL: `schema.table` outside `public`).
     pub name: String,
+    /// The PostgreSQL schema it is in (SQLite: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Partitions of a PostgreSQL partitioned table, listed here instead of as tables of their
+    /// own (the parent's row count includes theirs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<String>,
     /// Table, view or virtual table.
     pub kind: TableKind,
     /// Its columns, in order.
@@ -173,7 +185,8 @@ pub struct TableInfo {
 pub struct DatabaseSchema {
     /// The target database's name.
     pub database: String,
-    /// SQLite's `PRAGMA schema_version` at reading.
+    /// A number that changes when the schema does (SQLite's `PRAGMA schema_version`; for
+    /// PostgreSQL a fingerprint of the catalogue).
     pub schema_version: i64,
     /// Every table and view.
     pub tables: Vec<TableInfo>,
@@ -212,19 +225,21 @@ pub struct TableSummary {
 pub struct DatabaseMetadata {
     /// The target database's name.
     pub database: String,
-    /// The SQLite library's version.
-    pub sqlite_version: String,
-    /// The file's size.
+    /// The engine: `sqlite` or `postgresql`.
+    pub engine: String,
+    /// The engine's version (the SQLite library, or the PostgreSQL server).
+    pub engine_version: String,
+    /// The file's size (PostgreSQL: the database's size on disk).
     pub file_size_bytes: u64,
-    /// `PRAGMA page_size`.
+    /// `PRAGMA page_size` (PostgreSQL: the block size).
     pub page_size: u64,
     /// `PRAGMA page_count`.
     pub page_count: u64,
-    /// `PRAGMA journal_mode`.
+    /// `PRAGMA journal_mode` (PostgreSQL: `wal`).
     pub journal_mode: String,
-    /// `PRAGMA encoding`.
+    /// `PRAGMA encoding` (PostgreSQL: the server encoding).
     pub encoding: String,
-    /// `PRAGMA schema_version`.
+    /// `PRAGMA schema_version` (PostgreSQL: the catalogue fingerprint).
     pub schema_version: i64,
     /// Tables (virtual ones included).
     pub table_count: u64,
@@ -249,4 +264,6 @@ pub struct DatabaseSummary {
     /// The configured description.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Its engine: `sqlite` or `postgresql`.
+    pub engine: String,
 }

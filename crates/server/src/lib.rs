@@ -170,6 +170,7 @@ impl Application {
         };
         auth::check_bind(&config.api.host, &config.api.auth).map_err(anyhow::Error::msg)?;
         let core = tokio::task::spawn_blocking(move || Sqlmatic::open(core_config)).await??;
+        core.check_targets().await?;
         let tasks = watch::start(&core);
         let listener =
             TcpListener::bind((config.api.host.as_str(), config.api.port)).map_err(|e| {

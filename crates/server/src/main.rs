@@ -205,6 +205,7 @@ fn eval(
         let core =
             tokio::task::spawn_blocking(move || sqlmatic_core_logic::Sqlmatic::open(core_config))
                 .await??;
+        core.check_targets().await?;
         anyhow::Ok(core.evaluate(&sqlmatic_models::Principal::local(), cases).await)
     })
 }

@@ -499,15 +499,12 @@ pub fn spec(path: &Path) -> TargetSpec {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     TargetSpec {
-        name: "demo".into(),
-        path: path.to_owned(),
-        read_only: true,
         default: true,
         description: Some(
             "Demo shop: customers, orders, products, employees, payments (2022-2024)".into(),
         ),
         tables,
-        masked_columns: Vec::new(),
+        ..TargetSpec::read_only("demo", path)
     }
 }
 

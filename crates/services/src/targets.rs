@@ -51,16 +51,32 @@ impl Targets {
             .into_iter()
             .map(|s| {
                 let target = TargetDatabase::new(s, tools);
-                // An unhealthy target is logged (and named by /readyz); the others still serve.
-                match target.health() {
-                    Ok(sqlmatic_tools::OpenMode::ReadOnly) => {}
-                    Ok(mode) => log::warn!("target database `{}` opened {mode:?}", target.name()),
-                    Err(e) => log::warn!("{} ({})", e.model_message, target.spec().path.display()),
-                }
                 (target.name().to_owned(), target)
             })
             .collect();
         Self { by_name, default }
+    }
+
+    /// Checks every target once at start-up. An unhealthy one (a missing file, a server that is
+    /// down) is logged and named by `/readyz` while the others serve; a PostgreSQL role that
+    /// could write or escape, or read a masked column, is a configuration error.
+    pub async fn check(&self) -> Result<()> {
+        for target in self.by_name.values() {
+            match target.verify().await {
+                Err(e) if e.code == sqlmatic_models::Code::UnsafeRole => {
+                    return Err(Error::InvalidInput(e.model_message));
+                }
+                Err(e) => log::warn!("target database `{}`: {}", target.name(), e.model_message),
+                Ok(()) => match target.health().await {
+                    Ok(sqlmatic_tools::OpenMode::ReadOnly) => {}
+                    Ok(mode) => log::warn!("target database `{}` opened {mode:?}", target.name()),
+                    Err(e) => {
+                        log::warn!("target database `{}`: {}", target.name(), e.model_message)
+                    }
+                },
+            }
+        }
+        Ok(())
     }
 
     pub fn default_name(&self) -> &str {

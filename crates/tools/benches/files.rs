@@ -17,7 +17,8 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use sqlmatic_models::QueryParams;
-use sqlmatic_tools::{QueryAudit, TargetDatabase, ToolContext, ToolRegistry, ToolsConfig};
+use sqlmatic_tools::engine::sqlite::SqliteDatabase;
+use sqlmatic_tools::{TargetDatabase, ToolContext, ToolRegistry, ToolsConfig};
 
 const PY_FLOOR: &str = r#"
 import sqlite3, sys, time, json, statistics
@@ -134,8 +135,9 @@ fn big_file(dir: &Path, rows: u64) -> PathBuf {
     path
 }
 
-fn target(path: &Path, config: &ToolsConfig) -> Arc<TargetDatabase> {
-    TargetDatabase::new(
+/// The SQLite engine itself: its blocking API is what this benchmark measures.
+fn target(path: &Path, config: &ToolsConfig) -> Arc<SqliteDatabase> {
+    SqliteDatabase::new(
         serde_json::from_value(json!({"name": "bench", "path": path})).unwrap(),
         config,
     )
@@ -164,7 +166,8 @@ fn main() {
     }
     let dir = bench_dir();
     let config = ToolsConfig::default();
-    let audit = QueryAudit { user: "bench", thread_id: None, source: "bench", observer: None };
+    let point =
+        sqlmatic_models::SqlQuery::parse("SELECT * FROM events WHERE id = 12345677").unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut report = Vec::new();
     println!(
@@ -195,7 +198,11 @@ fn main() {
         floor["structure_cached_ms"].as_f64().unwrap(),
         "PRAGMA schema_version",
     ));
-    let ctx = ToolContext::new(db.clone(), config.limits());
+    // the tools go through the engine seam, as the agent's do
+    let ctx = ToolContext::new(
+        TargetDatabase::with_engine(db.spec().clone(), &config, db.clone()),
+        config.limits(),
+    );
     let toolset = ToolRegistry::builtin().toolset(&config.enabled).unwrap();
     let list = median_ms(50, || {
         rt.block_on(toolset.call("list_tables", &ctx, json!({}))).unwrap();
@@ -256,13 +263,7 @@ fn main() {
         "catalogue + max(rowid) per table",
     ));
     let lookup = median_ms(2000, || {
-        db.query(
-            "SELECT * FROM events WHERE id = 12345677",
-            &QueryParams::None,
-            &config.limits(),
-            &audit,
-        )
-        .unwrap();
+        db.run(&point, &QueryParams::None, &config.limits()).unwrap();
     });
     report.push(row(
         "big file: point lookup",

@@ -6,10 +6,11 @@
 
 use sqlmatic_tools::{TargetDatabase, TargetSpec, ToolsConfig};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scratch = tempfile::tempdir()?;
     let path = match std::env::args().nth(1) {
-        Some(path) => path.into(),
+        Some(path) => std::path::PathBuf::from(path),
         None => {
             let path = scratch.path().join("shop.db");
             rusqlite::Connection::open(&path)?.execute_batch(
@@ -24,9 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let config = ToolsConfig::default();
     let limits = config.limits();
-    // Blocking calls: in an async app, run them in `spawn_blocking` (or `ToolContext::blocking`).
     let database = TargetDatabase::new(TargetSpec::read_only("db", path), &config);
-    for table in database.list_tables(&limits)? {
+    for table in database.list_tables(&limits).await? {
         match table.row_count {
             Some(n) if table.row_count_exact => {
                 println!("{:?} {}: {n} rows", table.kind, table.name)
@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             None => println!("{:?} {}", table.kind, table.name),
         }
     }
-    let schema = database.schema(&limits)?;
+    let schema = database.schema(&limits).await?;
     println!("\nschema version {}:\n{}", schema.schema_version, schema.ddl);
     for table in schema.tables.iter().filter(|t| t.error.is_some()) {
         if let Some(e) = &table.error {

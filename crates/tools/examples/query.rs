@@ -1,4 +1,4 @@
-//! Open a SQLite file and run one sandboxed, read-only query, as the agent's `execute_query`
+//! Open a SQLite file (or a `postgres://` URL) and run one sandboxed, read-only query, as the agent's `execute_query`
 //! tool does: `cargo run -p sqlmatic-tools --example query -- shop.db "SELECT ..."`.
 //! Without arguments it makes a small database in a temp directory and queries that.
 
@@ -13,7 +13,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let scratch = tempfile::tempdir()?;
     let path = match args.next() {
-        Some(path) => path.into(),
+        Some(path) => std::path::PathBuf::from(path),
         None => {
             let path = scratch.path().join("shop.db");
             rusqlite::Connection::open(&path)?.execute_batch(
@@ -29,16 +29,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The sandbox: a read-only connection, an authorizer, time, row and byte limits.
     let config = ToolsConfig::default();
-    let database = TargetDatabase::new(TargetSpec::read_only("shop", path), &config);
+    let spec = if path.to_string_lossy().starts_with("postgres") {
+        TargetSpec {
+            url: Some(path.to_string_lossy().into_owned()),
+            path: None,
+            ..TargetSpec::read_only("shop", "")
+        }
+    } else {
+        TargetSpec::read_only("shop", path)
+    };
+    let database = TargetDatabase::new(spec, &config);
+    database.verify().await?;
     let ctx = ToolContext::new(database, config.limits());
 
-    // Directly: blocking, typed (run it off the async executor in a server).
-    let result = ctx
-        .blocking({
-            let sql = sql.clone();
-            move |ctx| ctx.database.query(&sql, &Default::default(), &ctx.limits, &ctx.audit())
-        })
-        .await?;
+    // Directly: typed (SQLite's blocking work runs on the blocking pool, PostgreSQL is async).
+    let result = ctx.database.query(&sql, &Default::default(), &ctx.limits, &ctx.audit()).await?;
     println!("{} rows in {:.2} ms", result.row_count, result.elapsed_ms);
     for row in &result.rows {
         println!("  {}", serde_json::Value::from(row.clone()));

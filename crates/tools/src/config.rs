@@ -28,7 +28,12 @@ pub struct ToolsConfig {
     /// 429), so no user can hold every connection.
     pub max_queries_per_user: usize,
     /// Queries whose plan would scan more rows than this are refused before they run (0: off).
+    /// PostgreSQL: the largest row estimate of any step of `EXPLAIN`'s plan.
     pub max_scan_rows: u64,
+    /// PostgreSQL: queries whose `EXPLAIN` total cost exceeds this are refused (0: off).
+    pub max_plan_cost: f64,
+    /// PostgreSQL: how long a query waits for a lock (`SET LOCAL lock_timeout`).
+    pub lock_timeout_ms: u64,
     /// Time exact row counts may take while a structure is built; tables not counted by then
     /// (or with more than 250,000 rows by a cheap bound) show an estimate until a background
     /// count finishes.
@@ -52,6 +57,8 @@ impl Default for ToolsConfig {
             pool_wait_ms: 2000,
             max_queries_per_user: 3,
             max_scan_rows: 50_000_000,
+            max_plan_cost: 100_000_000.0,
+            lock_timeout_ms: 1000,
             count_budget_ms: 250,
             background_count_timeout_ms: 60_000,
             enabled: vec![
@@ -76,6 +83,7 @@ impl ToolsConfig {
             inline_blob_bytes: self.inline_blob_bytes,
             max_sample_rows: self.max_sample_rows,
             max_scan_rows: self.max_scan_rows,
+            max_plan_cost: self.max_plan_cost.max(0.0),
         }
     }
 
@@ -89,6 +97,9 @@ impl ToolsConfig {
         }
         if self.max_queries_per_user == 0 {
             return Err("tools.max_queries_per_user must be greater than 0".into());
+        }
+        if self.max_plan_cost.is_nan() || self.max_plan_cost < 0.0 {
+            return Err("tools.max_plan_cost must be 0 (off) or more".into());
         }
         if self.pool_size == 0 {
             return Err("tools.pool_size must be greater than 0".into());
@@ -115,6 +126,8 @@ pub struct QueryLimits {
     pub max_sample_rows: usize,
     /// Plans that would scan more rows are refused (0: no limit).
     pub max_scan_rows: u64,
+    /// PostgreSQL plans that cost more are refused (0: no limit).
+    pub max_plan_cost: f64,
 }
 
 impl Default for QueryLimits {

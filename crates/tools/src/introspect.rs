@@ -59,6 +59,15 @@ pub fn sql_ident(name: &str) -> String {
     if plain { name.to_owned() } else { quote_ident(name) }
 }
 
+/// A relation's name as SQL writes it; with `qualified` (PostgreSQL), `schema.table` is two
+/// identifiers.
+pub fn relation_ident(name: &str, qualified: bool) -> String {
+    match name.split_once('.') {
+        Some((schema, table)) if qualified => format!("{}.{}", sql_ident(schema), sql_ident(table)),
+        _ => sql_ident(name),
+    }
+}
+
 /// `PRAGMA schema_version` of the connection's main database.
 pub fn schema_version(conn: &Connection) -> Result<i64, ToolError> {
     conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).map_err(classify)
@@ -740,6 +749,8 @@ pub fn schema(
             name: e.name.clone(),
             kind,
             sql: e.sql.clone(),
+            schema: None,
+            partitions: Vec::new(),
         });
     }
     let mut warnings: Vec<String> = unknown_collations(&all)
@@ -814,12 +825,14 @@ pub fn render_ddl(tables: &[TableInfo]) -> String {
             TableKind::View => "VIEW",
             TableKind::Virtual => "VIRTUAL TABLE",
             TableKind::Table => "TABLE",
+            TableKind::MaterializedView => "MATERIALIZED VIEW",
+            TableKind::ForeignTable => "FOREIGN TABLE",
         };
         if let Some(err) = &t.error {
             let _ = writeln!(
                 out,
                 "{kind} {} -- BROKEN, do not query: {}",
-                sql_ident(&t.name),
+                relation_ident(&t.name, t.schema.is_some()),
                 err.message
             );
             continue;
@@ -857,7 +870,7 @@ pub fn render_ddl(tables: &[TableInfo]) -> String {
                         let _ = write!(
                             s,
                             " -> {}.{}{}",
-                            sql_ident(&fk.references_table),
+                            relation_ident(&fk.references_table, t.schema.is_some()),
                             if to.is_empty() { "rowid".to_owned() } else { sql_ident(to) },
                             if fk.references_missing { " (missing table)" } else { "" }
                         );
@@ -869,13 +882,21 @@ pub fn render_ddl(tables: &[TableInfo]) -> String {
                 s
             })
             .collect();
-        let _ = write!(out, "{kind} {}({})", sql_ident(&t.name), cols.join(", "));
+        let _ = write!(
+            out,
+            "{kind} {}({})",
+            relation_ident(&t.name, t.schema.is_some()),
+            cols.join(", ")
+        );
         if let Some(m) = &t.module {
             let _ = write!(out, " USING {m}");
         }
         let mut notes = Vec::new();
         if t.without_rowid {
             notes.push("WITHOUT ROWID".to_owned());
+        }
+        if !t.partitions.is_empty() {
+            notes.push(format!("partitioned into {}", t.partitions.join(", ")));
         }
         match (t.row_count, t.row_count_exact) {
             (Some(n), true) => notes.push(format!("{n} rows")),
@@ -905,14 +926,15 @@ pub fn metadata(
     let pragma_text = |name: &str| -> Result<String, ToolError> {
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0)).map_err(classify)
     };
-    let file = std::fs::metadata(&spec.path).ok();
+    let file = spec.path.as_ref().and_then(|p| std::fs::metadata(p).ok());
     let last_modified = file
         .as_ref()
         .and_then(|m| m.modified().ok())
         .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339());
     Ok(DatabaseMetadata {
         database: spec.name.clone(),
-        sqlite_version: rusqlite::version().to_owned(),
+        engine: "sqlite".into(),
+        engine_version: rusqlite::version().to_owned(),
         file_size_bytes: file.as_ref().map_or(0, std::fs::Metadata::len),
         page_size: pragma_i64("page_size")?.try_into().unwrap_or(0),
         page_count: pragma_i64("page_count")?.try_into().unwrap_or(0),

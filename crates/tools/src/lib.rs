@@ -1,18 +1,23 @@
-//! sqlmatic's SQLite tools for LLM agents, usable from Rust without the server.
+//! sqlmatic's database tools for LLM agents (SQLite and PostgreSQL), usable from Rust without
+//! the server.
 //!
-//! Owns the [`Tool`] trait and [`ToolRegistry`], the read-only sandbox every query runs in
-//! ([`sandbox`]), introspection of a target database ([`introspect`]), the typed outcome of a
+//! Owns the [`Tool`] trait and [`ToolRegistry`], the [`Engine`] seam and its two engines
+//! ([`engine::sqlite`], [`engine::postgres`]), [`TargetDatabase`] (what every engine shares:
+//! query slots, logging, observers), the SQLite sandbox ([`sandbox`]) and introspection
+//! ([`introspect`]), the typed outcome of a
 //! tool call ([`ToolOutcome`]: how it renders for the model and for clients) and the built-in
 //! tools, one file each: `list_tables`, `get_metadata`, `get_schema`, `execute_query`,
 //! `execute_write` (writes proposed for a person's approval) and `show_chart`.
 //!
 //! Must not know reqwest or actix. Blocking SQLite work runs inside
-//! `tokio::task::spawn_blocking`, never on the async executor.
+//! `tokio::task::spawn_blocking` (one hop per operation), never on the async executor;
+//! PostgreSQL is asynchronous (`tokio-postgres`).
 
 #![warn(missing_docs)]
 
 mod builtin;
 mod config;
+pub mod engine;
 mod error;
 mod file;
 mod functions;
@@ -30,6 +35,7 @@ pub use builtin::{
     ListTables, OneOrMany, ShowChart, ShowChartArgs, TableList, WriteOutput,
 };
 pub use config::{QueryLimits, ToolsConfig};
+pub use engine::{Dialect, Engine};
 pub use error::{Result, ToolError, ToolErrorCode};
 pub use outcome::{ModelBounds, ToolKind, ToolOutcome, TurnState};
 pub use sandbox::OpenMode;

@@ -1,21 +1,22 @@
-//! A target database: the configured SQLite file users ask questions about, its sandboxed pool,
-//! and its cached schema.
+//! A target database as every layer above sees it, whatever its engine: its configuration
+//! ([`TargetSpec`]), what is the same for every engine (per-user query slots, logging, the
+//! query log and metrics through [`QueryObserver`]), and the [`Engine`] that does the rest.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use r2d2::{Pool, PooledConnection};
-use r2d2_sqlite::SqliteConnectionManager;
 use serde::{Deserialize, Serialize};
 use sqlmatic_models::{
     DatabaseMetadata, DatabaseSchema, DatabaseSummary, QueryParams, QueryResult, SqlQuery,
     TableSummary, ThreadId,
 };
 
-use crate::{QueryLimits, ToolError, ToolErrorCode, ToolsConfig, introspect, sandbox};
+use crate::engine::{
+    Dialect, Engine, OpenMode, postgres::PostgresDatabase, sqlite::SqliteDatabase,
+};
+use crate::{QueryLimits, ToolError, ToolErrorCode, ToolsConfig, WriteOutput, sandbox};
 
 /// Descriptions an operator gives a table and its columns; the schema tool returns them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,8 +34,28 @@ pub struct TableDescription {
 pub struct TargetSpec {
     /// The name clients and the model use.
     pub name: String,
-    /// The SQLite file.
-    pub path: PathBuf,
+    /// A SQLite file (one of `path` and `url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// A PostgreSQL server: `postgres://user[:password]@host:port/dbname[?sslmode=…]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The name of an environment variable holding the PostgreSQL password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// The PostgreSQL password, set from `SQLMATIC_DATABASE__TARGETS__<N>__PASSWORD` by the
+    /// configuration loader (never written out).
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    /// PostgreSQL schemas to show and query (default: every schema the role can read, except
+    /// the system ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<String>,
+    /// PostgreSQL: start even when the role could write or escape the sandbox (superuser,
+    /// `pg_read_server_files`, write privileges…). Only the SQL parser then stands between
+    /// the model and the data; a loud warning is logged.
+    #[serde(default)]
+    pub allow_privileged_role: bool,
     /// Queries always run read-only; `false` is reserved for approved writes.
     #[serde(default = "yes")]
     pub read_only: bool,
@@ -47,7 +68,9 @@ pub struct TargetSpec {
     /// Table descriptions by name.
     #[serde(default)]
     pub tables: BTreeMap<String, TableDescription>,
-    /// `table.column`s that read as NULL through every query (schema marks them `masked`).
+    /// `table.column`s (PostgreSQL: also `schema.table.column`) the model never reads: SQLite
+    /// returns NULL for them; PostgreSQL must deny the role their `SELECT` privilege (checked
+    /// at start-up). The schema marks them `masked`.
     #[serde(default)]
     pub masked_columns: Vec<String>,
 }
@@ -61,7 +84,12 @@ impl TargetSpec {
     pub fn read_only(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
         Self {
             name: name.into(),
-            path: path.into(),
+            path: Some(path.into()),
+            url: None,
+            password_env: None,
+            password: None,
+            schemas: Vec::new(),
+            allow_privileged_role: false,
             read_only: true,
             default: false,
             description: None,
@@ -81,21 +109,51 @@ impl TargetSpec {
                 self.name
             ));
         }
-        if self.path.as_os_str().is_empty() {
-            return Err(format!("database.targets[{}].path must not be empty", self.name));
-        }
-        if let Some(bad) =
-            self.masked_columns.iter().find(|c| c.split('.').filter(|p| !p.is_empty()).count() != 2)
+        let parts = match (&self.path, &self.url) {
+            (Some(p), None) if !p.as_os_str().is_empty() => 2..=2,
+            (None, Some(u)) => {
+                crate::engine::postgres::parse_url(u)
+                    .map_err(|e| format!("database.targets[{}].url: {e}", self.name))?;
+                2..=3
+            }
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "database.targets[{}]: give either `path` (SQLite) or `url` (PostgreSQL), not both",
+                    self.name
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "database.targets[{}]: give `path` (a SQLite file) or `url` (postgres://…)",
+                    self.name
+                ));
+            }
+        };
+        if let Some(bad) = self
+            .masked_columns
+            .iter()
+            .find(|c| !parts.contains(&c.split('.').filter(|p| !p.is_empty()).count()))
         {
+            let shape = if *parts.end() == 3 {
+                "table.column or schema.table.column"
+            } else {
+                "table.column"
+            };
             return Err(format!(
-                "database.targets[{}].masked_columns: `{bad}` must be table.column",
+                "database.targets[{}].masked_columns: `{bad}` must be {shape}",
+                self.name
+            ));
+        }
+        if self.url.is_none() && (!self.schemas.is_empty() || self.password_env.is_some()) {
+            return Err(format!(
+                "database.targets[{}]: `schemas` and `password_env` are for PostgreSQL targets (`url`)",
                 self.name
             ));
         }
         Ok(())
     }
 
-    /// The masked columns as lower-case (table, column) pairs.
+    /// The masked columns as lower-case (table, column) pairs (SQLite).
     pub fn mask_set(&self) -> sandbox::MaskSet {
         std::sync::Arc::new(
             self.masked_columns
@@ -175,138 +233,82 @@ pub trait QueryObserver: Send + Sync {
     fn on_query(&self, event: &QueryEvent<'_>);
 }
 
-/// Stamp of what the cached schema was built from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct SchemaStamp {
-    schema_version: i64,
-    files: FileStamps,
+/// Who runs a query and who hears about it; never chosen by the model.
+#[derive(Clone, Copy)]
+pub struct QueryAudit<'a> {
+    /// The user the query runs for.
+    pub user: &'a str,
+    /// The thread it runs for, if any.
+    pub thread_id: Option<ThreadId>,
+    /// `agent` or `api`.
+    pub source: &'a str,
+    /// Who hears about it (query log, metrics).
+    pub observer: Option<&'a dyn QueryObserver>,
 }
 
-/// Modification time and length of the database file and its `-wal`: data changed when they do.
-type FileStamps = [Option<(SystemTime, u64)>; 2];
-
-/// What the last look at the file found, and the pool opened for it.
-struct FileState {
-    /// (device, inode, length, mtime) when last checked; `None`: never, or missing.
-    key: Option<(u64, u64, u64, SystemTime)>,
-    /// How the file opens, or why it does not.
-    health: Result<sandbox::OpenMode, ToolError>,
-    /// (device, inode) and mode the pool was opened with.
-    pool_for: Option<((u64, u64), sandbox::OpenMode)>,
-}
-
-/// A target database: its spec, a pool of sandboxed read-only connections, the cached structure and row counts, and its health.
+/// A target database: its spec, its engine, and the per-user cap on concurrent queries.
 pub struct TargetDatabase {
     spec: TargetSpec,
     config: ToolsConfig,
-    /// Rebuilt when the file is replaced (a new inode) or must open another way (immutable).
-    pool: std::sync::RwLock<Pool<SqliteConnectionManager>>,
-    file: Mutex<FileState>,
-    schema_cache: Mutex<Option<(SchemaStamp, Arc<DatabaseSchema>)>>,
-    /// Exact row counts and the file stamps they were taken at.
-    counts: Mutex<(FileStamps, HashMap<String, u64>)>,
-    /// A background count is running.
-    counting: AtomicBool,
-    /// Queries running per user, and a signal when one ends.
-    running: (Mutex<HashMap<String, usize>>, std::sync::Condvar),
-    me: Weak<TargetDatabase>,
+    engine: Arc<dyn Engine>,
+    /// Queries running per user; `freed` wakes waiters when one ends.
+    running: Mutex<HashMap<String, usize>>,
+    freed: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for TargetDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetDatabase")
+            .field("name", &self.spec.name)
+            .field("engine", &self.engine.dialect().id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One running query of a user; the slot frees when it drops.
 struct QuerySlot<'a> {
     target: &'a TargetDatabase,
-    user: String,
+    user: &'a str,
 }
 
 impl Drop for QuerySlot<'_> {
     fn drop(&mut self) {
-        let (lock, freed) = &self.target.running;
-        let mut running = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = running.get_mut(&self.user) {
+        let mut running = self.target.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = running.get_mut(self.user) {
             *n -= 1;
             if *n == 0 {
-                running.remove(&self.user);
+                running.remove(self.user);
             }
         }
-        freed.notify_all();
+        self.target.freed.notify_waiters();
     }
-}
-
-/// (device, inode) of a file: which file a path names right now.
-fn file_key(meta: &std::fs::Metadata) -> (u64, u64, u64, SystemTime) {
-    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        (meta.dev(), meta.ino(), meta.len(), modified)
-    }
-    #[cfg(not(unix))]
-    {
-        (0, 0, meta.len(), modified)
-    }
-}
-
-impl std::fmt::Debug for TargetDatabase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TargetDatabase").field("spec", &self.spec).finish_non_exhaustive()
-    }
-}
-
-fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
-/// Why SQLite could not open or read a file, in words an operator can act on.
-fn open_failure(err: rusqlite::Error) -> ToolError {
-    use rusqlite::ErrorCode as C;
-    let (code, text) = match &err {
-        rusqlite::Error::SqliteFailure(e, msg) => {
-            (Some(e.code), msg.clone().unwrap_or_else(|| e.to_string()))
-        }
-        other => (None, other.to_string()),
-    };
-    let message = match code {
-        Some(C::NotADatabase) => {
-            "its file is not a SQLite database, or it is encrypted (SQLCipher, SEE)".to_owned()
-        }
-        Some(C::DatabaseCorrupt) => format!("its file is corrupt ({text})"),
-        Some(C::CannotOpen) => format!("its file cannot be opened ({text})"),
-        Some(C::DatabaseBusy | C::DatabaseLocked) => {
-            return ToolError::new(ToolErrorCode::DatabaseUnavailable, "the database is busy")
-                .retryable();
-        }
-        _ => format!("its file cannot be read ({text})"),
-    };
-    ToolError::new(ToolErrorCode::DatabaseUnavailable, message).with_detail(err)
 }
 
 impl TargetDatabase {
-    /// Builds the sandboxed pool; connections open lazily, so this never fails on a missing or
-    /// broken file (queries report it, and recover when the file is fixed).
+    /// The target `spec` names: PostgreSQL for a `url`, else the SQLite file at `path`.
+    /// Connections open lazily, so this never fails: a missing file or an unreachable server
+    /// is reported by `health` and by queries, which recover when it is back.
     pub fn new(spec: TargetSpec, config: &ToolsConfig) -> Arc<Self> {
-        let pool = sandbox::open_pool(
-            &spec.path,
-            sandbox::OpenMode::ReadOnly,
-            config.pool_size,
-            Duration::from_millis(config.pool_wait_ms),
-            config.max_value_bytes,
-            spec.mask_set(),
-        );
-        Arc::new_cyclic(|me| Self {
+        let engine: Arc<dyn Engine> = if spec.url.is_some() {
+            PostgresDatabase::new(spec.clone(), config)
+        } else {
+            SqliteDatabase::new(spec.clone(), config)
+        };
+        Self::with_engine(spec, config, engine)
+    }
+
+    /// A target over an engine built elsewhere (a third engine, or a test double).
+    pub fn with_engine(
+        spec: TargetSpec,
+        config: &ToolsConfig,
+        engine: Arc<dyn Engine>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
             spec,
             config: config.clone(),
-            pool: std::sync::RwLock::new(pool),
-            file: Mutex::new(FileState {
-                key: None,
-                health: Err(ToolError::new(ToolErrorCode::DatabaseUnavailable, "not checked")),
-                pool_for: None,
-            }),
-            schema_cache: Mutex::new(None),
-            counts: Mutex::new(([None, None], HashMap::new())),
-            counting: AtomicBool::new(false),
-            running: (Mutex::new(HashMap::new()), std::sync::Condvar::new()),
-            me: me.clone(),
+            engine,
+            running: Mutex::new(HashMap::new()),
+            freed: tokio::sync::Notify::new(),
         })
     }
 
@@ -320,6 +322,26 @@ impl TargetDatabase {
         &self.spec
     }
 
+    /// Its engine.
+    pub fn engine(&self) -> &dyn Engine {
+        &*self.engine
+    }
+
+    /// Its SQL dialect.
+    pub fn dialect(&self) -> &'static Dialect {
+        self.engine.dialect()
+    }
+
+    /// The SQLite engine, when it is one (for SQLite-specific tests and benchmarks).
+    pub fn sqlite(&self) -> Option<&SqliteDatabase> {
+        self.engine.as_any().downcast_ref()
+    }
+
+    /// The PostgreSQL engine, when it is one.
+    pub fn postgres(&self) -> Option<&PostgresDatabase> {
+        self.engine.as_any().downcast_ref()
+    }
+
     /// Its summary for `GET /api/databases`.
     pub fn summary(&self, is_default: bool) -> DatabaseSummary {
         DatabaseSummary {
@@ -327,135 +349,39 @@ impl TargetDatabase {
             read_only: self.spec.read_only,
             is_default,
             description: self.spec.description.clone(),
+            engine: self.engine.dialect().id.to_owned(),
         }
     }
 
-    /// Whether the file can be read, and how it opens; the error says why not. Blocking (a
-    /// `stat`, plus a header check and a trial open when the file changed).
-    pub fn health(&self) -> Result<sandbox::OpenMode, ToolError> {
-        let meta = std::fs::metadata(&self.spec.path).ok();
-        let key = meta.as_ref().map(file_key);
-        let mut state = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        if key.is_some() && state.key == key {
-            return state.health.clone();
-        }
-        // A file that was healthy and is still the same file (only written to) gets the cheap
-        // header check; a new, replaced or unhealthy file is opened for real.
-        let same_file = matches!((state.key, key), (Some(a), Some(b)) if (a.0, a.1) == (b.0, b.1));
-        let health = match (key, &state.health) {
-            (None, _) => Err(ToolError::new(
-                ToolErrorCode::DatabaseUnavailable,
-                "its file is missing".to_owned(),
-            )
-            .retryable()),
-            (Some(_), Ok(mode)) if same_file => {
-                crate::file::check_header(&self.spec.path).map(|_| *mode)
-            }
-            (Some(_), _) => self.probe(),
-        }
-        .map_err(|mut e| {
-            e.model_message =
-                format!("database `{}` is unavailable: {}", self.spec.name, e.model_message);
-            e
-        });
-        if let (Some((dev, ino, ..)), Ok(mode)) = (key, &health) {
-            let wanted = ((dev, ino), *mode);
-            if state.pool_for.is_some_and(|p| p != wanted) {
-                log::warn!(
-                    "target database `{}` was replaced on disk; reopening it",
-                    self.spec.name
-                );
-                *self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner) = None;
-            }
-            if state.pool_for != Some(wanted) {
-                *self.pool.write().unwrap_or_else(PoisonError::into_inner) = sandbox::open_pool(
-                    &self.spec.path,
-                    *mode,
-                    self.config.pool_size,
-                    Duration::from_millis(self.config.pool_wait_ms),
-                    self.config.max_value_bytes,
-                    self.spec.mask_set(),
-                );
-                state.pool_for = Some(wanted);
-            }
-        }
-        if let Err(e) = &health
-            && state.health.as_ref().err() != Some(e)
-        {
-            log::warn!("{}", e.model_message);
-        }
-        state.key = key;
-        state.health = health.clone();
-        health
+    /// Whether the database can be used now, and how it is open; the error says why not.
+    pub async fn health(&self) -> Result<OpenMode, ToolError> {
+        self.engine.health().await
     }
 
-    /// Checks the header, then opens the file read-only and reads its schema. A WAL database
-    /// whose `-shm` cannot be created (read-only directory or file system) opens immutable.
-    fn probe(&self) -> Result<sandbox::OpenMode, ToolError> {
-        let header = crate::file::check_header(&self.spec.path)?;
-        let try_open = |mode| -> rusqlite::Result<()> {
-            let conn = sandbox::open_connection(
-                &self.spec.path,
-                mode,
-                self.config.max_value_bytes,
-                self.spec.mask_set(),
-            )?;
-            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
-        };
-        match try_open(sandbox::OpenMode::ReadOnly) {
-            Ok(()) => Ok(sandbox::OpenMode::ReadOnly),
-            // a database another process is writing: healthy, the query waits its turn
-            Err(e)
-                if matches!(
-                    e.sqlite_error_code(),
-                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-                ) =>
-            {
-                Ok(sandbox::OpenMode::ReadOnly)
-            }
-            Err(e)
-                if header.wal && e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) =>
-            {
-                try_open(sandbox::OpenMode::Immutable).map_err(open_failure)?;
-                log::warn!(
-                    "target database `{}` is in WAL mode and its -wal/-shm files cannot be \
-                     created ({e}); opened it immutable: changes by other processes are not seen",
-                    self.spec.name
-                );
-                Ok(sandbox::OpenMode::Immutable)
-            }
-            Err(e) => Err(open_failure(e)),
-        }
-    }
-
-    /// A sandboxed connection. Blocking: call from `spawn_blocking`.
-    pub fn connection(&self) -> Result<PooledConnection<SqliteConnectionManager>, ToolError> {
-        self.health()?;
-        let pool = self.pool.read().unwrap_or_else(PoisonError::into_inner).clone();
-        pool.get().map_err(|e| {
-            // the file was checked just now, so a time-out here means every connection is busy
-            ToolError::new(
-                ToolErrorCode::TargetBusy,
-                format!(
-                    "database `{}` is busy: all {} connections stayed in use for {} ms; try again shortly",
-                    self.spec.name, self.config.pool_size, self.config.pool_wait_ms
-                ),
-            )
-            .with_detail(e)
-            .retryable()
-        })
+    /// The engine's start-up checks (PostgreSQL: the role's privileges, masked columns).
+    pub async fn verify(&self) -> Result<(), ToolError> {
+        self.engine.verify().await
     }
 
     /// A slot among the user's concurrent queries on this target, waiting up to
-    /// `tools.pool_wait_ms` for one to free. Blocking.
-    fn query_slot(&self, user: &str) -> Result<QuerySlot<'_>, ToolError> {
+    /// `tools.pool_wait_ms` for one to free.
+    async fn query_slot<'a>(&'a self, user: &'a str) -> Result<QuerySlot<'a>, ToolError> {
         let cap = self.config.max_queries_per_user.max(1);
-        let (lock, freed) = &self.running;
-        let deadline = std::time::Instant::now() + Duration::from_millis(self.config.pool_wait_ms);
-        let mut running = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        while running.get(user).copied().unwrap_or(0) >= cap {
-            let now = std::time::Instant::now();
-            if now >= deadline {
+        let deadline = Instant::now() + Duration::from_millis(self.config.pool_wait_ms);
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            // registered before the check, so a slot freed in between still wakes us
+            freed.as_mut().enable();
+            {
+                let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+                let n = running.entry(user.to_owned()).or_insert(0);
+                if *n < cap {
+                    *n += 1;
+                    return Ok(QuerySlot { target: self, user });
+                }
+            }
+            if tokio::time::timeout_at(deadline.into(), freed).await.is_err() {
                 return Err(ToolError::new(
                     ToolErrorCode::TooManyQueries,
                     format!(
@@ -466,35 +392,25 @@ impl TargetDatabase {
                 )
                 .retryable());
             }
-            running = freed
-                .wait_timeout(running, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
         }
-        *running.entry(user.to_owned()).or_insert(0) += 1;
-        Ok(QuerySlot { target: self, user: user.to_owned() })
     }
 
-    /// Runs one read-only query, logs it and tells the observer. Blocking.
-    pub fn query(
+    /// Runs one read-only query, logs it and tells the observer.
+    pub async fn query(
         &self,
         sql: &str,
         params: &QueryParams,
         limits: &QueryLimits,
         audit: &QueryAudit<'_>,
     ) -> Result<QueryResult, ToolError> {
-        let started = std::time::Instant::now();
-        let result = SqlQuery::parse(sql)
-            .map_err(|e| ToolError::new(ToolErrorCode::SqlError, e.to_string()))
-            .and_then(|q| {
-                let _slot = self.query_slot(audit.user)?;
-                let conn = self.connection()?;
-                if limits.max_scan_rows > 0 {
-                    self.check_cost(&conn, &q, limits)?;
-                }
-                sandbox::run_query(&conn, &q, params, limits)
-                    .map_err(|e| self.explain_error(&conn, sql, e))
-            });
+        let started = Instant::now();
+        let result = match SqlQuery::parse(sql) {
+            Err(e) => Err(ToolError::new(ToolErrorCode::SqlError, e.to_string())),
+            Ok(q) => match self.query_slot(audit.user).await {
+                Err(e) => Err(e),
+                Ok(_slot) => self.engine.query(q, params.clone(), *limits).await,
+            },
+        };
         let outcome = QueryOutcome::of(&result);
         let elapsed_ms = match &result {
             Ok(r) => r.elapsed_ms,
@@ -520,8 +436,13 @@ impl TargetDatabase {
         result
     }
 
-    /// A writable connection for an approved write (never pooled: writes are rare and deliberate).
-    fn write_connection(&self) -> Result<rusqlite::Connection, ToolError> {
+    /// Validates a proposed write without running it.
+    pub async fn check_write(&self, sql: &str) -> Result<(), ToolError> {
+        self.refuse_if_read_only()?;
+        self.engine.check_write(sql.to_owned()).await
+    }
+
+    fn refuse_if_read_only(&self) -> Result<(), ToolError> {
         if self.spec.read_only {
             return Err(ToolError::new(
                 ToolErrorCode::ReadOnly,
@@ -531,79 +452,22 @@ impl TargetDatabase {
                 ),
             ));
         }
-        let conn = rusqlite::Connection::open_with_flags(
-            &self.spec.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| {
-            ToolError::new(
-                ToolErrorCode::DatabaseUnavailable,
-                format!("database `{}` cannot be opened for writing", self.spec.name),
-            )
-            .with_detail(e)
-        })?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(ToolError::internal)?;
-        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
-            .map_err(ToolError::internal)?;
-        conn.authorizer(Some(sandbox::write_authorizer(self.spec.mask_set())))
-            .map_err(ToolError::internal)?;
-        Ok(conn)
+        Ok(())
     }
 
-    fn prepare_write<'c>(
-        conn: &'c rusqlite::Connection,
-        sql: &str,
-    ) -> Result<rusqlite::Statement<'c>, ToolError> {
-        let q = SqlQuery::parse(sql)
-            .map_err(|e| ToolError::new(ToolErrorCode::SqlError, e.to_string()))?;
-        let stmt = conn.prepare(q.as_str()).map_err(sandbox::classify)?;
-        let keyword = sandbox::leading_keyword(q.as_str());
-        if !sandbox::WRITE_KEYWORDS.contains(&keyword.as_str()) {
-            return Err(ToolError::new(
-                ToolErrorCode::ReadOnly,
-                format!(
-                    "`{keyword}` cannot be proposed; execute_write takes INSERT, UPDATE, DELETE, REPLACE, CREATE, ALTER or DROP"
-                ),
-            ));
-        }
-        if stmt.readonly() {
-            return Err(ToolError::invalid_args(
-                "this statement only reads; use execute_query for reads",
-            ));
-        }
-        Ok(stmt)
-    }
-
-    /// Validates a proposed write without running it. Blocking.
-    pub fn check_write(&self, sql: &str) -> Result<(), ToolError> {
-        let conn = self.write_connection()?;
-        Self::prepare_write(&conn, sql).map(drop)
-    }
-
-    /// Runs an approved write. Blocking.
-    pub fn write(
+    /// Runs an approved write in its own transaction, logs it and tells the observer.
+    pub async fn write(
         &self,
         sql: &str,
         params: &QueryParams,
         limits: &QueryLimits,
         audit: &QueryAudit<'_>,
-    ) -> Result<crate::WriteOutput, ToolError> {
-        let started = std::time::Instant::now();
-        let result = (|| -> Result<crate::WriteOutput, ToolError> {
-            let conn = self.write_connection()?;
-            let _deadline =
-                sandbox::Deadline::set(&conn, limits.timeout).map_err(ToolError::internal)?;
-            let mut stmt = Self::prepare_write(&conn, sql)?;
-            sandbox::bind(&mut stmt, params)?;
-            let rows_affected = stmt.raw_execute().map_err(sandbox::classify)?;
-            let keyword = sandbox::leading_keyword(sql);
-            Ok(crate::WriteOutput {
-                sql: sql.to_owned(),
-                rows_affected,
-                ddl: matches!(keyword.as_str(), "create" | "alter" | "drop"),
-                elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-            })
-        })();
+    ) -> Result<WriteOutput, ToolError> {
+        let started = Instant::now();
+        let result = match self.refuse_if_read_only() {
+            Err(e) => Err(e),
+            Ok(()) => self.engine.write(sql.to_owned(), params.clone(), *limits).await,
+        };
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match &result {
             Ok(w) => log::warn!(
@@ -622,51 +486,6 @@ impl TargetDatabase {
         let rows = result.as_ref().map_or(0, |w| w.rows_affected as u64);
         self.report(audit, sql, "agent:write", outcome, rows, elapsed_ms, result.as_ref().err());
         result
-    }
-
-    /// Refuses a query whose plan would scan more than `limits.max_scan_rows` rows.
-    /// Row counts for estimates: from the cached schema when there is one (an estimate does not
-    /// need fresh counts, and re-stamping the cache on every query cost 40 % of point-lookup
-    /// throughput in `cargo xtask bench`).
-    fn row_counts(
-        &self,
-        conn: &rusqlite::Connection,
-        limits: &QueryLimits,
-    ) -> Result<std::collections::HashMap<String, u64>, ToolError> {
-        let cached = self.cached_schema();
-        let schema = match cached {
-            Some(s) => s,
-            // on the query's own connection: a second one could wait for itself (pool of one)
-            None => self.schema_on(conn, limits)?,
-        };
-        Ok(schema
-            .tables
-            .iter()
-            .filter_map(|t| Some((t.name.to_ascii_lowercase(), t.row_count?)))
-            .collect())
-    }
-
-    fn check_cost(
-        &self,
-        conn: &rusqlite::Connection,
-        sql: &SqlQuery,
-        limits: &QueryLimits,
-    ) -> Result<(), ToolError> {
-        let counts = self.row_counts(conn, limits)?;
-        let Some((estimate, plan)) = sandbox::estimate_scan(conn, sql, &counts) else {
-            return Ok(());
-        };
-        if estimate > limits.max_scan_rows {
-            return Err(ToolError::new(
-                ToolErrorCode::QueryTooExpensive,
-                format!(
-                    "refused: the plan would scan about {estimate} rows (limit {}): {plan}. Filter on an indexed \
-                     column, avoid cross joins, or aggregate a smaller set",
-                    limits.max_scan_rows
-                ),
-            ));
-        }
-        Ok(())
     }
 
     /// Tells the audit's observer (query log, metrics) about one statement.
@@ -696,238 +515,34 @@ impl TargetDatabase {
         }
     }
 
-    /// Adds the valid names to "no such table/column" errors so a model can correct itself, and
-    /// says when the query touched an object that is known to be broken.
-    fn explain_error(
-        &self,
-        conn: &rusqlite::Connection,
-        sql: &str,
-        mut err: ToolError,
-    ) -> ToolError {
-        if err.code != ToolErrorCode::SqlError {
-            return err;
-        }
-        // Names the statement mentions, as SQLite compares them (ASCII case-insensitively).
-        let mentioned: std::collections::HashSet<String> = introspect::sql_tokens(sql)
-            .iter()
-            .map(|t| introspect::unquote(t).to_ascii_lowercase())
-            .collect();
-        let cached = self.cached_schema();
-        if let Some(schema) = cached {
-            let broken: Vec<String> = schema
-                .tables
-                .iter()
-                .filter(|t| mentioned.contains(&t.name.to_ascii_lowercase()))
-                .filter_map(|t| {
-                    let e = t.error.as_ref()?;
-                    Some(format!("`{}` is broken and cannot be queried ({})", t.name, e.message))
-                })
-                .collect();
-            if !broken.is_empty() {
-                err.model_message = format!("{}; {}", err.model_message, broken.join("; "));
-                return err;
-            }
-        }
-        let Ok(tables) = introspect::table_names(conn) else { return err };
-        if err.model_message.starts_with("no such table") {
-            err.model_message = format!("{}; tables are: {}", err.model_message, tables.join(", "));
-        } else if err.model_message.starts_with("no such column") {
-            let described: Vec<String> = tables
-                .iter()
-                .filter(|t| mentioned.contains(&t.to_ascii_lowercase()))
-                .filter_map(|t| {
-                    let cols = introspect::column_names(conn, t).ok()?;
-                    Some(format!("{t}({})", cols.join(", ")))
-                })
-                .collect();
-            if !described.is_empty() {
-                err.model_message =
-                    format!("{}; columns are: {}", err.model_message, described.join("; "));
-            }
-        }
-        err
+    /// The full structure, from cache unless the schema or data changed.
+    pub async fn schema(&self, limits: &QueryLimits) -> Result<Arc<DatabaseSchema>, ToolError> {
+        self.engine.schema(*limits).await
     }
 
-    fn stamp(&self, conn: &rusqlite::Connection) -> Result<SchemaStamp, ToolError> {
-        let schema_version = introspect::schema_version(conn)?;
-        let wal = PathBuf::from(format!("{}-wal", self.spec.path.display()));
-        Ok(SchemaStamp { schema_version, files: [file_stamp(&self.spec.path), file_stamp(&wal)] })
-    }
-
-    /// The last structure built, whatever changed since (for estimates and error hints).
-    fn cached_schema(&self) -> Option<Arc<DatabaseSchema>> {
-        self.schema_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|(_, s)| s.clone())
-    }
-
-    /// The current `schema_version` (cheap: reads the file header). Blocking.
-    pub fn schema_version(&self) -> Result<i64, ToolError> {
-        let conn = self.connection()?;
-        introspect::schema_version(&conn)
-    }
-
-    /// Introspects the file, with exact counts where cheap and estimates elsewhere; tables left
-    /// with an estimate are counted in the background.
-    fn build_schema(
-        &self,
-        conn: &rusqlite::Connection,
-        files: FileStamps,
-        limits: &QueryLimits,
-        only: &[String],
-        sample_rows: usize,
-    ) -> Result<DatabaseSchema, ToolError> {
-        let known = {
-            let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-            if counts.0 == files { counts.1.clone() } else { HashMap::new() }
-        };
-        let mut counts = introspect::RowCounts {
-            known: &known,
-            budget: Duration::from_millis(self.config.count_budget_ms),
-            pending: Vec::new(),
-        };
-        let mut schema =
-            introspect::schema(conn, &self.spec, limits, only, sample_rows, &mut counts)?;
-        if self.health().is_ok_and(|m| m == sandbox::OpenMode::Immutable) {
-            schema.warnings.push(
-                "the file is opened immutable (its -wal/-shm files cannot be created here): \
-                 changes made by other processes are not seen until a restart"
-                    .into(),
-            );
-        }
-        self.count_in_background(counts.pending, files);
-        Ok(schema)
-    }
-
-    /// Counts `tables` exactly on a thread of its own (one at a time per target), then puts the
-    /// counts into the cached schema if the data has not changed meanwhile.
-    fn count_in_background(&self, tables: Vec<String>, files: FileStamps) {
-        if tables.is_empty() || self.counting.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Some(me) = self.me.upgrade() else { return };
-        let spawned = std::thread::Builder::new().name("sqlmatic-count".into()).spawn(move || {
-            me.run_counts(&tables, files);
-            me.counting.store(false, Ordering::Release);
-        });
-        if let Err(e) = spawned {
-            log::warn!("cannot start a background count: {e}");
-            self.counting.store(false, Ordering::Release);
-        }
-    }
-
-    fn run_counts(&self, tables: &[String], files: FileStamps) {
-        let Ok(mode) = self.health() else { return };
-        let conn = match sandbox::open_connection(
-            &self.spec.path,
-            mode,
-            self.config.max_value_bytes,
-            self.spec.mask_set(),
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                log::debug!("background count of `{}` cannot open: {e}", self.spec.name);
-                return;
-            }
-        };
-        let timeout = Duration::from_millis(self.config.background_count_timeout_ms.max(1));
-        let mut counted = HashMap::new();
-        for table in tables {
-            let started = std::time::Instant::now();
-            match introspect::exact_count(&conn, table, timeout) {
-                Ok(n) => {
-                    log::debug!(
-                        "counted `{}`.`{table}`: {n} rows in {:.0} ms",
-                        self.spec.name,
-                        started.elapsed().as_secs_f64() * 1000.0
-                    );
-                    counted.insert(table.clone(), n);
-                }
-                Err(e) => log::info!("cannot count `{}`.`{table}` exactly: {e}", self.spec.name),
-            }
-        }
-        {
-            let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-            if counts.0 != files {
-                *counts = (files, HashMap::new());
-            }
-            counts.1.extend(counted.iter().map(|(k, v)| (k.clone(), *v)));
-        }
-        let mut cache = self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((stamp, schema)) = cache.as_mut().filter(|(stamp, _)| stamp.files == files) {
-            let _ = stamp;
-            let mut fresh = (**schema).clone();
-            for t in &mut fresh.tables {
-                if let Some(n) = counted.get(&t.name) {
-                    t.row_count = Some(*n);
-                    t.row_count_exact = true;
-                }
-            }
-            fresh.ddl = introspect::render_ddl(&fresh.tables);
-            *schema = Arc::new(fresh);
-        }
-    }
-
-    /// The full schema, rebuilt only when the schema or data changed since the last call. Blocking.
-    pub fn schema(&self, limits: &QueryLimits) -> Result<Arc<DatabaseSchema>, ToolError> {
-        let conn = self.connection()?;
-        self.schema_on(&conn, limits)
-    }
-
-    fn schema_on(
-        &self,
-        conn: &rusqlite::Connection,
-        limits: &QueryLimits,
-    ) -> Result<Arc<DatabaseSchema>, ToolError> {
-        let stamp = self.stamp(conn)?;
-        {
-            let cache = self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((_, schema)) = cache.as_ref().filter(|(cached, _)| *cached == stamp) {
-                return Ok(schema.clone());
-            }
-        }
-        let schema = Arc::new(self.build_schema(conn, stamp.files, limits, &[], 0)?);
-        // The stamp is re-read so a change during the build is picked up next time.
-        let stamp = SchemaStamp { schema_version: schema.schema_version, ..stamp };
-        *self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((stamp, schema.clone()));
-        Ok(schema)
-    }
-
-    /// The schema filtered to `tables`, optionally with sample rows. Blocking.
-    pub fn schema_with(
+    /// The structure of `tables` (all when empty), optionally with sample rows.
+    pub async fn schema_with(
         &self,
         tables: &[String],
         sample_rows: usize,
         limits: &QueryLimits,
     ) -> Result<DatabaseSchema, ToolError> {
-        if sample_rows == 0 {
-            let full = self.schema(limits)?;
-            return introspect::filter_schema(&full, tables);
-        }
-        let conn = self.connection()?;
-        let stamp = self.stamp(&conn)?;
-        self.build_schema(
-            &conn,
-            stamp.files,
-            limits,
-            tables,
-            sample_rows.min(limits.max_sample_rows),
-        )
+        self.engine.schema_with(tables.to_vec(), sample_rows, *limits).await
     }
 
-    /// Facts about the file (`get_metadata`). Blocking.
-    pub fn metadata(&self, limits: &QueryLimits) -> Result<DatabaseMetadata, ToolError> {
-        let schema = self.schema(limits)?;
-        let conn = self.connection()?;
-        introspect::metadata(&conn, &self.spec, &schema)
+    /// Engine- and file-level facts (`get_metadata`).
+    pub async fn metadata(&self, limits: &QueryLimits) -> Result<DatabaseMetadata, ToolError> {
+        self.engine.metadata(*limits).await
     }
 
-    /// Tables and views with row counts, exact when cheap (`list_tables`). Blocking.
-    pub fn list_tables(&self, limits: &QueryLimits) -> Result<Vec<TableSummary>, ToolError> {
-        let schema = self.schema(limits)?;
+    /// A number that changes when the schema does (cheap; the schema watcher polls it).
+    pub async fn schema_version(&self) -> Result<i64, ToolError> {
+        self.engine.fingerprint().await
+    }
+
+    /// Tables and views with row counts (`list_tables`).
+    pub async fn list_tables(&self, limits: &QueryLimits) -> Result<Vec<TableSummary>, ToolError> {
+        let schema = self.schema(limits).await?;
         Ok(schema
             .tables
             .iter()
@@ -941,17 +556,4 @@ impl TargetDatabase {
             })
             .collect())
     }
-}
-
-/// Who runs a query and who hears about it; never chosen by the model.
-#[derive(Clone, Copy)]
-pub struct QueryAudit<'a> {
-    /// The user the query runs for.
-    pub user: &'a str,
-    /// The thread it runs for, if any.
-    pub thread_id: Option<ThreadId>,
-    /// `agent` or `api`.
-    pub source: &'a str,
-    /// Who hears about it (query log, metrics).
-    pub observer: Option<&'a dyn QueryObserver>,
 }

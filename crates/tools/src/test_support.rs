@@ -18,15 +18,7 @@ pub fn fixture_db(sql: &str) -> (tempfile::TempDir, PathBuf) {
 /// A target database over a fixture, named `fixture`.
 pub fn fixture_target(sql: &str, config: &ToolsConfig) -> (tempfile::TempDir, Arc<TargetDatabase>) {
     let (dir, path) = fixture_db(sql);
-    let spec = TargetSpec {
-        name: "fixture".into(),
-        path,
-        read_only: true,
-        default: true,
-        description: None,
-        tables: Default::default(),
-        masked_columns: Vec::new(),
-    };
+    let spec = TargetSpec { default: true, ..TargetSpec::read_only("fixture", path) };
     (dir, TargetDatabase::new(spec, config))
 }
 
@@ -114,4 +106,14 @@ pub fn torture_db() -> (tempfile::TempDir, PathBuf) {
     // writable_schema edits need defensive mode off (rusqlite leaves it off)
     conn.execute_batch(&sql).unwrap_or_else(|e| panic!("torture SQL failed: {e}"));
     (dir, path)
+}
+
+/// Runs `future` to completion on a runtime of its own: for synchronous tests of the async
+/// target API (the SQLite engine's blocking work needs a runtime for `spawn_blocking`).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+        .block_on(future)
 }

@@ -84,16 +84,6 @@ impl ToolContext {
             observer: self.observer.as_deref(),
         }
     }
-
-    /// Runs blocking SQLite work on the blocking pool with an owned copy of this context.
-    pub async fn blocking<T, F>(&self, work: F) -> Result<T, ToolError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ToolContext) -> Result<T, ToolError> + Send + 'static,
-    {
-        let ctx = self.clone();
-        tokio::task::spawn_blocking(move || work(&ctx)).await.map_err(ToolError::internal)?
-    }
 }
 
 /// A tool the model can call by `NAME` with JSON arguments matching `parameters()`.

@@ -40,13 +40,13 @@ proptest! {
     #[test]
     fn arbitrary_arguments_never_panic(tool in prop_oneof![Just("list_tables"), Just("get_metadata"), Just("get_schema"), Just("execute_query"), Just("nope")], args in json_value()) {
         let (_dir, ctx) = fixture_context(FIXTURE);
-        let before = std::fs::read(&ctx.database.spec().path).unwrap();
+        let before = std::fs::read(ctx.database.spec().path.as_ref().unwrap()).unwrap();
         let toolset = ToolRegistry::builtin().toolset(&ToolsConfig::default().enabled).unwrap();
         let result = runtime().block_on(toolset.call(tool, &ctx, args));
         if let Err(e) = result {
             prop_assert!(!e.model_message.is_empty());
         }
-        prop_assert_eq!(std::fs::read(&ctx.database.spec().path).unwrap(), before);
+        prop_assert_eq!(std::fs::read(ctx.database.spec().path.as_ref().unwrap()).unwrap(), before);
     }
 
     #[test]
@@ -56,13 +56,13 @@ proptest! {
         (0usize..3000).prop_map(|n| format!("SELECT {}1{}", "(".repeat(n), ")".repeat(n))),
     ]) {
         let (_dir, ctx) = fixture_context(FIXTURE);
-        let before = std::fs::read(&ctx.database.spec().path).unwrap();
+        let before = std::fs::read(ctx.database.spec().path.as_ref().unwrap()).unwrap();
         let toolset = ToolRegistry::builtin().toolset(&["execute_query".into()]).unwrap();
         let result = runtime().block_on(toolset.call("execute_query", &ctx, json!({"sql": sql})));
         if let Err(e) = result {
             prop_assert!(!e.model_message.is_empty());
         }
-        prop_assert_eq!(std::fs::read(&ctx.database.spec().path).unwrap(), before);
+        prop_assert_eq!(std::fs::read(ctx.database.spec().path.as_ref().unwrap()).unwrap(), before);
     }
 }
 

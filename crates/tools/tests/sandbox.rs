@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlmatic_models::QueryParams;
-use sqlmatic_tools::test_support::fixture_target;
+use sqlmatic_tools::test_support::{block_on, fixture_target};
 use sqlmatic_tools::{QueryAudit, QueryLimits, ToolErrorCode, ToolsConfig};
 
 const FIXTURE: &str = "
@@ -121,7 +121,7 @@ const TORTURE_HOSTILE: &[&str] = &[
 ];
 
 fn assert_all_refused(target: &sqlmatic_tools::TargetDatabase, dir: &Path, corpus: &[String]) {
-    let path = target.spec().path.clone();
+    let path = target.spec().path.clone().unwrap();
     let before = std::fs::read(&path).unwrap();
     let files_before = std::fs::read_dir(dir).unwrap().count();
     let limits =
@@ -129,7 +129,7 @@ fn assert_all_refused(target: &sqlmatic_tools::TargetDatabase, dir: &Path, corpu
     let audit = QueryAudit { user: "test", thread_id: None, source: "test", observer: None };
     assert!(corpus.len() >= 40, "corpus has {} statements", corpus.len());
     for sql in corpus {
-        let result = target.query(sql, &QueryParams::None, &limits, &audit);
+        let result = block_on(target.query(sql, &QueryParams::None, &limits, &audit));
         let err = match result {
             Ok(r) => panic!("`{sql}` was allowed and returned {r:?}"),
             Err(e) => e,
@@ -166,18 +166,18 @@ fn the_hostile_corpus_is_refused_on_the_torture_database_too() {
         serde_json::from_value(serde_json::json!({"name": "torture", "path": path})).unwrap();
     let target = sqlmatic_tools::TargetDatabase::new(spec, &config);
     // the structure (with its counts through the virtual tables) is read first, as a user would
-    target.schema(&config.limits()).unwrap();
+    block_on(target.schema(&config.limits())).unwrap();
     let mut corpus = hostile(dir.path());
     corpus.extend(TORTURE_HOSTILE.iter().map(|s| s.to_string()));
     assert_all_refused(&target, dir.path(), &corpus);
     // and the read side still works afterwards
     let audit = QueryAudit { user: "test", thread_id: None, source: "test", observer: None };
-    let r = target.query(
+    let r = block_on(target.query(
         "SELECT count(*) FROM docs_data",
         &QueryParams::None,
         &config.limits(),
         &audit,
-    );
+    ));
     assert!(r.is_ok(), "{r:?}");
 }
 
@@ -185,7 +185,8 @@ fn check(sql: &str, expected: ToolErrorCode) {
     let config = ToolsConfig { query_timeout_ms: 300, ..ToolsConfig::default() };
     let (_dir, target) = fixture_target(FIXTURE, &config);
     let audit = QueryAudit { user: "test", thread_id: None, source: "test", observer: None };
-    let err = target.query(sql, &QueryParams::None, &config.limits(), &audit).unwrap_err();
+    let err =
+        block_on(target.query(sql, &QueryParams::None, &config.limits(), &audit)).unwrap_err();
     assert_eq!(err.code, expected, "`{sql}`: {err:?}");
 }
 
@@ -221,8 +222,7 @@ fn read_only_pragmas_and_recursive_ctes_still_work() {
         "SELECT (SELECT count(*) FROM t) AS n, upper(name) FROM t",
         "EXPLAIN QUERY PLAN SELECT * FROM t WHERE name = 'a'",
     ] {
-        target
-            .query(sql, &QueryParams::None, &config.limits(), &audit)
+        block_on(target.query(sql, &QueryParams::None, &config.limits(), &audit))
             .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
     }
 }
@@ -232,14 +232,13 @@ fn an_endless_result_is_capped_not_endless() {
     let config = ToolsConfig { query_timeout_ms: 300, max_rows: 50, ..ToolsConfig::default() };
     let (_dir, target) = fixture_target(FIXTURE, &config);
     let audit = QueryAudit { user: "test", thread_id: None, source: "test", observer: None };
-    let r = target
-        .query(
-            "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r) SELECT i FROM r",
-            &QueryParams::None,
-            &config.limits(),
-            &audit,
-        )
-        .unwrap();
+    let r = block_on(target.query(
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r) SELECT i FROM r",
+        &QueryParams::None,
+        &config.limits(),
+        &audit,
+    ))
+    .unwrap();
     assert_eq!(r.row_count, 50);
     assert!(r.truncated);
     assert_eq!(r.total_rows, None, "an endless result cannot be counted");
@@ -274,7 +273,7 @@ fn slow_functions_cannot_outlive_the_time_limit() {
     ];
     for sql in &corpus {
         let started = std::time::Instant::now();
-        let result = target.query(sql, &QueryParams::None, &config.limits(), &audit);
+        let result = block_on(target.query(sql, &QueryParams::None, &config.limits(), &audit));
         let took = started.elapsed();
         if let Err(e) = &result {
             assert!(
@@ -301,7 +300,7 @@ fn a_user_cannot_hold_every_connection_and_busy_is_named() {
                user: &'static str,
                config: &ToolsConfig| {
         let audit = QueryAudit { user, thread_id: None, source: "test", observer: None };
-        target.query(long, &QueryParams::None, &config.limits(), &audit)
+        block_on(target.query(long, &QueryParams::None, &config.limits(), &audit))
     };
     let config = ToolsConfig {
         query_timeout_ms: 800,
@@ -319,7 +318,8 @@ fn a_user_cannot_hold_every_connection_and_busy_is_named() {
     assert_eq!(err.code, ToolErrorCode::TooManyQueries, "{err:?}");
     assert_eq!(err.kind(), sqlmatic_models::ErrorKind::RateLimited);
     let audit = QueryAudit { user: "alice", thread_id: None, source: "test", observer: None };
-    target.query("SELECT count(*) FROM t", &QueryParams::None, &config.limits(), &audit).unwrap();
+    block_on(target.query("SELECT count(*) FROM t", &QueryParams::None, &config.limits(), &audit))
+        .unwrap();
     let slow_err = slow.join().unwrap().unwrap_err();
     assert_eq!(slow_err.code, ToolErrorCode::QueryTimeout, "{slow_err:?}");
 

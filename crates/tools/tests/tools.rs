@@ -196,7 +196,7 @@ async fn get_metadata_reports_the_file() {
     assert_eq!(out["view_count"], 1);
     assert_eq!(out["total_rows"], 6);
     assert_eq!(out["encoding"], "UTF-8");
-    assert!(out["sqlite_version"].as_str().unwrap().starts_with("3."));
+    assert!(out["engine_version"].as_str().unwrap().starts_with("3."));
     assert!(out["file_size_bytes"].as_u64().unwrap() > 0);
     assert!(out["page_count"].as_u64().unwrap() > 0);
     assert!(out["last_modified"].is_string());
@@ -205,12 +205,12 @@ async fn get_metadata_reports_the_file() {
 #[tokio::test]
 async fn the_schema_cache_follows_ddl_from_another_connection() {
     let (_dir, ctx) = fixture_context(SHOP);
-    let first = ctx.database.schema(&ctx.limits).unwrap();
-    let again = ctx.database.schema(&ctx.limits).unwrap();
+    let first = ctx.database.schema(&ctx.limits).await.unwrap();
+    let again = ctx.database.schema(&ctx.limits).await.unwrap();
     assert!(Arc::ptr_eq(&first, &again), "an unchanged schema must come from the cache");
-    let writer = rusqlite::Connection::open(&ctx.database.spec().path).unwrap();
+    let writer = rusqlite::Connection::open(ctx.database.spec().path.as_ref().unwrap()).unwrap();
     writer.execute_batch("CREATE TABLE added(x)").unwrap();
-    let after = ctx.database.schema(&ctx.limits).unwrap();
+    let after = ctx.database.schema(&ctx.limits).await.unwrap();
     assert!(after.schema_version > first.schema_version);
     assert!(after.tables.iter().any(|t| t.name == "added"));
 }
@@ -241,7 +241,7 @@ async fn observers_see_every_query() {
 #[tokio::test]
 async fn a_missing_file_is_a_clear_error_and_recovers() {
     let (dir, ctx) = fixture_context(SHOP);
-    let path = ctx.database.spec().path.clone();
+    let path = ctx.database.spec().path.clone().unwrap();
     let moved = dir.path().join("moved.db");
     std::fs::rename(&path, &moved).unwrap();
     let err = call(&ctx, "list_tables", json!({})).await.unwrap_err();

@@ -28,11 +28,12 @@ impl Tool for ExecuteQuery {
     type Output = (String, QueryResult);
 
     fn description(&self) -> &str {
-        "Run exactly one read-only SQL statement (SQLite dialect: SELECT, WITH, VALUES, EXPLAIN) and \
-         get columns and rows back. Writes, DDL, ATTACH and PRAGMA writes are blocked. Results are \
-         capped; `truncated` says when rows were cut and `total_rows` how many exist. Prefer LIMIT \
-         and aggregates. Use `params` for values: positional `?` with an array of values, or `:name` \
-         with [{\"name\": \"c\", \"value\": \"France\"}]. Example: execute_query {\"sql\": \"SELECT name FROM customers WHERE country = ? \
+        "Run exactly one read-only SQL statement in the database's dialect (SQLite or \
+         PostgreSQL, as the schema says: SELECT, WITH, VALUES) and get columns and rows back. \
+         Writes, DDL and settings are blocked by the database itself. Results are capped; \
+         `truncated` says when rows were cut and `total_rows` how many exist. Prefer LIMIT and \
+         aggregates. Use `params` for values: an array of values for `?` (SQLite) or `$1`, `$2` \
+         (PostgreSQL), or for SQLite `:name` with [{\"name\": \"c\", \"value\": \"France\"}]. Example: execute_query {\"sql\": \"SELECT name FROM customers WHERE country = ? \
          LIMIT 10\", \"params\": [\"France\"]}"
     }
 
@@ -40,7 +41,7 @@ impl Tool for ExecuteQuery {
         json!({
             "type": "object",
             "properties": {
-                "sql": {"type": "string", "description": "One SQLite SELECT/WITH/VALUES statement."},
+                "sql": {"type": "string", "description": "One SELECT/WITH/VALUES statement."},
                 "params": {
                     "description": "Bound parameters: values in order for ?/?N, or \
                                     [{\"name\": \"c\", \"value\": …}] for :name.",
@@ -68,10 +69,7 @@ impl Tool for ExecuteQuery {
         args: ExecuteQueryArgs,
     ) -> Result<(String, QueryResult), ToolError> {
         let params = args.params.unwrap_or_default().normalized();
-        ctx.blocking(move |ctx| {
-            let result = ctx.database.query(&args.sql, &params, &ctx.limits, &ctx.audit())?;
-            Ok((args.sql, result))
-        })
-        .await
+        let result = ctx.database.query(&args.sql, &params, &ctx.limits, &ctx.audit()).await?;
+        Ok((args.sql, result))
     }
 }

@@ -54,8 +54,7 @@ impl Tool for ExecuteWrite {
         let params = args.params.unwrap_or_default().normalized();
         let sql = args.sql.trim().to_owned();
         // validate before asking anyone: syntax, one statement, allowed kind, writable target
-        let check_sql = sql.clone();
-        ctx.blocking(move |ctx| ctx.database.check_write(&check_sql)).await?;
+        ctx.database.check_write(&sql).await?;
         let Some(gate) = ctx.approvals.clone() else {
             return Err(ToolError::new(
                 ToolErrorCode::ReadOnly,
@@ -64,10 +63,7 @@ impl Tool for ExecuteWrite {
         };
         match gate.request(ctx, &sql).await {
             crate::Approval::Approved => {
-                ctx.blocking(move |ctx| {
-                    ctx.database.write(&sql, &params, &ctx.limits, &ctx.audit())
-                })
-                .await
+                ctx.database.write(&sql, &params, &ctx.limits, &ctx.audit()).await
             }
             crate::Approval::Rejected { reason } => Err(ToolError::new(
                 ToolErrorCode::WriteRejected,

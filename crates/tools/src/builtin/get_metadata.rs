@@ -15,7 +15,7 @@ impl Tool for GetMetadata {
     type Output = DatabaseMetadata;
 
     fn description(&self) -> &str {
-        "Facts about the database file: SQLite version, size, page size and count, journal mode, \
+        "Facts about the database: engine and version, size, page size and count, journal mode, \
          encoding, schema version, number of tables and views, total rows, last modification time. \
          Example: get_metadata {}"
     }
@@ -29,6 +29,6 @@ impl Tool for GetMetadata {
     }
 
     async fn call(&self, ctx: &ToolContext, _args: NoArgs) -> Result<DatabaseMetadata, ToolError> {
-        ctx.blocking(|ctx| ctx.database.metadata(&ctx.limits)).await
+        ctx.database.metadata(&ctx.limits).await
     }
 }

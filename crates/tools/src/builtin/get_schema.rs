@@ -57,6 +57,6 @@ impl Tool for GetSchema {
     ) -> Result<DatabaseSchema, ToolError> {
         let tables = args.tables.unwrap_or_default();
         let sample_rows = args.sample_rows.unwrap_or(0);
-        ctx.blocking(move |ctx| ctx.database.schema_with(&tables, sample_rows, &ctx.limits)).await
+        ctx.database.schema_with(&tables, sample_rows, &ctx.limits).await
     }
 }

@@ -39,12 +39,9 @@ impl Tool for ListTables {
     }
 
     async fn call(&self, ctx: &ToolContext, _args: NoArgs) -> Result<TableList, ToolError> {
-        ctx.blocking(|ctx| {
-            Ok(TableList {
-                database: ctx.database.name().to_owned(),
-                tables: ctx.database.list_tables(&ctx.limits)?,
-            })
+        Ok(TableList {
+            database: ctx.database.name().to_owned(),
+            tables: ctx.database.list_tables(&ctx.limits).await?,
         })
-        .await
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlmatic_models::{DatabaseSchema, Generated, QueryParams, TableInfo, TableKind};
-use sqlmatic_tools::test_support::torture_db;
+use sqlmatic_tools::test_support::{block_on, torture_db};
 use sqlmatic_tools::{
     OpenMode, QueryAudit, TargetDatabase, TargetSpec, ToolContext, ToolErrorCode, ToolsConfig,
 };
@@ -39,7 +39,7 @@ fn the_torture_database_is_described_and_broken_objects_are_reported() {
     let (_dir, path) = torture_db();
     let config = ToolsConfig::default();
     let db = target(&path, &config);
-    let s = db.schema(&config.limits()).unwrap();
+    let s = block_on(db.schema(&config.limits())).unwrap();
     // broken objects carry their error, everything else has none
     let err = |name: &str| table(&s, name).error.clone().map(|e| (e.code, e.message));
     assert_eq!(
@@ -134,7 +134,7 @@ fn every_working_object_answers_queries_and_broken_ones_say_why() {
     let (_dir, path) = torture_db();
     let config = ToolsConfig::default();
     let db = target(&path, &config);
-    let q = |sql: &str| db.query(sql, &QueryParams::None, &config.limits(), &AUDIT);
+    let q = |sql: &str| block_on(db.query(sql, &QueryParams::None, &config.limits(), &AUDIT));
     for (sql, expected) in [
         ("SELECT count(*) FROM orders", json!([[3]])),
         ("SELECT name FROM top_customers ORDER BY spent DESC LIMIT 1", json!([["Ann"]])),
@@ -210,7 +210,7 @@ fn write_big(path: &Path, rows: u64, without_rowid: bool) {
 
 fn wait_for_exact(db: &TargetDatabase, config: &ToolsConfig, name: &str) -> TableInfo {
     for _ in 0..400 {
-        let s = db.schema(&config.limits()).unwrap();
+        let s = block_on(db.schema(&config.limits())).unwrap();
         let t = table(&s, name).clone();
         if t.row_count_exact {
             return t;
@@ -228,18 +228,18 @@ fn big_tables_get_an_estimate_first_and_an_exact_count_from_the_background() {
     // no time for inline counts: every non-empty table starts as an estimate
     let config = ToolsConfig { count_budget_ms: 0, ..ToolsConfig::default() };
     let db = target(&path, &config);
-    let first = db.schema(&config.limits()).unwrap();
+    let first = block_on(db.schema(&config.limits())).unwrap();
     let big = table(&first, "big");
     assert_eq!((big.row_count, big.row_count_exact), (Some(200_000), false), "max(rowid) bound");
     assert!(first.ddl.contains("~200000 rows (estimate)"), "{}", first.ddl);
     let big = wait_for_exact(&db, &config, "big");
     assert_eq!(big.row_count, Some(100_000));
-    let s = db.schema(&config.limits()).unwrap();
+    let s = block_on(db.schema(&config.limits())).unwrap();
     assert!(s.ddl.contains("-- 100000 rows"), "{}", s.ddl);
     // a write from another process: the count is stale, so it is estimated and counted again
     let writer = rusqlite::Connection::open(&path).unwrap();
     writer.execute("DELETE FROM big WHERE id <= 1000", []).unwrap();
-    let after = db.schema(&config.limits()).unwrap();
+    let after = block_on(db.schema(&config.limits())).unwrap();
     assert!(!table(&after, "big").row_count_exact);
     assert_eq!(wait_for_exact(&db, &config, "big").row_count, Some(99_500));
 }
@@ -257,7 +257,7 @@ fn negative_rowids_are_not_mistaken_for_an_empty_table() {
         .unwrap();
     let config = ToolsConfig { count_budget_ms: 0, ..ToolsConfig::default() };
     let db = target(&path, &config);
-    let s = db.schema(&config.limits()).unwrap();
+    let s = block_on(db.schema(&config.limits())).unwrap();
     let t = table(&s, "t");
     assert_ne!((t.row_count, t.row_count_exact), (Some(0), true));
     assert_eq!(wait_for_exact(&db, &config, "t").row_count, Some(2));
@@ -275,7 +275,7 @@ fn without_rowid_tables_are_estimated_from_sqlite_stat1() {
         ..ToolsConfig::default()
     };
     let db = target(&path, &config);
-    let s = db.schema(&config.limits()).unwrap();
+    let s = block_on(db.schema(&config.limits())).unwrap();
     let big = table(&s, "big");
     assert_eq!(
         (big.row_count, big.row_count_exact, big.without_rowid),
@@ -318,7 +318,7 @@ fn files_that_are_not_healthy_databases_get_a_clear_error() {
     let config = ToolsConfig::default();
     for (what, bytes, expected) in cases {
         let (_dir, db) = unhealthy(&bytes);
-        let err = db.health().unwrap_err();
+        let err = block_on(db.health()).unwrap_err();
         assert_eq!(err.code, ToolErrorCode::DatabaseUnavailable, "{what}");
         assert!(
             err.model_message.starts_with("database `real` is unavailable: "),
@@ -327,24 +327,28 @@ fn files_that_are_not_healthy_databases_get_a_clear_error() {
         );
         assert!(err.model_message.contains(expected), "{what}: {}", err.model_message);
         // every entry point answers with the same cause, not a pool time-out
-        let q = db.query("SELECT 1", &QueryParams::None, &config.limits(), &AUDIT).unwrap_err();
+        let q = block_on(db.query("SELECT 1", &QueryParams::None, &config.limits(), &AUDIT))
+            .unwrap_err();
         assert_eq!(q.model_message, err.model_message, "{what}");
-        assert_eq!(db.schema(&config.limits()).unwrap_err().model_message, err.model_message);
+        assert_eq!(
+            block_on(db.schema(&config.limits())).unwrap_err().model_message,
+            err.model_message
+        );
     }
 }
 
 #[test]
 fn a_broken_file_replaced_by_a_good_one_recovers() {
     let (dir, db) = unhealthy(b"not a database at all, just text");
-    assert!(db.health().is_err());
+    assert!(block_on(db.health()).is_err());
     std::fs::write(dir.path().join("bad.db"), real_db_bytes()).unwrap();
-    assert_eq!(db.health().unwrap(), OpenMode::ReadOnly);
-    let r = db.query(
+    assert_eq!(block_on(db.health()).unwrap(), OpenMode::ReadOnly);
+    let r = block_on(db.query(
         "SELECT count(*) FROM orders",
         &QueryParams::None,
         &ToolsConfig::default().limits(),
         &AUDIT,
-    );
+    ));
     assert_eq!(json!(r.unwrap().rows), json!([[3]]));
 }
 
@@ -366,10 +370,11 @@ fn a_wal_database_whose_shm_cannot_be_created_opens_immutable_and_says_so() {
     std::os::unix::fs::symlink("/nonexistent/sqlmatic/shm", dir.path().join("wal.db-shm")).unwrap();
     let config = ToolsConfig::default();
     let db = target(&path, &config);
-    assert_eq!(db.health().unwrap(), OpenMode::Immutable);
-    let r = db.query("SELECT x FROM t", &QueryParams::None, &config.limits(), &AUDIT).unwrap();
+    assert_eq!(block_on(db.health()).unwrap(), OpenMode::Immutable);
+    let r = block_on(db.query("SELECT x FROM t", &QueryParams::None, &config.limits(), &AUDIT))
+        .unwrap();
     assert_eq!(json!(r.rows), json!([[42]]));
-    let s = db.schema(&config.limits()).unwrap();
+    let s = block_on(db.schema(&config.limits())).unwrap();
     assert!(s.warnings.iter().any(|w| w.contains("opened immutable")), "{:?}", s.warnings);
 }
 
@@ -401,14 +406,14 @@ fn reads_succeed_while_another_process_writes() {
         let config = ToolsConfig::default();
         let db = target(&path, &config);
         for _ in 0..100 {
-            db.query(
+            block_on(db.query(
                 "SELECT count(*), max(id) FROM log",
                 &QueryParams::None,
                 &config.limits(),
                 &AUDIT,
-            )
+            ))
             .unwrap_or_else(|e| panic!("{journal}: read failed while writing: {e}"));
-            db.schema(&config.limits())
+            block_on(db.schema(&config.limits()))
                 .unwrap_or_else(|e| panic!("{journal}: structure failed: {e}"));
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -422,7 +427,7 @@ fn an_empty_database_and_a_views_only_database_work() {
     let empty = dir.path().join("empty.db");
     rusqlite::Connection::open(&empty).unwrap().execute_batch("PRAGMA user_version = 1").unwrap();
     let config = ToolsConfig::default();
-    let s = target(&empty, &config).schema(&config.limits()).unwrap();
+    let s = block_on(target(&empty, &config).schema(&config.limits())).unwrap();
     assert!(s.tables.is_empty() && s.ddl.is_empty() && s.warnings.is_empty());
     let views = dir.path().join("views.db");
     rusqlite::Connection::open(&views)
@@ -432,8 +437,9 @@ fn an_empty_database_and_a_views_only_database_work() {
         )
         .unwrap();
     let db = target(&views, &config);
-    let s = db.schema(&config.limits()).unwrap();
+    let s = block_on(db.schema(&config.limits())).unwrap();
     assert_eq!(s.tables.len(), 2);
-    let r = db.query("SELECT y FROM two", &QueryParams::None, &config.limits(), &AUDIT).unwrap();
+    let r = block_on(db.query("SELECT y FROM two", &QueryParams::None, &config.limits(), &AUDIT))
+        .unwrap();
     assert_eq!(json!(r.rows), json!([[2]]));
 }
