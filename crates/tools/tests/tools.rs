@@ -11,6 +11,7 @@ use sqlmatic_tools::{
 use std::sync::{Arc, Mutex};
 
 mod files;
+mod postgres;
 
 const SHOP: &str = "
     CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL, country TEXT DEFAULT 'FR', score REAL, avatar BLOB);

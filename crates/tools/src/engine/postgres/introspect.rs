@@ -37,19 +37,19 @@ pub async fn fingerprint(
 ) -> Result<i64, ToolError> {
     let sql = format!(
         "WITH s AS {SCHEMAS} SELECT coalesce(('x' || left(md5(string_agg(x, '|' ORDER BY x)), 16))::bit(64)::bigint, 0) FROM (
-           SELECT c.oid::text || c.relname || c.relkind || coalesce(c.relacl::text, '') || c.relnamespace::text AS x
+           SELECT c.oid::text || c.relname::text || c.relkind::text || coalesce(c.relacl::text, '') || c.relnamespace::text AS x
              FROM pg_class c JOIN s ON s.oid = c.relnamespace WHERE c.relkind IN ('r','v','m','p','f','i')
-           UNION ALL SELECT a.attrelid::text || a.attnum || a.attname || a.atttypid || a.attnotnull || coalesce(a.attacl::text, '')
+           UNION ALL SELECT a.attrelid::text || a.attnum::text || a.attname::text || a.atttypid::text || a.attnotnull::text || coalesce(a.attacl::text, '')
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN s ON s.oid = c.relnamespace
              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','v','m','p','f')
-           UNION ALL SELECT con.oid::text || con.conname FROM pg_constraint con JOIN s ON s.oid = con.connamespace
-           UNION ALL SELECT d.objoid::text || d.objsubid || md5(d.description) FROM pg_description d
+           UNION ALL SELECT con.oid::text || con.conname::text FROM pg_constraint con JOIN s ON s.oid = con.connamespace
+           UNION ALL SELECT d.objoid::text || d.objsubid::text || md5(d.description) FROM pg_description d
              JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass JOIN s ON s.oid = c.relnamespace
-           UNION ALL SELECT s.nspname FROM s
+           UNION ALL SELECT s.nspname::text FROM s
          ) parts"
     );
-    let row = tx.query_one(&sql, &[&schemas]).await.map_err(|e| db.error(&e, ""))?;
-    row.try_get(0).map_err(|e| db.error(&e, ""))
+    let row = tx.query_one(&sql, &[&schemas]).await.map_err(|e| db.error(&e))?;
+    row.try_get(0).map_err(|e| db.error(&e))
 }
 
 /// `get_metadata` for PostgreSQL.
@@ -65,8 +65,8 @@ pub async fn metadata(
             &[],
         )
         .await
-        .map_err(|e| db.error(&e, ""))?;
-    let get_err = |e: tokio_postgres::Error| db.error(&e, "");
+        .map_err(|e| db.error(&e))?;
+    let get_err = |e: tokio_postgres::Error| db.error(&e);
     let version: String = row.try_get(0).map_err(get_err)?;
     let size: i64 = row.try_get(1).map_err(get_err)?;
     let block: i64 = row.try_get(2).map_err(get_err)?;
@@ -130,7 +130,7 @@ impl PostgresDatabase {
         let masks = configured_masks(&self.spec.masked_columns);
         self.within(limits.timeout, async |client| {
             let tx = self.begin(client, limits.timeout).await?;
-            let e = |e: tokio_postgres::Error| self.error(&e, "");
+            let e = |e: tokio_postgres::Error| self.error(&e);
             let relations = format!(
                 "WITH s AS {SCHEMAS} SELECT c.oid, s.nspname::text, c.relname::text, c.relkind::text, \
                    CASE WHEN c.relkind = 'p' THEN (SELECT sum(greatest(pc.reltuples, 0))::float8 FROM pg_partition_tree(c.oid) t \
@@ -375,7 +375,7 @@ impl PostgresDatabase {
         let (problems, user, readable_masks) = self
             .within(timeout, async |client| {
                 let tx = self.begin(client, timeout).await?;
-                let e = |e: tokio_postgres::Error| self.error(&e, "");
+                let e = |e: tokio_postgres::Error| self.error(&e);
                 let role = "SELECT current_user::text, r.rolsuper, r.rolbypassrls, \
                        ARRAY(SELECT g.rolname::text FROM pg_roles g WHERE g.rolname IN \
                              ('pg_read_server_files','pg_write_server_files','pg_execute_server_program','pg_signal_backend','pg_write_all_data') \
@@ -386,7 +386,7 @@ impl PostgresDatabase {
                      WHERE c.relkind IN ('r','p','v','m','f') AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') \
                      UNION ALL SELECT 'schema ' || s.nspname FROM s WHERE has_schema_privilege(s.oid, 'CREATE') \
                      UNION ALL SELECT 'sequence ' || s.nspname || '.' || c.relname FROM pg_class c JOIN s ON s.oid = c.relnamespace \
-                     WHERE c.relkind = 'S' AND has_sequence_privilege(c.oid, 'UPDATE') \
+                     WHERE CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'UPDATE') ELSE false END \
                      ORDER BY 1 LIMIT 6"
                 );
                 let columns = "WITH s AS (SELECT n.nspname, c.relname, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace) \

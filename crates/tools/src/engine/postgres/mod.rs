@@ -188,19 +188,15 @@ impl PostgresDatabase {
         client: &'c mut Object,
         timeout: Duration,
     ) -> Result<deadpool_postgres::Transaction<'c>, ToolError> {
-        let tx = client
-            .build_transaction()
-            .read_only(true)
-            .start()
-            .await
-            .map_err(|e| self.error(&e, ""))?;
+        let tx =
+            client.build_transaction().read_only(true).start().await.map_err(|e| self.error(&e))?;
         tx.batch_execute(&format!(
             "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
             timeout.as_millis().max(1),
             self.config.lock_timeout_ms.max(1)
         ))
         .await
-        .map_err(|e| self.error(&e, ""))?;
+        .map_err(|e| self.error(&e))?;
         Ok(tx)
     }
 
@@ -225,8 +221,8 @@ impl PostgresDatabase {
         }
     }
 
-    /// Turns a driver error into a model-facing one; `sql` helps name masked columns.
-    fn error(&self, e: &tokio_postgres::Error, sql: &str) -> ToolError {
+    /// Turns a driver error into a model-facing one (`explain` adds names).
+    fn error(&self, e: &tokio_postgres::Error) -> ToolError {
         let Some(db) = e.as_db_error() else {
             if e.is_closed() {
                 return unavailable(format!("the connection to `{}` closed", self.spec.name))
@@ -259,17 +255,7 @@ impl PostgresDatabase {
             );
         }
         if *code == SqlState::INSUFFICIENT_PRIVILEGE {
-            let masked = self.masked_in(sql);
-            if !masked.is_empty() {
-                return ToolError::new(
-                    ToolErrorCode::ColumnMasked,
-                    format!(
-                        "refused by PostgreSQL ({message}): {} masked; sqlmatic's role may not \
-                         read it. Name the other columns instead (SELECT * includes masked ones)",
-                        masked.join(", ") + if masked.len() == 1 { " is" } else { " are" }
-                    ),
-                );
-            }
+            // `explain` names masked columns when the query touched one
             return ToolError::new(
                 ToolErrorCode::ReadOnly,
                 format!("refused by PostgreSQL: {message}"),
@@ -291,10 +277,38 @@ impl PostgresDatabase {
         {
             return unavailable(format!("database `{}`: {message}", self.spec.name)).retryable();
         }
-        if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_COLUMN {
-            message = self.explain_missing(code, message, sql);
-        }
         ToolError::new(ToolErrorCode::SqlError, message)
+    }
+
+    /// Adds what a model needs to correct itself, from the structure (read now if need be):
+    /// which masked column a refused query touched, the valid names after "does not exist".
+    async fn explain(&self, mut err: ToolError, sql: &str, limits: &QueryLimits) -> ToolError {
+        let refused =
+            err.code == ToolErrorCode::ReadOnly && err.model_message.contains("permission denied");
+        let missing =
+            err.code == ToolErrorCode::SqlError && err.model_message.contains("does not exist");
+        if !(refused || missing) {
+            return err;
+        }
+        if self.cached().is_none() {
+            let _ = self.schema_cached(limits).await;
+        }
+        if refused {
+            let masked = self.masked_in(sql);
+            if !masked.is_empty() {
+                err.code = ToolErrorCode::ColumnMasked;
+                err.model_message = format!(
+                    "{}: {} masked; sqlmatic's role may not read {}. Name the other columns instead \
+                     (SELECT * includes masked ones)",
+                    err.model_message,
+                    masked.join(", ") + if masked.len() == 1 { " is" } else { " are" },
+                    if masked.len() == 1 { "it" } else { "them" }
+                );
+            }
+        } else {
+            err.model_message = self.explain_missing(err.model_message, sql);
+        }
+        err
     }
 
     /// Masked columns of the tables `sql` mentions, as `table.column`.
@@ -315,9 +329,9 @@ impl PostgresDatabase {
     }
 
     /// Adds the valid names to "does not exist" errors so a model can correct itself.
-    fn explain_missing(&self, code: &SqlState, message: String, sql: &str) -> String {
+    fn explain_missing(&self, message: String, sql: &str) -> String {
         let Some(schema) = self.cached() else { return message };
-        if *code == SqlState::UNDEFINED_TABLE {
+        if message.starts_with("relation") {
             let names: Vec<&str> = schema.tables.iter().map(|t| t.name.as_str()).collect();
             return format!("{message}; tables are: {}", names.join(", "));
         }
@@ -354,11 +368,16 @@ impl PostgresDatabase {
         let params = value::text_params(&params)?;
         self.ensure_verified().await?;
         let started = Instant::now();
-        self.within(limits.timeout, async |client| {
-            let tx = self.begin(client, limits.timeout).await?;
-            value::run(self, &tx, sql.as_str(), &params, &limits, started).await
-        })
-        .await
+        let result = self
+            .within(limits.timeout, async |client| {
+                let tx = self.begin(client, limits.timeout).await?;
+                value::run(self, &tx, sql.as_str(), &params, &limits, started).await
+            })
+            .await;
+        match result {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.explain(e, sql.as_str(), &limits).await),
+        }
     }
 
     /// Refuses a query whose plan reads more rows or costs more than the limits.
@@ -442,18 +461,17 @@ impl PostgresDatabase {
             .read_only(false)
             .start()
             .await
-            .map_err(|e| self.error(&e, &sql))?;
+            .map_err(|e| self.error(&e))?;
         tx.batch_execute(&format!(
             "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
             limits.timeout.as_millis().max(1),
             self.config.lock_timeout_ms.max(1)
         ))
         .await
-        .map_err(|e| self.error(&e, &sql))?;
+        .map_err(|e| self.error(&e))?;
         let refs = value::param_refs(&params);
-        let rows_affected =
-            tx.execute(sql.as_str(), &refs).await.map_err(|e| self.error(&e, &sql))?;
-        tx.commit().await.map_err(|e| self.error(&e, &sql))?;
+        let rows_affected = tx.execute(sql.as_str(), &refs).await.map_err(|e| self.error(&e))?;
+        tx.commit().await.map_err(|e| self.error(&e))?;
         if ddl {
             *self.cache.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
@@ -501,7 +519,7 @@ impl Engine for PostgresDatabase {
     fn health(&self) -> BoxFuture<'_, Result<OpenMode, ToolError>> {
         Box::pin(async move {
             let client = self.client().await?;
-            client.simple_query("").await.map_err(|e| self.error(&e, ""))?;
+            client.simple_query("").await.map_err(|e| self.error(&e))?;
             drop(client);
             self.ensure_verified().await?;
             Ok(OpenMode::ReadOnly)

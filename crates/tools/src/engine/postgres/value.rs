@@ -117,23 +117,36 @@ pub async fn run(
     let (inner, outer, plan) = tokio::join!(tx.prepare(sql), tx.prepare(&wrapped), async {
         if gate { tx.query_opt(explain.as_str(), &refs).await.map(Some) } else { Ok(None) }
     });
-    let inner = inner.map_err(|e| db.error(&e, sql))?;
-    if inner.params().len() != params.len() {
+    if let Ok(inner) = &inner
+        && inner.params().len() != params.len()
+    {
         return Err(ToolError::invalid_args(format!(
             "the statement takes {} parameter(s) ($1…) and {} were given",
             inner.params().len(),
             params.len()
         )));
     }
+    // answers of one pipeline: the first real failure explains the others, which only say
+    // "current transaction is aborted" (a type lookup of the driver can be among them)
+    let failures = [inner.as_ref().err(), outer.as_ref().err(), plan.as_ref().err()];
+    let first = failures
+        .iter()
+        .flatten()
+        .find(|e| e.code() != Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION));
+    if let Some(e) = first.or(failures.iter().flatten().next()) {
+        return Err(db.error(e));
+    }
+    let (Ok(inner), Ok(outer), Ok(plan)) = (inner, outer, plan) else {
+        return Err(ToolError::internal("a pipelined answer went missing"));
+    };
     if inner.columns().is_empty() {
         return Err(ToolError::new(
             ToolErrorCode::ReadOnly,
             "refused: this statement returns no rows; only queries run here",
         ));
     }
-    let outer = outer.map_err(|e| db.error(&e, sql))?;
-    if let Some(Some(row)) = plan.map_err(|e| db.error(&e, sql))? {
-        let AnyText(text) = row.try_get(0).map_err(|e| db.error(&e, sql))?;
+    if let Some(Some(row)) = plan {
+        let AnyText(text) = row.try_get(0).map_err(|e| db.error(&e))?;
         let plan: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         db.check_plan(&plan, limits)?;
     }
@@ -144,20 +157,20 @@ pub async fn run(
         .collect();
     let types: Vec<Type> = inner.columns().iter().map(|c| c.type_().clone()).collect();
 
-    let portal = tx.bind(&outer, &refs).await.map_err(|e| db.error(&e, sql))?;
+    let portal = tx.bind(&outer, &refs).await.map_err(|e| db.error(&e))?;
     let mut rows = Vec::new();
     let mut bytes = 0usize;
     let mut truncated = false;
     'fetch: loop {
         let want = (limits.max_rows + 1 - rows.len()).clamp(1, 500);
-        let chunk = tx.query_portal(&portal, want as i32).await.map_err(|e| db.error(&e, sql))?;
+        let chunk = tx.query_portal(&portal, want as i32).await.map_err(|e| db.error(&e))?;
         let done = chunk.len() < want;
         for row in chunk {
             if rows.len() >= limits.max_rows {
                 truncated = true;
                 break 'fetch;
             }
-            let AnyText(json) = row.try_get(0).map_err(|e| db.error(&e, sql))?;
+            let AnyText(json) = row.try_get(0).map_err(|e| db.error(&e))?;
             bytes += json.len();
             if bytes > limits.max_result_bytes && !rows.is_empty() {
                 truncated = true;

@@ -117,3 +117,5 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .unwrap_or_else(|e| panic!("runtime: {e}"))
         .block_on(future)
 }
+
+pub mod postgres;
