@@ -28,10 +28,13 @@ enum Task {
     Ci,
     /// Check that crates depend on each other only in layer order.
     CheckLayers,
-    /// Regenerate the bundled demo database (data/demo.db by default).
+    /// Regenerate the bundled demo database (data/demo.db by default), or load the same shop
+    /// into a PostgreSQL database (`--postgres URL`).
     DemoDb {
         #[arg(long)]
         path: Option<PathBuf>,
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
     /// Write the OpenAPI document to docs/openapi.json.
     Openapi,
@@ -89,11 +92,14 @@ fn main() -> anyhow::Result<()> {
             layers::check(&root())
         }
         Task::CheckLayers => layers::check(&root()),
-        Task::DemoDb { path } => {
+        Task::DemoDb { path, postgres } => {
             let mut cmd = cargo();
             cmd.args(["run", "--quiet", "-p", "sqlmatic-server", "--", "demo-db"]);
             if let Some(p) = path {
                 cmd.arg("--path").arg(p);
+            }
+            if let Some(url) = postgres {
+                cmd.arg("--postgres").arg(url);
             }
             run(&mut cmd)
         }

@@ -405,8 +405,13 @@ impl TurnRun<'_> {
         let history: Vec<ChatMessage> =
             core.memory.history(turn.thread_id, Some(summarizer)).await?;
         let schema = core.structure_of(&turn.database).await?;
-        let system_context =
-            context::schema_context(&schema, &turn.question, agent.settings().schema_token_budget);
+        let dialect = core.target(Some(&turn.database))?.dialect();
+        let system_context = context::schema_context(
+            &schema,
+            dialect,
+            &turn.question,
+            agent.settings().schema_token_budget,
+        );
         let mut ctx =
             core.tool_context(&turn.user, Some(&turn.database), Some(turn.thread_id), "agent")?;
         ctx.message_id = Some(turn.answer_id);

@@ -168,7 +168,12 @@ impl Config {
                 // only SQLMATIC_<SECTION>__<KEY> is configuration; other SQLMATIC_* variables
                 // (SQLMATIC_ENV, SQLMATIC_CONFIG, test switches) belong to someone else
                 Env::prefixed("SQLMATIC_")
-                    .filter(|key| key.as_str().contains("__"))
+                    // target passwords are per list entry, which figment cannot merge into a
+                    // list: `load` reads them
+                    .filter(|key| {
+                        key.as_str().contains("__")
+                            && !key.as_str().to_ascii_uppercase().starts_with("DATABASE__TARGETS__")
+                    })
                     .split("__")
                     .global(),
             )
@@ -178,7 +183,18 @@ impl Config {
     /// Loads, validates and checks that secrets did not come from a file.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
         let figment = Self::figment(sources)?;
-        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        let mut config: Config =
+            figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        for (i, target) in config.database.targets.iter_mut().enumerate() {
+            if target.password.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "database.targets[{i}].password was set in a file; secrets are read from the \
+                     environment only (SQLMATIC_DATABASE__TARGETS__{i}__PASSWORD, or password_env)"
+                )));
+            }
+            target.password =
+                std::env::var(format!("SQLMATIC_DATABASE__TARGETS__{i}__PASSWORD")).ok();
+        }
         if config.agent.api_key.is_some()
             && let Some(meta) = figment.find_metadata("agent.api_key")
             && !meta.name.to_lowercase().contains("environment")
@@ -324,6 +340,33 @@ mod tests {
             assert!(!printed.contains("sk-secret") && printed.contains("<redacted>"));
             jail.set_env("SQLMATIC_ENV", "staging");
             assert!(matches!(Config::load(&sources(None)), Err(ConfigError::UnknownProfile(_))));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn postgres_targets_take_their_password_from_the_environment_only() {
+        Jail::expect_with(|jail| {
+            let target = "default:\n  database:\n    targets:\n      - name: shop\n        url: postgres://ro@db.internal:5432/shop\n        schemas: [public, sales]\n        masked_columns: [sales.customers.card]\n";
+            jail.create_file("pg.yaml", target)?;
+            jail.set_env("SQLMATIC_DATABASE__TARGETS__0__PASSWORD", "s3cret");
+            let c = Config::load(&sources(Some("pg.yaml"))).map_err(|e| e.to_string())?;
+            let t = &c.database.targets[0];
+            assert_eq!(t.password.as_deref(), Some("s3cret"));
+            assert_eq!(t.schemas, ["public", "sales"]);
+            assert!(!serde_yaml_like(&c).contains("s3cret"), "the password is never written out");
+            jail.create_file("leak.yaml", &format!("{target}        password: oops\n"))?;
+            let err = Config::load(&sources(Some("leak.yaml"))).unwrap_err().to_string();
+            assert!(err.contains("environment only"), "{err}");
+            jail.create_file("both.yaml", &format!("{target}        path: x.db\n"))?;
+            let err = Config::load(&sources(Some("both.yaml"))).unwrap_err().to_string();
+            assert!(err.contains("not both"), "{err}");
+            jail.create_file(
+                "bad.yaml",
+                &target.replace("postgres://ro@db.internal:5432/shop", "mysql://x"),
+            )?;
+            let err = Config::load(&sources(Some("bad.yaml"))).unwrap_err().to_string();
+            assert!(err.contains("postgres://"), "{err}");
             Ok(())
         });
     }

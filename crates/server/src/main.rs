@@ -58,8 +58,12 @@ enum Command {
     /// (Re)generate the bundled demo database.
     DemoDb {
         /// Where to write it (default: database.demo_path).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "postgres")]
         path: Option<PathBuf>,
+        /// Load the same shop into this PostgreSQL database instead (its demo tables are
+        /// replaced): postgres://user@host:5432/dbname. The role needs CREATE on `public`.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
     /// Print the OpenAPI document.
     Openapi,
@@ -100,7 +104,13 @@ fn main() -> anyhow::Result<()> {
             println!("{}", sqlmatic_server::routes::openapi::document());
             Ok(())
         }
-        Command::DemoDb { path } => {
+        Command::DemoDb { postgres: Some(url), .. } => {
+            tokio::runtime::Runtime::new()?
+                .block_on(sqlmatic_services::demo::load_postgres(&url))?;
+            println!("demo shop loaded into {}", redact_url(&url));
+            Ok(())
+        }
+        Command::DemoDb { path, postgres: None } => {
             let path = path.unwrap_or(load()?.database.demo_path);
             sqlmatic_services::demo::generate(&path)?;
             println!("demo database written to {}", path.display());
@@ -208,6 +218,18 @@ fn eval(
         core.check_targets().await?;
         anyhow::Ok(core.evaluate(&sqlmatic_models::Principal::local(), cases).await)
     })
+}
+
+/// A connection URL without its password, for printing.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

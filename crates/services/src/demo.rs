@@ -106,6 +106,181 @@ CREATE VIEW product_sales AS
     GROUP BY p.id;
 ";
 
+/// The same shop for PostgreSQL, with the types a PostgreSQL schema would use (exact `numeric`
+/// money, `date`s, `bigint`-free integer keys), so the agent meets a realistic PostgreSQL
+/// catalogue. The views group by every non-aggregated column, as PostgreSQL requires.
+pub const POSTGRES_SCHEMA: &str = "
+DROP VIEW IF EXISTS product_sales, order_totals;
+DROP TABLE IF EXISTS payments, order_items, orders, customers, employees, products, suppliers, categories CASCADE;
+CREATE TABLE categories (
+    id integer PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    description text
+);
+CREATE TABLE suppliers (
+    id integer PRIMARY KEY,
+    company_name text NOT NULL,
+    contact_name text,
+    country text NOT NULL,
+    phone text
+);
+CREATE TABLE products (
+    id integer PRIMARY KEY,
+    name text NOT NULL,
+    category_id integer NOT NULL REFERENCES categories(id),
+    supplier_id integer NOT NULL REFERENCES suppliers(id),
+    unit_price numeric(10,2) NOT NULL CHECK (unit_price >= 0),
+    units_in_stock integer NOT NULL DEFAULT 0,
+    discontinued integer NOT NULL DEFAULT 0
+);
+CREATE INDEX products_category ON products(category_id);
+CREATE INDEX products_supplier ON products(supplier_id);
+CREATE TABLE employees (
+    id integer PRIMARY KEY,
+    first_name text NOT NULL,
+    last_name text NOT NULL,
+    title text NOT NULL,
+    reports_to integer REFERENCES employees(id),
+    hire_date date NOT NULL,
+    country text NOT NULL,
+    email text NOT NULL UNIQUE
+);
+CREATE TABLE customers (
+    id integer PRIMARY KEY,
+    first_name text NOT NULL,
+    last_name text NOT NULL,
+    email text NOT NULL UNIQUE,
+    country text NOT NULL,
+    city text NOT NULL,
+    segment text NOT NULL CHECK (segment IN ('consumer','small_business','enterprise')),
+    signup_date date NOT NULL
+);
+CREATE INDEX customers_country ON customers(country);
+CREATE TABLE orders (
+    id integer PRIMARY KEY,
+    customer_id integer NOT NULL REFERENCES customers(id),
+    employee_id integer NOT NULL REFERENCES employees(id),
+    order_date date NOT NULL,
+    status text NOT NULL CHECK (status IN ('pending','shipped','delivered','cancelled','returned')),
+    shipped_date date,
+    ship_country text NOT NULL
+);
+CREATE INDEX orders_customer ON orders(customer_id);
+CREATE INDEX orders_employee ON orders(employee_id);
+CREATE INDEX orders_date ON orders(order_date);
+CREATE TABLE order_items (
+    id integer PRIMARY KEY,
+    order_id integer NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+    product_id integer NOT NULL REFERENCES products(id),
+    quantity integer NOT NULL CHECK (quantity > 0),
+    unit_price numeric(10,2) NOT NULL,
+    discount numeric(4,2) NOT NULL DEFAULT 0 CHECK (discount BETWEEN 0 AND 1)
+);
+CREATE INDEX order_items_order ON order_items(order_id);
+CREATE INDEX order_items_product ON order_items(product_id);
+CREATE TABLE payments (
+    id integer PRIMARY KEY,
+    order_id integer NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+    amount numeric(10,2) NOT NULL,
+    method text NOT NULL CHECK (method IN ('card','paypal','bank_transfer','gift_card')),
+    paid_at date NOT NULL
+);
+CREATE INDEX payments_order ON payments(order_id);
+CREATE VIEW order_totals AS
+    SELECT o.id AS order_id, o.customer_id, o.order_date, o.status,
+           round(sum(i.quantity * i.unit_price * (1 - i.discount)), 2) AS total
+    FROM orders o JOIN order_items i ON i.order_id = o.id
+    GROUP BY o.id;
+CREATE VIEW product_sales AS
+    SELECT p.id AS product_id, p.name, c.name AS category,
+           sum(i.quantity) AS units_sold,
+           round(sum(i.quantity * i.unit_price * (1 - i.discount)), 2) AS revenue
+    FROM products p
+    JOIN categories c ON c.id = p.category_id
+    LEFT JOIN order_items i ON i.product_id = p.id
+    GROUP BY p.id, c.name;
+";
+
+/// The tables in the order their foreign keys need.
+const TABLES: &[&str] = &[
+    "categories",
+    "suppliers",
+    "products",
+    "employees",
+    "customers",
+    "orders",
+    "order_items",
+    "payments",
+];
+
+/// Loads the demo shop into the PostgreSQL database at `url` (replacing the demo's tables if
+/// they are there), with the demo's descriptions as `COMMENT ON`, then `ANALYZE`s it. The rows
+/// are the SQLite demo's, byte for byte, so both engines answer the same questions alike.
+pub async fn load_postgres(url: &str) -> Result<()> {
+    let pg = |e: tokio_postgres::Error| Error::InvalidInput(format!("PostgreSQL: {e}"));
+    let scratch =
+        tempfile::tempdir().map_err(|source| Error::Io { path: "tempdir".into(), source })?;
+    let path = scratch.path().join("demo.db");
+    let sqlite_path = path.clone();
+    let inserts = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
+        generate(&sqlite_path)?;
+        let conn = Connection::open(&sqlite_path)?;
+        let mut statements = Vec::new();
+        for table in TABLES {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY id"))?;
+            let width = stmt.column_count();
+            let mut rows = stmt.query([])?;
+            let mut values: Vec<String> = Vec::new();
+            while let Some(row) = rows.next()? {
+                let cells: Vec<String> = (0..width)
+                    .map(|i| match row.get_ref(i) {
+                        Ok(rusqlite::types::ValueRef::Integer(n)) => n.to_string(),
+                        Ok(rusqlite::types::ValueRef::Real(f)) => format!("{f}"),
+                        Ok(rusqlite::types::ValueRef::Text(t)) => {
+                            format!("'{}'", String::from_utf8_lossy(t).replace('\'', "''"))
+                        }
+                        _ => "NULL".to_owned(),
+                    })
+                    .collect();
+                values.push(format!("({})", cells.join(",")));
+            }
+            for chunk in values.chunks(1000) {
+                statements.push(format!("INSERT INTO {table} VALUES {}", chunk.join(",")));
+            }
+        }
+        Ok(statements)
+    })
+    .await??;
+    let (mut client, connection) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(pg)?;
+    let driver = tokio::spawn(connection);
+    let tx = client.transaction().await.map_err(pg)?;
+    tx.batch_execute(POSTGRES_SCHEMA).await.map_err(pg)?;
+    for statement in &inserts {
+        tx.batch_execute(statement).await.map_err(pg)?;
+    }
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let described = spec(&path);
+    let mut comments = String::new();
+    for (table, d) in &described.tables {
+        let kind =
+            if table.ends_with("_totals") || table.ends_with("_sales") { "VIEW" } else { "TABLE" };
+        if let Some(text) = &d.description {
+            comments.push_str(&format!("COMMENT ON {kind} {table} IS {};", quote(text)));
+        }
+        for (column, text) in &d.columns {
+            comments.push_str(&format!("COMMENT ON COLUMN {table}.{column} IS {};", quote(text)));
+        }
+    }
+    tx.batch_execute(&comments).await.map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    client.batch_execute("ANALYZE").await.map_err(pg)?;
+    drop(client);
+    let _ = driver.await;
+    log::info!("loaded the demo shop into PostgreSQL");
+    Ok(())
+}
+
 /// splitmix64: tiny, deterministic, good enough for fake data.
 struct Rng(u64);
 

@@ -22,10 +22,11 @@ fn full_turn() -> Vec<Step> {
     ]
 }
 
-#[actix_web::test]
-async fn a_rest_chat_runs_the_tools_and_answers_with_the_sql_and_rows() {
+crate::on_both_engines!(a_rest_chat_runs_the_tools_and_answers_with_the_sql_and_rows);
+
+async fn a_rest_chat_runs_the_tools_and_answers_with_the_sql_and_rows(engine: Engine) {
     let llm = ScriptedLlm::by_round(full_turn(), Duration::ZERO).await;
-    let app = spawn_with(|c| use_llm(c, &llm)).await;
+    let app = engine.spawn("rest_chat", |c| use_llm(c, &llm)).await;
     let r = app
         .post_json("/chat", json!({"message": "Which countries have the most customers?"}))
         .await;
@@ -45,7 +46,10 @@ async fn a_rest_chat_runs_the_tools_and_answers_with_the_sql_and_rows() {
     let received = llm.received();
     assert_eq!(received.len(), 4);
     let first = &received[0].body["messages"];
-    assert!(first[0]["content"].as_str().unwrap().contains("TABLE customers("));
+    let system = first[0]["content"].as_str().unwrap();
+    assert!(system.contains("TABLE customers("), "{system}");
+    let dialect = if engine == Engine::Sqlite { "(SQLite)" } else { "(PostgreSQL)" };
+    assert!(system.contains(dialect), "the prompt names the dialect: {system}");
     assert_eq!(first[1]["content"], "Which countries have the most customers?");
     let last = received[3].body["messages"].as_array().unwrap();
     let tool_msgs: Vec<&Value> = last.iter().filter(|m| m["role"] == "tool").collect();

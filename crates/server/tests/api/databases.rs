@@ -29,9 +29,10 @@ async fn lists_the_demo_database() {
     assert_eq!(list[0]["read_only"], true);
 }
 
-#[actix_web::test]
-async fn structure_has_etag_and_304() {
-    let app = spawn_app().await;
+crate::on_both_engines!(structure_has_etag_and_304);
+
+async fn structure_has_etag_and_304(engine: Engine) {
+    let app = engine.spawn("structure", |_| {}).await;
     let r = app.get("/api/database/structure").await;
     assert_eq!(r.status(), 200);
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
@@ -66,10 +67,7 @@ async fn structure_has_etag_and_304() {
     assert_eq!(r.status(), 304);
 
     // DDL from another process-like connection changes the ETag.
-    rusqlite::Connection::open(app.demo_path())
-        .unwrap()
-        .execute_batch("CREATE TABLE added_later(x)")
-        .unwrap();
+    engine.ddl(&app, "structure", "CREATE TABLE added_later(x int)");
     let r = app
         .client
         .get(app.url("/api/database/structure"))
@@ -216,4 +214,23 @@ async fn an_unhealthy_target_is_named_and_the_healthy_ones_serve() {
         .post_json("/api/query", serde_json::json!({"sql": "SELECT count(*) FROM customers"}))
         .await;
     assert_eq!(r.status(), 200);
+}
+
+/// A read-only PostgreSQL target whose role could write or escape is a configuration error:
+/// the server does not start, and says why and what to do.
+#[actix_web::test]
+async fn a_privileged_postgres_role_stops_the_server_from_starting() {
+    use sqlmatic_tools::test_support::postgres::{ADMIN, spec};
+    let shop = sqlmatic_services::testing::postgres_shop("api_privileged").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.database.targets = vec![sqlmatic_tools::TargetSpec {
+        url: spec("demo", ADMIN, "api_privileged").url,
+        ..shop.clone()
+    }];
+    let err = sqlmatic_server::Application::build(config.clone()).await.err().unwrap().to_string();
+    assert!(err.contains("superuser") && err.contains("GRANT SELECT"), "{err}");
+    config.database.targets[0].allow_privileged_role = true;
+    let app = sqlmatic_server::Application::build(config).await.unwrap();
+    drop(app);
 }

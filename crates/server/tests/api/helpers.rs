@@ -180,3 +180,71 @@ pub async fn ws_next_named(ws: &mut Ws, name: &str, secs: u64) -> Value {
         assert!(tokio::time::Instant::now() < deadline, "no {name} event in time");
     }
 }
+
+/// The engine a target-related test runs on: each such test runs once per engine, on the same
+/// demo shop (SQLite: the bundled file; PostgreSQL: loaded into the test cluster).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// The `n`th positional parameter as the engine writes it.
+    pub fn param(self, n: usize) -> String {
+        match self {
+            Engine::Sqlite => "?".into(),
+            Engine::Postgres => format!("${n}"),
+        }
+    }
+
+    /// The database a test named `test` uses on the PostgreSQL cluster.
+    fn pg_database(test: &str) -> String {
+        format!("api_{test}")
+    }
+
+    /// The server with the demo shop on this engine.
+    pub async fn spawn(self, test: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        match self {
+            Engine::Sqlite => spawn_with(adjust).await,
+            Engine::Postgres => {
+                let spec =
+                    sqlmatic_services::testing::postgres_shop(&Self::pg_database(test)).await;
+                spawn_with(move |c| {
+                    c.database.targets = vec![spec];
+                    adjust(c)
+                })
+                .await
+            }
+        }
+    }
+
+    /// Runs DDL from another connection, as an operator would (on PostgreSQL, granting the
+    /// read-only role what it creates, as the recipe's default privileges would).
+    pub fn ddl(self, app: &TestApp, test: &str, sql: &str) {
+        match self {
+            Engine::Sqlite => {
+                rusqlite::Connection::open(app.demo_path()).unwrap().execute_batch(sql).unwrap()
+            }
+            Engine::Postgres => {
+                let grant = "GRANT SELECT ON ALL TABLES IN SCHEMA public TO sqlmatic_ro";
+                let _ = sqlmatic_tools::test_support::postgres::cluster()
+                    .psql(&Self::pg_database(test), &format!("{sql}; {grant}"));
+            }
+        }
+    }
+}
+
+/// Declares each named `async fn name(engine: Engine)` as two tests, `sqlite::name` and
+/// `postgres::name`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[actix_web::test] async fn $name() { super::$name($crate::helpers::Engine::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[actix_web::test] async fn $name() { super::$name($crate::helpers::Engine::Postgres).await } )*
+        }
+    };
+}

@@ -8,9 +8,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::helpers::*;
 
-#[actix_web::test]
-async fn database_subscribers_get_the_schema_and_its_changes() {
-    let app = spawn_with(|c| c.database.schema_poll_interval_ms = 100).await;
+crate::on_both_engines!(database_subscribers_get_the_schema_and_its_changes);
+
+async fn database_subscribers_get_the_schema_and_its_changes(engine: Engine) {
+    let app = engine.spawn("ws_schema", |c| c.database.schema_poll_interval_ms = 100).await;
     let mut ws = app.ws_connect().await;
     ws_send(&mut ws, json!({"action": "subscribe", "topics": ["database"]})).await;
     let ack = ws_next(&mut ws, 5).await;
@@ -22,12 +23,9 @@ async fn database_subscribers_get_the_schema_and_its_changes() {
     assert!(update["payload"]["schema"]["tables"].as_array().unwrap().len() >= 8);
 
     // Another process changes the schema: a fresh database_update arrives within the interval.
-    rusqlite::Connection::open(app.demo_path())
-        .unwrap()
-        .execute_batch("CREATE TABLE audit(id INTEGER PRIMARY KEY, note TEXT)")
-        .unwrap();
+    engine.ddl(&app, "ws_schema", "CREATE TABLE audit(id INTEGER PRIMARY KEY, note TEXT)");
     let update = ws_next_named(&mut ws, "database_update", 5).await;
-    assert!(update["payload"]["schema_version"].as_i64().unwrap() > version);
+    assert_ne!(update["payload"]["schema_version"].as_i64().unwrap(), version);
     assert!(
         update["payload"]["schema"]["tables"]
             .as_array()

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use sqlmatic_models::DatabaseSchema;
+use sqlmatic_tools::Dialect;
 use sqlmatic_tools::introspect::render_ddl;
 
 /// Tables picked by relevance at most (before foreign-key neighbours).
@@ -57,11 +58,18 @@ pub fn rank(schema: &DatabaseSchema, question: &str) -> Vec<(usize, f64)> {
     scored
 }
 
-/// The schema part of the system prompt.
-pub fn schema_context(schema: &DatabaseSchema, question: &str, token_budget: usize) -> String {
+/// The schema part of the system prompt: the dialect (its name and what differs: quoting,
+/// dates, parameters), then the tables.
+pub fn schema_context(
+    schema: &DatabaseSchema,
+    dialect: &Dialect,
+    question: &str,
+    token_budget: usize,
+) -> String {
     let full = &schema.ddl;
+    let head = format!("Database `{}` ({}). {}", schema.database, dialect.name, dialect.hints);
     if full.len() / 4 <= token_budget {
-        return format!("Database `{}` (SQLite). Schema:\n{full}", schema.database);
+        return format!("{head}\nSchema:\n{full}");
     }
     let ranked = rank(schema, question);
     let mut picked: BTreeSet<usize> =
@@ -101,9 +109,8 @@ pub fn schema_context(schema: &DatabaseSchema, question: &str, token_budget: usi
     let mut names_list: Vec<&str> = names.clone();
     names_list.sort_unstable();
     format!(
-        "Database `{}` (SQLite) has {} tables and views: {}.\nThe schema is large; the tables most relevant to \
+        "{head}\nIt has {} tables and views: {}.\nThe schema is large; the tables most relevant to \
          the question are:\n{}Use get_schema for any other table before querying it.",
-        schema.database,
         names.len(),
         names_list.join(", "),
         render_ddl(&tables)
@@ -176,14 +183,18 @@ mod tests {
         let mut s = big_schema();
         s.tables.truncate(3);
         s.ddl = render_ddl(&s.tables);
-        let ctx = schema_context(&s, "anything", 10_000);
+        let ctx = schema_context(&s, &Dialect::SQLITE, "anything", 10_000);
         assert!(ctx.contains("TABLE customers(") && ctx.contains("TABLE invoices("));
+        assert!(ctx.starts_with("Database `big` (SQLite). Quote identifiers"), "{ctx}");
+        let pg = schema_context(&s, &Dialect::POSTGRES, "anything", 10_000);
+        assert!(pg.contains("(PostgreSQL)") && pg.contains("date_trunc"), "{pg}");
     }
 
     #[test]
     fn large_schemas_keep_the_relevant_tables_and_their_neighbours() {
         let s = big_schema();
-        let ctx = schema_context(&s, "What is the total of orders per country?", 500);
+        let ctx =
+            schema_context(&s, &Dialect::SQLITE, "What is the total of orders per country?", 500);
         assert!(ctx.contains("TABLE orders("), "{ctx}");
         assert!(ctx.contains("TABLE customers("), "FK neighbour: {ctx}");
         assert!(ctx.contains("TABLE invoices("), "referencing neighbour: {ctx}");
