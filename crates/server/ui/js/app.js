@@ -175,7 +175,7 @@ async function start() {
   });
   chat = new Chat({ root: $('messages'), live: state.live, database: () => state.database, onTurnEnd: () => { setBusy(false); refreshThreads(); } });
   state.databases = await api('/api/databases');
-  $('database-picker').replaceChildren(...state.databases.map((d) => el('option', { value: d.name, text: d.name })));
+  $('database-picker').replaceChildren(...state.databases.map((d) => el('option', { value: d.name, text: d.engine === 'postgresql' ? `${d.name} (PostgreSQL)` : d.name })));
   state.live.subscribe(['threads']);
   if (state.me.admin) {
     $('metrics-button').hidden = false;

@@ -1,6 +1,10 @@
 // The DatabaseStructure view: tables and views with columns, types, keys, row counts,
 // descriptions and masked columns; redrawn live from `database_update`.
+
 import { el } from './dom.js';
+
+// SQLite counts schema versions up; PostgreSQL's is a fingerprint of its catalogue.
+const version = (v) => (Math.abs(v) < 1e6 ? `schema v${v}` : `schema #${(v >>> 0).toString(16)}`);
 
 export class Structure {
   constructor(root, filter) {
@@ -32,7 +36,7 @@ export class Structure {
     const tables = this.schema.tables.filter((t) => !q || t.name.toLowerCase().includes(q) || t.columns.some((c) => c.name.toLowerCase().includes(q)));
     const warnings = this.schema.warnings || [];
     this.root.replaceChildren(
-      el('p', { class: 'note', text: `${this.schema.database} · ${this.schema.tables.length} tables and views · schema v${this.schema.schema_version}` }),
+      el('p', { class: 'note', text: `${this.schema.database} · ${this.schema.tables.length} tables and views · ${version(this.schema.schema_version)}` }),
       ...warnings.map((w) => el('p', { class: 'note warning', text: w })),
       ...tables.map((t) => this.card(t)),
     );
@@ -55,12 +59,14 @@ export class Structure {
     }));
     const rows = t.row_count === null || t.row_count === undefined ? ''
       : t.row_count_exact ? `${t.row_count.toLocaleString()} rows` : `~${t.row_count.toLocaleString()} rows`;
-    const kind = t.error ? 'broken' : t.kind === 'view' ? 'view' : t.kind === 'virtual' ? `${t.module || 'virtual'} · ${rows}` : rows;
+    const labels = { view: 'view', materialized_view: `materialized view · ${rows}`, foreign_table: `foreign table · ${rows}`, virtual: `${t.module || 'virtual'} · ${rows}` };
+    const kind = t.error ? 'broken' : labels[t.kind] ?? rows;
     const card = el('details', { class: t.error ? 'table-card broken' : 'table-card', 'data-table': t.name, id: `table-${t.name}`, open: this.open.has(t.name) },
       el('summary', {}, el('span', { text: t.name }), el('span', { class: 'kind', title: t.row_count_exact === false && t.row_count !== null ? 'estimate; an exact count is running' : '', text: kind })),
       t.error ? el('p', { class: 'object-error', text: `Cannot be queried: ${t.error.message}` }) : null,
       t.description ? el('p', { class: 'desc', text: t.description }) : null,
       t.shadow_tables && t.shadow_tables.length ? el('p', { class: 'note', text: `stores its data in ${t.shadow_tables.join(', ')}` }) : null,
+      t.partitions && t.partitions.length ? el('p', { class: 'note', text: `partitioned into ${t.partitions.join(', ')}` }) : null,
       cols);
     card.addEventListener('toggle', () => (card.open ? this.open.add(t.name) : this.open.delete(t.name)));
     return card;
