@@ -32,6 +32,13 @@ pub struct BenchArgs {
     /// Only the real-file part.
     #[arg(long, conflicts_with = "no_files")]
     files_only: bool,
+    /// Skip the PostgreSQL part (structure, point lookup and GROUP BY through the PostgreSQL
+    /// engine beside a plain tokio-postgres client, on a throwaway cluster).
+    #[arg(long)]
+    no_postgres: bool,
+    /// Only the PostgreSQL part.
+    #[arg(long, conflicts_with_all = ["no_postgres", "files_only"])]
+    postgres_only: bool,
 }
 
 struct Scenario {
@@ -164,6 +171,9 @@ fn parse_duration_or_number(s: &str) -> f64 {
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.postgres_only {
+        return postgres();
+    }
     if args.files_only {
         crate::run(cargo().args(["build", "--release", "--locked", "-p", "sqlmatic-server"]))?;
         return files();
@@ -217,7 +227,16 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if !args.no_files {
         files()?;
     }
+    if !args.no_postgres {
+        postgres()?;
+    }
     Ok(())
+}
+
+/// The PostgreSQL engine against the PostgreSQL floor (`crates/tools/benches/postgres.rs`):
+/// needs PostgreSQL's server binaries, as the tests do.
+fn postgres() -> anyhow::Result<()> {
+    crate::run(cargo().args(["bench", "--locked", "-p", "sqlmatic-tools", "--bench", "postgres"]))
 }
 
 /// Runs one wrk scenario against `port`; its parsed report.

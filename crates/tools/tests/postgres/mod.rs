@@ -317,6 +317,12 @@ async fn limits_stop_the_transfer_and_say_so() {
     assert_eq!(r.row_count, 100);
     assert!(r.truncated);
     assert_eq!(r.total_rows, Some(20000));
+    // the plan expects 1,000 rows (fewer than the cap: one Execute, parallel workers allowed)
+    // and there are 50,000: the stream still stops at the cap
+    let wide = ToolsConfig { max_rows: 2000, ..config.clone() };
+    let sql = "SELECT g FROM generate_series(1, (SELECT 50000)) g";
+    let r = db.query(sql, &QueryParams::None, &wide.limits(), &AUDIT).await.unwrap();
+    assert_eq!((r.row_count, r.truncated, r.total_rows), (2000, true, Some(50000)));
     let small = ToolsConfig { max_result_bytes: 2048, ..config.clone() };
     let r =
         db.query("SELECT h FROM big", &QueryParams::None, &small.limits(), &AUDIT).await.unwrap();

@@ -47,6 +47,19 @@ pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
 /// same (row estimates move with `ANALYZE`, not with DDL).
 const SCHEMA_TTL: Duration = Duration::from_secs(30);
 
+/// How long a fingerprint check vouches for the cached schema: a structure asked for again
+/// within it costs no round trip, and DDL from another session is seen within it (or at the
+/// schema watcher's next poll, which also checks).
+const FINGERPRINT_FRESH: Duration = Duration::from_millis(250);
+
+/// The structure last built, and when its fingerprint was last checked.
+struct CachedSchema {
+    fingerprint: i64,
+    built: Instant,
+    checked: Instant,
+    schema: Arc<DatabaseSchema>,
+}
+
 /// A PostgreSQL target.
 pub struct PostgresDatabase {
     spec: TargetSpec,
@@ -55,8 +68,7 @@ pub struct PostgresDatabase {
     pool: Result<Pool, ToolError>,
     /// Set once the start-up checks passed.
     verified: tokio::sync::OnceCell<()>,
-    /// (fingerprint, built at, schema).
-    cache: Mutex<Option<(i64, Instant, Arc<DatabaseSchema>)>>,
+    cache: Mutex<Option<CachedSchema>>,
 }
 
 impl std::fmt::Debug for PostgresDatabase {
@@ -106,7 +118,7 @@ impl PostgresDatabase {
         // the session defaults: a read-only target's sessions cannot write even outside the
         // transactions sqlmatic opens; idle transactions and lock waits end on their own
         let mut options = format!(
-            "-c idle_in_transaction_session_timeout={} -c lock_timeout={}",
+            "-c idle_in_transaction_session_timeout={} -c lock_timeout={} -c statement_timeout={timeout}",
             timeout * 2 + 5000,
             config.lock_timeout_ms.max(1)
         );
@@ -183,6 +195,8 @@ impl PostgresDatabase {
 
     /// Opens a read-only transaction on `client` with the statement and lock timeouts set.
     /// Dropping it sends ROLLBACK without waiting: a read-only transaction has nothing to commit.
+    /// (Sessions already carry `tools.query_timeout_ms` and `lock_timeout_ms` as defaults; a
+    /// query also sets its own with `SET LOCAL`, pipelined with its first statements.)
     async fn begin<'c>(
         &self,
         client: &'c mut Object,
@@ -190,13 +204,14 @@ impl PostgresDatabase {
     ) -> Result<deadpool_postgres::Transaction<'c>, ToolError> {
         let tx =
             client.build_transaction().read_only(true).start().await.map_err(|e| self.error(&e))?;
-        tx.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
-            timeout.as_millis().max(1),
-            self.config.lock_timeout_ms.max(1)
-        ))
-        .await
-        .map_err(|e| self.error(&e))?;
+        if timeout != Duration::from_millis(self.config.query_timeout_ms.max(1)) {
+            tx.batch_execute(&format!(
+                "SET LOCAL statement_timeout = {}",
+                timeout.as_millis().max(1)
+            ))
+            .await
+            .map_err(|e| self.error(&e))?;
+        }
         Ok(tx)
     }
 
@@ -355,7 +370,7 @@ impl PostgresDatabase {
     }
 
     fn cached(&self) -> Option<Arc<DatabaseSchema>> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|c| c.2.clone())
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|c| c.schema.clone())
     }
 
     async fn run(
@@ -378,6 +393,11 @@ impl PostgresDatabase {
             Ok(r) => Ok(r),
             Err(e) => Err(self.explain(e, sql.as_str(), &limits).await),
         }
+    }
+
+    /// Whether `limits` ask for the `EXPLAIN` cost gate.
+    pub(crate) fn gates(&self, limits: &QueryLimits) -> bool {
+        limits.max_scan_rows > 0 || limits.max_plan_cost > 0.0
     }
 
     /// Refuses a query whose plan reads more rows or costs more than the limits.
@@ -423,27 +443,34 @@ impl PostgresDatabase {
 
     async fn schema_cached(&self, limits: &QueryLimits) -> Result<Arc<DatabaseSchema>, ToolError> {
         self.ensure_verified().await?;
-        let fingerprint = self.fingerprint_now().await?;
-        if let Some((f, at, schema)) = &*self.cache.lock().unwrap_or_else(PoisonError::into_inner)
-            && *f == fingerprint
-            && at.elapsed() < SCHEMA_TTL
+        if let Some(c) = &*self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+            && c.checked.elapsed() < FINGERPRINT_FRESH
+            && c.built.elapsed() < SCHEMA_TTL
         {
-            return Ok(schema.clone());
+            return Ok(c.schema.clone());
+        }
+        let fingerprint = self.fingerprint_now().await?;
+        if let Some(c) = &mut *self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+            && c.fingerprint == fingerprint
+            && c.built.elapsed() < SCHEMA_TTL
+        {
+            c.checked = Instant::now();
+            return Ok(c.schema.clone());
         }
         let schema = Arc::new(self.build_schema(limits, &[], 0, fingerprint).await?);
+        let now = Instant::now();
         *self.cache.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((fingerprint, Instant::now(), schema.clone()));
+            Some(CachedSchema { fingerprint, built: now, checked: now, schema: schema.clone() });
         Ok(schema)
     }
 
     async fn fingerprint_now(&self) -> Result<i64, ToolError> {
         let schemas = self.schemas();
         let timeout = Duration::from_millis(self.config.query_timeout_ms.max(1));
-        self.within(timeout, async |client| {
-            let tx = self.begin(client, timeout).await?;
-            introspect::fingerprint(self, &tx, &schemas).await
-        })
-        .await
+        // one catalogue query outside any transaction: the session is read-only and carries the
+        // statement timeout already
+        self.within(timeout, async |client| introspect::fingerprint(self, client, &schemas).await)
+            .await
     }
 
     async fn write_now(
@@ -574,7 +601,17 @@ impl Engine for PostgresDatabase {
     }
 
     fn fingerprint(&self) -> BoxFuture<'_, Result<i64, ToolError>> {
-        Box::pin(self.fingerprint_now())
+        Box::pin(async move {
+            let fingerprint = self.fingerprint_now().await?;
+            // the watcher's poll vouches for (or retires) the cached structure too
+            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            match &mut *cache {
+                Some(c) if c.fingerprint == fingerprint => c.checked = Instant::now(),
+                Some(_) => *cache = None,
+                None => {}
+            }
+            Ok(fingerprint)
+        })
     }
 
     fn check_write(&self, sql: String) -> BoxFuture<'_, Result<(), ToolError>> {

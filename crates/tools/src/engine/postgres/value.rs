@@ -98,8 +98,14 @@ impl<'a> tokio_postgres::types::FromSql<'a> for AnyText {
     }
 }
 
-/// Runs one query in `tx` (already read-only with its timeouts): the cost gate, then the rows
-/// through a portal until the caps.
+/// Runs one query in `tx` (a read-only transaction): its timeouts, the cost gate, then the rows
+/// until the caps.
+///
+/// Round trips: the `SET LOCAL`s, the two `Parse`s and `EXPLAIN` are pipelined (one), then
+/// `Bind` and `Execute`. When the plan expects no more rows than the cap, the portal is run to
+/// the end in one `Execute` (which lets PostgreSQL use parallel workers; a row limit on
+/// `Execute` forbids them) and read as a stream that stops at the caps; otherwise rows are
+/// fetched in chunks, so a huge result is never sent.
 pub async fn run(
     db: &PostgresDatabase,
     tx: &deadpool_postgres::Transaction<'_>,
@@ -112,11 +118,24 @@ pub async fn run(
     // the newline ends a trailing `--` comment inside the subquery
     let wrapped = format!("SELECT row_to_json(q)::text FROM (\n{sql}\n) q");
     let explain = format!("EXPLAIN (FORMAT JSON) {sql}");
-    let gate = limits.max_scan_rows > 0 || limits.max_plan_cost > 0.0;
-    // pipelined: the three are sent at once and answered in order
-    let (inner, outer, plan) = tokio::join!(tx.prepare(sql), tx.prepare(&wrapped), async {
-        if gate { tx.query_opt(explain.as_str(), &refs).await.map(Some) } else { Ok(None) }
-    });
+    let settings = format!(
+        "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
+        limits.timeout.as_millis().max(1),
+        db.config.lock_timeout_ms.max(1)
+    );
+    // `unknown`, like a quoted literal: PostgreSQL infers each parameter's type from the query
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> =
+        refs.iter().map(|p| (*p, Type::UNKNOWN)).collect();
+    // pipelined: sent at once, answered in order
+    let (set, inner, outer, plan) =
+        tokio::join!(tx.batch_execute(&settings), tx.prepare(sql), tx.prepare(&wrapped), async {
+            if db.gates(limits) {
+                tx.query_typed(&explain, &typed).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        });
+    set.map_err(|e| db.error(&e))?;
     if let Ok(inner) = &inner
         && inner.params().len() != params.len()
     {
@@ -145,10 +164,12 @@ pub async fn run(
             "refused: this statement returns no rows; only queries run here",
         ));
     }
-    if let Some(Some(row)) = plan {
+    let mut expected_rows = None;
+    if let Some(row) = plan.as_ref().and_then(|rows| rows.first()) {
         let AnyText(text) = row.try_get(0).map_err(|e| db.error(&e))?;
         let plan: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         db.check_plan(&plan, limits)?;
+        expected_rows = plan[0]["Plan"]["Plan Rows"].as_f64();
     }
     let columns: Vec<ColumnMeta> = inner
         .columns()
@@ -161,7 +182,30 @@ pub async fn run(
     let mut rows = Vec::new();
     let mut bytes = 0usize;
     let mut truncated = false;
+    let small = expected_rows.is_some_and(|n| n <= limits.max_rows as f64);
+    if small {
+        use futures_util::TryStreamExt;
+        let stream = tx.query_portal_raw(&portal, 0).await.map_err(|e| db.error(&e))?;
+        futures_util::pin_mut!(stream);
+        // past the caps the stream is dropped: the driver discards the rest as it arrives
+        while let Some(row) = stream.try_next().await.map_err(|e| db.error(&e))? {
+            if rows.len() >= limits.max_rows {
+                truncated = true;
+                break;
+            }
+            let AnyText(json) = row.try_get(0).map_err(|e| db.error(&e))?;
+            bytes += json.len();
+            if bytes > limits.max_result_bytes && !rows.is_empty() {
+                truncated = true;
+                break;
+            }
+            rows.push(decode_row(&json, &types, limits.inline_blob_bytes)?);
+        }
+    }
     'fetch: loop {
+        if small {
+            break;
+        }
         let want = (limits.max_rows + 1 - rows.len()).clamp(1, 500);
         let chunk = tx.query_portal(&portal, want as i32).await.map_err(|e| db.error(&e))?;
         let done = chunk.len() < want;
