@@ -18,6 +18,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use sqlmatic_models::QueryParams;
 use sqlmatic_tools::engine::sqlite::SqliteDatabase;
+use sqlmatic_tools::test_support::median_ms;
 use sqlmatic_tools::{TargetDatabase, ToolContext, ToolRegistry, ToolsConfig};
 
 const PY_FLOOR: &str = r#"
@@ -141,18 +142,6 @@ fn target(path: &Path, config: &ToolsConfig) -> Arc<SqliteDatabase> {
         serde_json::from_value(json!({"name": "bench", "path": path})).unwrap(),
         config,
     )
-}
-
-fn median_ms(n: usize, mut f: impl FnMut()) -> f64 {
-    let mut runs: Vec<f64> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    runs.sort_by(f64::total_cmp);
-    runs[runs.len() / 2]
 }
 
 fn row(what: &str, ours: f64, floor: f64, floor_what: &str) -> Value {

@@ -9,10 +9,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::time::Instant;
-
 use serde_json::json;
 use sqlmatic_models::QueryParams;
+use sqlmatic_tools::test_support::median_ms;
 use sqlmatic_tools::test_support::postgres::{READER, cluster, grant_reader, spec};
 use sqlmatic_tools::{QueryAudit, TargetDatabase, ToolsConfig};
 
@@ -37,18 +36,6 @@ const GROUP_BY: &str = "SELECT status, count(*) AS n, sum(amount) AS total FROM 
 /// What a plain client reads for a structure: every column of every table, in one query.
 const STRUCTURE_FLOOR: &str = "SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, c.column_default \
   FROM information_schema.columns c WHERE c.table_schema = 'public' ORDER BY c.table_name, c.ordinal_position";
-
-fn median_ms(n: usize, mut f: impl FnMut()) -> f64 {
-    let mut runs: Vec<f64> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    runs.sort_by(f64::total_cmp);
-    runs[runs.len() / 2]
-}
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {

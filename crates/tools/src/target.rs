@@ -153,6 +153,20 @@ impl TargetSpec {
         Ok(())
     }
 
+    /// `read_only` targets accept no writes; the error says where that is configured.
+    pub fn refuse_writes_if_read_only(&self) -> Result<(), ToolError> {
+        if self.read_only {
+            return Err(ToolError::new(
+                ToolErrorCode::ReadOnly,
+                format!(
+                    "database `{}` is read-only; it accepts no writes (database.targets[].read_only)",
+                    self.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The masked columns as lower-case (table, column) pairs (SQLite).
     pub fn mask_set(&self) -> sandbox::MaskSet {
         std::sync::Arc::new(
@@ -438,21 +452,8 @@ impl TargetDatabase {
 
     /// Validates a proposed write without running it.
     pub async fn check_write(&self, sql: &str) -> Result<(), ToolError> {
-        self.refuse_if_read_only()?;
+        self.spec.refuse_writes_if_read_only()?;
         self.engine.check_write(sql.to_owned()).await
-    }
-
-    fn refuse_if_read_only(&self) -> Result<(), ToolError> {
-        if self.spec.read_only {
-            return Err(ToolError::new(
-                ToolErrorCode::ReadOnly,
-                format!(
-                    "database `{}` is read-only; it accepts no writes (database.targets[].read_only)",
-                    self.spec.name
-                ),
-            ));
-        }
-        Ok(())
     }
 
     /// Runs an approved write in its own transaction, logs it and tells the observer.
@@ -464,7 +465,7 @@ impl TargetDatabase {
         audit: &QueryAudit<'_>,
     ) -> Result<WriteOutput, ToolError> {
         let started = Instant::now();
-        let result = match self.refuse_if_read_only() {
+        let result = match self.spec.refuse_writes_if_read_only() {
             Err(e) => Err(e),
             Ok(()) => self.engine.write(sql.to_owned(), params.clone(), *limits).await,
         };

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlmatic_models::QueryParams;
-use sqlmatic_tools::test_support::{block_on, fixture_target};
+use sqlmatic_tools::test_support::{assert_refused, block_on, fixture_target};
 use sqlmatic_tools::{QueryAudit, QueryLimits, ToolErrorCode, ToolsConfig};
 
 const FIXTURE: &str = "
@@ -129,23 +129,7 @@ fn assert_all_refused(target: &sqlmatic_tools::TargetDatabase, dir: &Path, corpu
     let audit = QueryAudit { user: "test", thread_id: None, source: "test", observer: None };
     assert!(corpus.len() >= 40, "corpus has {} statements", corpus.len());
     for sql in corpus {
-        let result = block_on(target.query(sql, &QueryParams::None, &limits, &audit));
-        let err = match result {
-            Ok(r) => panic!("`{sql}` was allowed and returned {r:?}"),
-            Err(e) => e,
-        };
-        assert!(
-            matches!(
-                err.code,
-                ToolErrorCode::ReadOnly
-                    | ToolErrorCode::MultipleStatements
-                    | ToolErrorCode::QueryTimeout
-                    | ToolErrorCode::ValueTooLarge
-                    | ToolErrorCode::SqlError
-            ),
-            "`{sql}`: unexpected {err:?}"
-        );
-        assert!(!err.model_message.is_empty(), "`{sql}` gave an empty message");
+        assert_refused(sql, block_on(target.query(sql, &QueryParams::None, &limits, &audit)));
     }
     assert_eq!(std::fs::read(&path).unwrap(), before, "database bytes changed");
     assert_eq!(std::fs::read_dir(dir).unwrap().count(), files_before, "a file was created");

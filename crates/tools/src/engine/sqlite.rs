@@ -269,15 +269,8 @@ impl SqliteDatabase {
 
     /// A writable connection for an approved write (never pooled: writes are rare and deliberate).
     fn write_connection(&self) -> Result<rusqlite::Connection, ToolError> {
-        if self.spec.read_only {
-            return Err(ToolError::new(
-                ToolErrorCode::ReadOnly,
-                format!(
-                    "database `{}` is read-only; it accepts no writes (database.targets[].read_only)",
-                    self.spec.name
-                ),
-            ));
-        }
+        // `TargetDatabase` refuses first; this holds for callers of the engine itself
+        self.spec.refuse_writes_if_read_only()?;
         let conn = rusqlite::Connection::open_with_flags(
             &self.path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,

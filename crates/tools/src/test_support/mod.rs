@@ -118,4 +118,40 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
+/// The median of `n` timed runs of `f`, in milliseconds (benchmarks).
+pub fn median_ms(n: usize, mut f: impl FnMut()) -> f64 {
+    let mut runs: Vec<f64> = (0..n.max(1))
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+/// Asserts that a hostile statement was refused or stopped with a clear reason (whatever the
+/// engine): a refusal, a limit, or the engine's own SQL error, never an internal one.
+pub fn assert_refused(sql: &str, result: Result<sqlmatic_models::QueryResult, crate::ToolError>) {
+    use crate::ToolErrorCode as C;
+    let err = match result {
+        Ok(r) => panic!("`{sql}` was allowed and returned {r:?}"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(
+            err.code,
+            C::ReadOnly
+                | C::MultipleStatements
+                | C::QueryTimeout
+                | C::QueryTooExpensive
+                | C::ValueTooLarge
+                | C::SqlError
+        ),
+        "`{sql}`: unexpected {err:?}"
+    );
+    assert!(!err.model_message.is_empty(), "`{sql}` gave an empty message");
+}
+
 pub mod postgres;
