@@ -103,103 +103,32 @@ CREATE VIEW product_sales AS
     FROM products p
     JOIN categories c ON c.id = p.category_id
     LEFT JOIN order_items i ON i.product_id = p.id
-    GROUP BY p.id;
-";
-
-/// The same shop for PostgreSQL, with the types a PostgreSQL schema would use (exact `numeric`
-/// money, `date`s, `bigint`-free integer keys), so the agent meets a realistic PostgreSQL
-/// catalogue. The views group by every non-aggregated column, as PostgreSQL requires.
-pub const POSTGRES_SCHEMA: &str = "
-DROP VIEW IF EXISTS product_sales, order_totals;
-DROP TABLE IF EXISTS payments, order_items, orders, customers, employees, products, suppliers, categories CASCADE;
-CREATE TABLE categories (
-    id integer PRIMARY KEY,
-    name text NOT NULL UNIQUE,
-    description text
-);
-CREATE TABLE suppliers (
-    id integer PRIMARY KEY,
-    company_name text NOT NULL,
-    contact_name text,
-    country text NOT NULL,
-    phone text
-);
-CREATE TABLE products (
-    id integer PRIMARY KEY,
-    name text NOT NULL,
-    category_id integer NOT NULL REFERENCES categories(id),
-    supplier_id integer NOT NULL REFERENCES suppliers(id),
-    unit_price numeric(10,2) NOT NULL CHECK (unit_price >= 0),
-    units_in_stock integer NOT NULL DEFAULT 0,
-    discontinued integer NOT NULL DEFAULT 0
-);
-CREATE INDEX products_category ON products(category_id);
-CREATE INDEX products_supplier ON products(supplier_id);
-CREATE TABLE employees (
-    id integer PRIMARY KEY,
-    first_name text NOT NULL,
-    last_name text NOT NULL,
-    title text NOT NULL,
-    reports_to integer REFERENCES employees(id),
-    hire_date date NOT NULL,
-    country text NOT NULL,
-    email text NOT NULL UNIQUE
-);
-CREATE TABLE customers (
-    id integer PRIMARY KEY,
-    first_name text NOT NULL,
-    last_name text NOT NULL,
-    email text NOT NULL UNIQUE,
-    country text NOT NULL,
-    city text NOT NULL,
-    segment text NOT NULL CHECK (segment IN ('consumer','small_business','enterprise')),
-    signup_date date NOT NULL
-);
-CREATE INDEX customers_country ON customers(country);
-CREATE TABLE orders (
-    id integer PRIMARY KEY,
-    customer_id integer NOT NULL REFERENCES customers(id),
-    employee_id integer NOT NULL REFERENCES employees(id),
-    order_date date NOT NULL,
-    status text NOT NULL CHECK (status IN ('pending','shipped','delivered','cancelled','returned')),
-    shipped_date date,
-    ship_country text NOT NULL
-);
-CREATE INDEX orders_customer ON orders(customer_id);
-CREATE INDEX orders_employee ON orders(employee_id);
-CREATE INDEX orders_date ON orders(order_date);
-CREATE TABLE order_items (
-    id integer PRIMARY KEY,
-    order_id integer NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
-    product_id integer NOT NULL REFERENCES products(id),
-    quantity integer NOT NULL CHECK (quantity > 0),
-    unit_price numeric(10,2) NOT NULL,
-    discount numeric(4,2) NOT NULL DEFAULT 0 CHECK (discount BETWEEN 0 AND 1)
-);
-CREATE INDEX order_items_order ON order_items(order_id);
-CREATE INDEX order_items_product ON order_items(product_id);
-CREATE TABLE payments (
-    id integer PRIMARY KEY,
-    order_id integer NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
-    amount numeric(10,2) NOT NULL,
-    method text NOT NULL CHECK (method IN ('card','paypal','bank_transfer','gift_card')),
-    paid_at date NOT NULL
-);
-CREATE INDEX payments_order ON payments(order_id);
-CREATE VIEW order_totals AS
-    SELECT o.id AS order_id, o.customer_id, o.order_date, o.status,
-           round(sum(i.quantity * i.unit_price * (1 - i.discount)), 2) AS total
-    FROM orders o JOIN order_items i ON i.order_id = o.id
-    GROUP BY o.id;
-CREATE VIEW product_sales AS
-    SELECT p.id AS product_id, p.name, c.name AS category,
-           sum(i.quantity) AS units_sold,
-           round(sum(i.quantity * i.unit_price * (1 - i.discount)), 2) AS revenue
-    FROM products p
-    JOIN categories c ON c.id = p.category_id
-    LEFT JOIN order_items i ON i.product_id = p.id
     GROUP BY p.id, c.name;
 ";
+
+/// The same shop for PostgreSQL, derived from [`SCHEMA`] so the two cannot drift: the types a
+/// PostgreSQL schema would use (exact `numeric` money instead of `REAL`, `date` for the `*_date`
+/// and `*_at` columns), after dropping the demo's tables if they are there.
+pub fn postgres_schema() -> String {
+    let ddl: Vec<String> = SCHEMA
+        .lines()
+        .map(|line| {
+            let column = line.split_whitespace().next().unwrap_or("");
+            let line = line.replace(" REAL ", " numeric(10,2) ");
+            if column.ends_with("_date") || column.ends_with("_at") {
+                line.replacen(" TEXT", " date", 1)
+            } else {
+                line
+            }
+        })
+        .collect();
+    format!(
+        "DROP VIEW IF EXISTS product_sales, order_totals;\n\
+         DROP TABLE IF EXISTS {} CASCADE;\n{}",
+        TABLES.iter().rev().copied().collect::<Vec<_>>().join(", "),
+        ddl.join("\n")
+    )
+}
 
 /// The tables in the order their foreign keys need.
 const TABLES: &[&str] = &[
@@ -255,7 +184,7 @@ pub async fn load_postgres(url: &str) -> Result<()> {
         tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(pg)?;
     let driver = tokio::spawn(connection);
     let tx = client.transaction().await.map_err(pg)?;
-    tx.batch_execute(POSTGRES_SCHEMA).await.map_err(pg)?;
+    tx.batch_execute(&postgres_schema()).await.map_err(pg)?;
     for statement in &inserts {
         tx.batch_execute(statement).await.map_err(pg)?;
     }
