@@ -99,3 +99,27 @@ fn config_prints_the_effective_configuration_without_secrets() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("prot"));
 }
+
+#[test]
+fn demo_db_loads_the_shop_into_postgres_and_prints_no_password() {
+    use sqlmatic_tools::test_support::postgres::{ADMIN, cluster};
+    let c = cluster();
+    c.database("cli_demo", "");
+    let dir = tempfile::tempdir().unwrap();
+    // the cluster trusts local connections, so the password is never used: only printed, or not
+    let url = format!("postgres://{ADMIN}:hunter2@127.0.0.1:{}/cli_demo?sslmode=disable", c.port);
+    for _ in 0..2 {
+        // twice: loading again replaces the demo's tables
+        let out = sqlmatic(dir.path()).args(["demo-db", "--postgres", &url]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("demo shop loaded") && !stdout.contains("hunter2"), "{stdout}");
+    }
+    let counts = c.psql(
+        "cli_demo",
+        "SELECT (SELECT count(*) FROM customers) || ' ' || (SELECT count(*) FROM orders) || ' ' \
+         || format_type(atttypid, atttypmod) || ' ' || obj_description('orders'::regclass, 'pg_class') \
+         FROM pg_attribute WHERE attrelid = 'order_items'::regclass AND attname = 'unit_price'",
+    );
+    assert!(counts.starts_with("1200 6000 numeric(10,2) "), "{counts}");
+}
