@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod mcp;
 pub mod routes;
 pub mod ui;
 pub mod wire;
@@ -184,9 +185,13 @@ impl Application {
             limiter: auth::Limiter::new(api.rate_limit.clone()),
         });
         log::info!("authentication: {:?}; rate limits: {:?}", api.auth.mode, api.rate_limit);
+        // one MCP service for every worker: its sessions must be found whichever worker a
+        // client's next request lands on
+        let mcp = web::Data::new(mcp::http_service(core.clone()));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(mcp.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(api.body_limit_bytes)

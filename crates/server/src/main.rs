@@ -65,6 +65,14 @@ enum Command {
         #[arg(long, value_name = "URL")]
         postgres: Option<String>,
     },
+    /// Serve MCP over stdio (for Claude Desktop, Claude Code, IDEs): the same configuration,
+    /// acting as one user (`--user NAME`, or the token in SQLMATIC_TOKEN when
+    /// `api.auth.mode: token`). Logs go to stderr (and the log file), never to stdout.
+    Mcp {
+        /// The user to act as (default: the token's user, or `local` without authentication).
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// Manage users and their API tokens (for `api.auth.mode: token`).
@@ -180,6 +188,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(load()?),
+        Command::Mcp { user } => mcp_stdio(load()?, user),
     }
 }
 
@@ -201,15 +210,7 @@ fn eval(
         file: None,
         ..config.logging.clone()
     })?;
-    let core_config = sqlmatic_core_logic::CoreConfig {
-        database: config.database.clone(),
-        tools: config.tools.clone(),
-        agent: config.agent.clone(),
-        memory: config.memory.clone(),
-        max_concurrent_chats: 0,
-        chats_per_minute: 0,
-        metrics_interval: std::time::Duration::from_millis(config.api.metrics_interval_ms),
-    };
+    let core_config = core_config(&config);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let core =
@@ -217,6 +218,65 @@ fn eval(
                 .await??;
         core.check_targets().await?;
         anyhow::Ok(core.evaluate(&sqlmatic_models::Principal::local(), cases).await)
+    })
+}
+
+/// The core as the CLI commands open it (no HTTP-side limits).
+fn core_config(config: &Config) -> sqlmatic_core_logic::CoreConfig {
+    sqlmatic_core_logic::CoreConfig {
+        database: config.database.clone(),
+        tools: config.tools.clone(),
+        agent: config.agent.clone(),
+        memory: config.memory.clone(),
+        max_concurrent_chats: 0,
+        chats_per_minute: 0,
+        metrics_interval: std::time::Duration::from_millis(config.api.metrics_interval_ms),
+    }
+}
+
+/// `sqlmatic mcp`: MCP over stdin/stdout as one user.
+fn mcp_stdio(config: Config, user: Option<String>) -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    // stdout is the protocol's: logs go to stderr and the log file only
+    let _log = logging::init(&config.logging)?;
+    let core_config = core_config(&config);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let core =
+            tokio::task::spawn_blocking(move || sqlmatic_core_logic::Sqlmatic::open(core_config))
+                .await??;
+        core.check_targets().await?;
+        let principal = match (std::env::var("SQLMATIC_TOKEN").ok(), user) {
+            (Some(token), _) => core
+                .users()
+                .authenticate(&token)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("SQLMATIC_TOKEN is not a valid token"))?,
+            (None, Some(name)) => {
+                let info = core
+                    .users()
+                    .list()?
+                    .into_iter()
+                    .find(|u| u.name == name && !u.disabled)
+                    .ok_or_else(|| anyhow::anyhow!("no active user `{name}` (sqlmatic user add)"))?;
+                sqlmatic_models::Principal {
+                    name: info.name,
+                    admin: info.admin,
+                    databases: info.databases,
+                }
+            }
+            (None, None) if config.api.auth.mode == sqlmatic_server::auth::AuthMode::None => {
+                sqlmatic_models::Principal::local()
+            }
+            (None, None) => anyhow::bail!(
+                "api.auth.mode is token: set SQLMATIC_TOKEN or pass --user NAME to say who the MCP client acts as"
+            ),
+        };
+        log::info!("MCP over stdio as `{}`", principal.name);
+        let server = sqlmatic_server::mcp::McpServer::for_user(core, principal);
+        let running = server.serve((tokio::io::stdin(), tokio::io::stdout())).await?;
+        running.waiting().await?;
+        anyhow::Ok(())
     })
 }
 

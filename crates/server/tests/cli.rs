@@ -123,3 +123,45 @@ fn demo_db_loads_the_shop_into_postgres_and_prints_no_password() {
     );
     assert!(counts.starts_with("1200 6000 numeric(10,2) "), "{counts}");
 }
+
+/// `sqlmatic mcp` over stdio, driven by rmcp's client as Claude Desktop or Claude Code would
+/// start it: tools, a query, a refused write, and nothing but protocol on stdout.
+#[tokio::test]
+async fn mcp_over_stdio_serves_the_tools() {
+    use rmcp::ServiceExt;
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::TokioChildProcess;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sqlmatic"));
+    command
+        .arg("mcp")
+        .current_dir(dir.path())
+        .env_remove("SQLMATIC_CONFIG")
+        .env_remove("SQLMATIC_ENV")
+        .env("SQLMATIC_DATABASE__APP_PATH", dir.path().join("app.db"))
+        .env("SQLMATIC_DATABASE__DEMO_PATH", dir.path().join("demo.db"))
+        .env("SQLMATIC_LOGGING__FILE", "");
+    let client = ().serve(TokioChildProcess::new(command).unwrap()).await.unwrap();
+    let names: Vec<String> =
+        client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.into_owned()).collect();
+    assert!(names.contains(&"execute_query".to_owned()) && names.contains(&"ask".to_owned()));
+    let args = |v: Value| v.as_object().cloned().unwrap();
+    let r = client
+        .call_tool(
+            CallToolRequestParams::new("execute_query")
+                .with_arguments(args(json!({"sql": "SELECT count(*) FROM orders"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.structured_content.unwrap()["rows"][0][0], 6000);
+    let r = client
+        .call_tool(
+            CallToolRequestParams::new("execute_query")
+                .with_arguments(args(json!({"sql": "DROP TABLE orders"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(r.structured_content.unwrap()["code"], "read_only");
+    client.cancel().await.unwrap();
+}

@@ -223,7 +223,7 @@ impl ToolRegistry {
 }
 
 /// The tools one agent may call.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Toolset {
     tools: Vec<Arc<dyn DynTool>>,
 }

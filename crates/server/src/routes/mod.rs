@@ -33,5 +33,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::agent_settings)
         .service(users::set_agent_settings)
         .service(openapi::spec)
-        .route("/ws", web::get().to(crate::ws::connect));
+        .route("/ws", web::get().to(crate::ws::connect))
+        .route("/mcp", web::route().to(crate::mcp::endpoint));
 }

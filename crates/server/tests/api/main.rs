@@ -13,6 +13,7 @@ mod chat;
 mod databases;
 mod errors;
 mod faults;
+mod mcp;
 mod metrics;
 mod props;
 mod query;

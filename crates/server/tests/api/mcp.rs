@@ -1,0 +1,263 @@
+//! MCP over Streamable HTTP (`/mcp` on the server), driven by rmcp's own client: tools with
+//! their annotations and schemas, each tool, a masked column, grants, a bad token, the schema
+//! resource, `ask` with progress and its thread over REST, and an older protocol revision.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation,
+    ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
+};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Map, Value, json};
+use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+
+use crate::helpers::*;
+
+/// A client that speaks `version` and keeps the progress notifications it receives.
+#[derive(Clone)]
+struct Client {
+    version: ProtocolVersion,
+    progress: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Client {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("sqlmatic-test", "1"))
+            .with_protocol_version(self.version.clone())
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress.lock().unwrap().push(params.message.unwrap_or_default());
+    }
+}
+
+async fn connect(
+    app: &TestApp,
+    token: Option<&str>,
+    version: ProtocolVersion,
+) -> Result<(RunningService<RoleClient, Client>, Client), String> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(app.url("/mcp"));
+    if let Some(t) = token {
+        config = config.auth_header(t.to_owned());
+    }
+    let client = Client { version, progress: Arc::default() };
+    let running = client
+        .clone()
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((running, client))
+}
+
+fn args(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+async fn call(
+    client: &RunningService<RoleClient, Client>,
+    tool: &str,
+    arguments: Value,
+) -> rmcp::model::CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn mcp_over_http_serves_the_tools_with_the_users_grants() {
+    let (other_dir, other) = sqlmatic_tools::test_support::fixture_db(
+        "CREATE TABLE secrets(x); INSERT INTO secrets VALUES ('s');",
+    );
+    let app = spawn_with(|c| {
+        c.api.auth.mode = sqlmatic_server::auth::AuthMode::Token;
+        let demo = c.database.demo_path.clone();
+        c.database.targets = vec![
+            serde_json::from_value(json!({"name": "demo", "path": demo, "default": true,
+                "masked_columns": ["customers.email"]}))
+            .unwrap(),
+            serde_json::from_value(json!({"name": "other", "path": other})).unwrap(),
+        ];
+    })
+    .await;
+    let alice = app.core.users().add("alice", false, Some(vec!["demo".into()])).unwrap();
+    let bob = app.core.users().add("bob", false, None).unwrap();
+
+    // no token, or a bad one: refused before any MCP exchange
+    let r = app.post_json("/mcp", json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    assert!(
+        connect(&app, Some("sqm_not_a_token"), ProtocolVersion::LATEST_WITH_INITIALIZE)
+            .await
+            .is_err()
+    );
+
+    let (client, _) =
+        connect(&app, Some(&alice), ProtocolVersion::LATEST_WITH_INITIALIZE).await.unwrap();
+    let info = client.peer_info().unwrap();
+    assert_eq!(info.server_info.as_ref().unwrap().name, "sqlmatic");
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    for t in ["list_databases", "list_tables", "get_schema", "get_metadata", "execute_query", "ask"]
+    {
+        assert!(names.contains(&t), "{t} missing from {names:?}");
+    }
+    assert!(!names.contains(&"execute_write"), "no writable database: no write tool");
+    let query = tools.iter().find(|t| t.name == "execute_query").unwrap();
+    let annotations = query.annotations.as_ref().unwrap();
+    assert_eq!(annotations.read_only_hint, Some(true));
+    assert_eq!(annotations.destructive_hint, Some(false));
+    assert!(query.description.as_ref().unwrap().contains("truncated"), "limits are stated");
+    assert!(query.output_schema.is_some());
+    assert_eq!(
+        query.input_schema["properties"]["database"]["enum"],
+        json!(["demo"]),
+        "only alice's databases"
+    );
+
+    // list_databases: only what alice was granted
+    let r = call(&client, "list_databases", json!({})).await;
+    let dbs = &r.structured_content.as_ref().unwrap()["databases"];
+    assert_eq!(dbs.as_array().unwrap().len(), 1);
+    assert_eq!(dbs[0]["name"], "demo");
+
+    // execute_query: text for the model, structured rows for programs
+    let r =
+        call(&client, "execute_query", json!({"sql": "SELECT count(*) AS n FROM customers"})).await;
+    assert_eq!(r.is_error, Some(false));
+    let structured = r.structured_content.unwrap();
+    assert_eq!(structured["rows"][0][0], 1200, "{structured}");
+    assert!(r.content[0].as_text().unwrap().text.contains("1200"), "{:?}", r.content);
+    // a masked column reads as NULL; a write is refused; another user's database is unknown
+    let r =
+        call(&client, "execute_query", json!({"sql": "SELECT email FROM customers LIMIT 1"})).await;
+    assert_eq!(r.structured_content.unwrap()["rows"][0][0], Value::Null);
+    let r = call(&client, "execute_query", json!({"sql": "DELETE FROM customers"})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(r.structured_content.unwrap()["code"], "read_only");
+    let r = call(
+        &client,
+        "execute_query",
+        json!({"sql": "SELECT * FROM secrets", "database": "other"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(r.structured_content.unwrap()["code"], "database_not_found");
+    // the other tools
+    let r = call(&client, "list_tables", json!({})).await;
+    assert!(r.structured_content.unwrap().to_string().contains("order_items"));
+    let r = call(&client, "get_schema", json!({"tables": ["orders"]})).await;
+    assert!(r.structured_content.unwrap().to_string().contains("customer_id"));
+    let r = call(&client, "get_metadata", json!({})).await;
+    assert_eq!(r.is_error, Some(false));
+
+    // the schema as a resource
+    let resources = client.list_resources(None).await.unwrap();
+    assert_eq!(resources.resources.len(), 1);
+    assert_eq!(resources.resources[0].uri, "sqlmatic://demo/schema");
+    let read = client
+        .read_resource(ReadResourceRequestParams::new("sqlmatic://demo/schema"))
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&read.contents).unwrap();
+    assert!(text.contains("order_items"));
+
+    // every MCP query is in alice's query log
+    let alice_p =
+        sqlmatic_models::Principal { name: "alice".into(), admin: false, databases: None };
+    let log = app.core.query_log(&alice_p, None, 50).await.unwrap();
+    assert!(log.iter().any(|e| e.source == "mcp" && e.sql.contains("count(*)")), "{log:?}");
+
+    // bob sees both databases; the older protocol revision works too
+    let (old, _) = connect(&app, Some(&bob), ProtocolVersion::V_2025_03_26).await.unwrap();
+    assert_eq!(old.peer_info().unwrap().protocol_version, ProtocolVersion::V_2025_03_26);
+    let r =
+        call(&old, "execute_query", json!({"sql": "SELECT x FROM secrets", "database": "other"}))
+            .await;
+    assert_eq!(r.structured_content.unwrap()["rows"], json!([["s"]]));
+    drop(other_dir);
+}
+
+#[actix_web::test]
+async fn mcp_refuses_origins_that_are_not_allowed() {
+    let app = spawn_with(|c| c.api.allowed_origins = vec!["https://app.example".into()]).await;
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}});
+    let r = app
+        .client
+        .post(app.url("/mcp"))
+        .header("Origin", "https://evil.example")
+        .header("Accept", "application/json, text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, "forbidden").await;
+    let r = app
+        .client
+        .post(app.url("/mcp"))
+        .header("Origin", "https://app.example")
+        .header("Accept", "application/json, text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[actix_web::test]
+async fn ask_answers_with_the_agent_reports_progress_and_leaves_a_thread() {
+    let sql =
+        "SELECT country, count(*) AS n FROM customers GROUP BY country ORDER BY n DESC LIMIT 3";
+    let llm = ScriptedLlm::by_round(
+        vec![
+            Step::Reply(Reply::tool("c1", "execute_query", json!({"sql": sql}))),
+            Step::Reply(Reply::text("Germany has the most customers (135).")),
+        ],
+        Duration::from_millis(20),
+    )
+    .await;
+    let app = spawn_with(|c| use_llm(c, &llm)).await;
+    let (client, probe) =
+        connect(&app, None, ProtocolVersion::LATEST_WITH_INITIALIZE).await.unwrap();
+    let request = CallToolRequestParams::new("ask")
+        .with_arguments(args(json!({"question": "Which countries have the most customers?"})));
+    let result = client
+        .send_request_with_option(
+            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(request)),
+            rmcp::service::PeerRequestOptions::default().with_meta(
+                rmcp::model::RequestMetaObject::with_progress_token(rmcp::model::ProgressToken(
+                    rmcp::model::NumberOrString::Number(7),
+                )),
+            ),
+        )
+        .await
+        .unwrap()
+        .await_response()
+        .await
+        .unwrap();
+    let rmcp::model::ServerResult::CallToolResult(result) = result else { panic!("{result:?}") };
+    let structured = result.structured_content.unwrap();
+    assert_eq!(structured["answer"], "Germany has the most customers (135).");
+    assert_eq!(structured["queries"][0]["sql"], sql);
+    let progress = probe.progress.lock().unwrap().clone();
+    assert!(progress.iter().any(|m| m.contains("execute_query")), "{progress:?}");
+    // the thread is there for the web app and REST
+    let thread: Value = app
+        .get(&format!("/api/threads/{}", structured["thread_id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(thread["messages"][0]["content"], "Which countries have the most customers?");
+}
