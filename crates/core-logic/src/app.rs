@@ -188,6 +188,12 @@ impl Sqlmatic {
         self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
     }
 
+    /// The gate a transport gives a tool context whose writes a person must approve (decided
+    /// by the owner with [`Sqlmatic::decide_write`], `POST /api/approvals/{digest}`).
+    pub fn approval_gate(&self) -> Arc<dyn sqlmatic_tools::ApprovalGate> {
+        crate::approvals::gate(&self.approvals)
+    }
+
     /// Writes waiting for a decision.
     pub fn pending_approvals(&self) -> usize {
         self.approvals.pending_count()

@@ -38,6 +38,20 @@ pub struct McpServer {
     user: Option<Principal>,
     /// The reading tools that are enabled (`tools.enabled`).
     tools: Arc<Toolset>,
+    /// Resource subscriptions of this session: URI → the task forwarding schema changes.
+    watches: Arc<std::sync::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>>,
+}
+
+impl Drop for McpServer {
+    fn drop(&mut self) {
+        // the last clone of a session's handler ends its subscriptions
+        if Arc::strong_count(&self.watches) == 1 {
+            let watches = self.watches.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for task in watches.values() {
+                task.abort();
+            }
+        }
+    }
 }
 
 fn tool_error(code: &str, message: impl Into<String>) -> CallToolResponse {
@@ -50,12 +64,12 @@ fn tool_error(code: &str, message: impl Into<String>) -> CallToolResponse {
 impl McpServer {
     /// A server acting as `user` (stdio).
     pub fn for_user(core: Arc<Sqlmatic>, user: Principal) -> Self {
-        Self { tools: Self::reading_tools(&core), core, user: Some(user) }
+        Self { tools: Self::reading_tools(&core), core, user: Some(user), watches: Arc::default() }
     }
 
     /// A server acting as each request's authenticated user (HTTP).
     pub fn per_request(core: Arc<Sqlmatic>) -> Self {
-        Self { tools: Self::reading_tools(&core), core, user: None }
+        Self { tools: Self::reading_tools(&core), core, user: None, watches: Arc::default() }
     }
 
     fn reading_tools(core: &Sqlmatic) -> Arc<Toolset> {
@@ -94,6 +108,7 @@ impl McpServer {
     }
 
     fn tools_for(&self, user: &Principal) -> Vec<Value> {
+        let enabled = &self.core.config().tools.enabled;
         let databases = self.core.databases(user);
         let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
         let database = json!({"type": "string", "enum": names, "description": "The database (default: your default database)."});
@@ -117,7 +132,32 @@ impl McpServer {
                 "annotations": {"readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false},
             }));
         }
-        let writable = databases.iter().any(|d| !d.read_only);
+        let writable: Vec<String> =
+            databases.iter().filter(|d| !d.read_only).map(|d| d.name.clone()).collect();
+        if !writable.is_empty() && enabled.iter().any(|e| e == "execute_write") {
+            tools.push(json!({
+                "name": "execute_write",
+                "description": format!(
+                    "Propose one write (INSERT, UPDATE, DELETE, CREATE, ALTER, DROP) on a writable \
+                     database ({}). Nothing runs until the user approves this exact statement: in \
+                     sqlmatic's web app or with POST /api/approvals/<digest> (the digest is in the \
+                     progress notifications). The call waits, reporting progress, until it is \
+                     approved (then it runs in its own transaction and returns rows_affected), \
+                     rejected, or expires after {} s.",
+                    writable.join(", "),
+                    self.core.config().agent.approval_timeout_ms / 1000
+                ),
+                "inputSchema": {"type": "object", "properties": {
+                    "sql": {"type": "string", "description": "One write statement."},
+                    "params": {"type": "array", "description": "Values for ? / $1 placeholders."},
+                    "database": {"type": "string", "enum": writable},
+                }, "required": ["sql"]},
+                "outputSchema": {"type": "object", "properties": {
+                    "rows_affected": {"type": "integer"}, "sql": {"type": "string"}}},
+                "annotations": {"title": "Propose a write", "readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false},
+            }));
+        }
+        let writable = !writable.is_empty();
         tools.push(json!({
             "name": "ask",
             "description": "Ask a question about the data in plain language: sqlmatic's own agent reads the schema, runs read-only SQL and answers with the SQL it ran and the rows, in a thread you can open in sqlmatic's web app (thread_id). Progress notifications follow its steps; cancelling the request stops the answer.",
@@ -158,6 +198,66 @@ impl McpServer {
                 }
                 let mut result = CallToolResult::structured(structured);
                 result.content = vec![ContentBlock::text(outcome.for_model(bounds))];
+                result.into()
+            }
+            Err(e) => tool_error(e.code.as_str(), e.model_message),
+        }
+    }
+
+    /// `execute_write`: the agent's write tool with the approval gate; while it waits, progress
+    /// notifications say what to approve and how.
+    async fn write(
+        &self,
+        user: &Principal,
+        mut args: Map<String, Value>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> CallToolResponse {
+        let database = args.remove("database").and_then(|v| v.as_str().map(str::to_owned));
+        let target = match self.core.target_for(user, database.as_deref()) {
+            Ok(t) => t,
+            Err(e) => return tool_error(e.code().as_str(), e.to_string()),
+        };
+        let mut tool_ctx =
+            match self.core.tool_context(&user.name, Some(target.name()), None, "mcp") {
+                Ok(c) => c,
+                Err(e) => return tool_error(e.code().as_str(), e.to_string()),
+            };
+        tool_ctx.approvals = Some(self.core.approval_gate());
+        let toolset = match self.core.tools().toolset(&["execute_write".to_owned()]) {
+            Ok(t) => t,
+            Err(e) => return tool_error(e.code.as_str(), e.model_message),
+        };
+        let sql = args.get("sql").and_then(Value::as_str).unwrap_or("").trim().to_owned();
+        let digest = sqlmatic_core_logic::approvals::write_digest(None, target.name(), &sql);
+        let call = toolset.call("execute_write", &tool_ctx, Value::Object(args));
+        tokio::pin!(call);
+        let token = ctx.meta.get_progress_token();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut waited = 0u32;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut call => break outcome,
+                _ = tick.tick() => {
+                    let Some(token) = &token else { continue };
+                    waited += 1;
+                    let message = format!(
+                        "waiting for approval of `{sql}` on `{}`: approve or reject it in \
+                         sqlmatic's web app or with POST /api/approvals/{digest}",
+                        target.name()
+                    );
+                    let _ = ctx.peer.notify_progress(
+                        ProgressNotificationParam::new(token.clone(), f64::from(waited)).with_message(message),
+                    ).await;
+                }
+                _ = ctx.ct.cancelled() => return tool_error("cancelled", "the request was cancelled; nothing ran"),
+            }
+        };
+        match outcome {
+            Ok(outcome) => {
+                let mut result = CallToolResult::structured(outcome.to_json());
+                result.content = vec![ContentBlock::text(
+                    outcome.for_model(ModelBounds { max_rows: 50, max_bytes: 16 * 1024 }),
+                )];
                 result.into()
             }
             Err(e) => tool_error(e.code.as_str(), e.model_message),
@@ -247,14 +347,20 @@ impl McpServer {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
-            .with_server_info(Implementation::new("sqlmatic", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "sqlmatic answers questions about SQL databases. Use list_databases, then \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .build(),
+        )
+        .with_server_info(Implementation::new("sqlmatic", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "sqlmatic answers questions about SQL databases. Use list_databases, then \
                  get_schema before writing SQL for execute_query (read-only, capped), or ask \
                  sqlmatic's own agent with `ask`. Each database's schema is also the resource \
                  sqlmatic://<database>/schema.",
-            )
+        )
     }
 
     async fn list_tools(
@@ -295,6 +401,9 @@ impl ServerHandler for McpServer {
                 Ok(result.into())
             }
             "ask" => Ok(self.ask(&user, args, &ctx).await),
+            "execute_write" if self.core.config().tools.enabled.iter().any(|e| e == name) => {
+                Ok(self.write(&user, args, &ctx).await)
+            }
             n if self.tools.contains(n) => Ok(self.call_read_tool(&user, n, args).await),
             other => Err(McpError::invalid_params(format!("unknown tool `{other}`"), None)),
         }
@@ -321,6 +430,59 @@ impl ServerHandler for McpServer {
             .collect();
         serde_json::from_value(json!({"resources": resources}))
             .map_err(|e| McpError::internal_error(e.to_string(), None))
+    }
+
+    /// `resources/subscribe`: schema changes of the database (the live schema push) become
+    /// `notifications/resources/updated` for its URI.
+    #[allow(deprecated)] // the request of the revisions before 2026-07-28, which clients speak
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let user = self.principal(&ctx)?;
+        let uri = request.uri;
+        let database = uri
+            .strip_prefix("sqlmatic://")
+            .and_then(|rest| rest.strip_suffix("/schema"))
+            .ok_or_else(|| McpError::resource_not_found(format!("no resource `{uri}`"), None))?;
+        let target = self
+            .core
+            .target_for(&user, Some(database))
+            .map_err(|e| McpError::resource_not_found(e.to_string(), None))?;
+        let mut events = self.core.bus().subscribe(16);
+        self.core.bus().add_topics(
+            events.id,
+            [sqlmatic_events::Topic::Database(Some(target.name().to_owned()))],
+        );
+        let peer = ctx.peer.clone();
+        let updated = uri.clone();
+        let task = tokio::spawn(async move {
+            while events.receiver.recv().await.is_some() {
+                let param = rmcp::model::ResourceUpdatedNotificationParam::new(updated.clone());
+                if peer.notify_resource_updated(param).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut watches = self.watches.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(old) = watches.insert(uri, task) {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let mut watches = self.watches.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(task) = watches.remove(&request.uri) {
+            task.abort();
+        }
+        Ok(())
     }
 
     async fn read_resource(

@@ -23,6 +23,7 @@ use crate::helpers::*;
 struct Client {
     version: ProtocolVersion,
     progress: Arc<Mutex<Vec<String>>>,
+    updated: Arc<Mutex<Vec<String>>>,
 }
 
 impl ClientHandler for Client {
@@ -38,6 +39,14 @@ impl ClientHandler for Client {
     ) {
         self.progress.lock().unwrap().push(params.message.unwrap_or_default());
     }
+
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.updated.lock().unwrap().push(params.uri);
+    }
 }
 
 async fn connect(
@@ -49,7 +58,7 @@ async fn connect(
     if let Some(t) = token {
         config = config.auth_header(t.to_owned());
     }
-    let client = Client { version, progress: Arc::default() };
+    let client = Client { version, progress: Arc::default(), updated: Arc::default() };
     let running = client
         .clone()
         .serve(StreamableHttpClientTransport::from_config(config))
@@ -260,4 +269,148 @@ async fn ask_answers_with_the_agent_reports_progress_and_leaves_a_thread() {
         .await
         .unwrap();
     assert_eq!(thread["messages"][0]["content"], "Which countries have the most customers?");
+}
+
+#[actix_web::test]
+async fn execute_write_waits_for_the_users_approval() {
+    let app = spawn_with(|c| {
+        let demo = c.database.demo_path.clone();
+        c.database.targets = vec![
+            serde_json::from_value(json!({"name": "demo", "path": demo, "read_only": false}))
+                .unwrap(),
+        ];
+    })
+    .await;
+    let (client, probe) =
+        connect(&app, None, ProtocolVersion::LATEST_WITH_INITIALIZE).await.unwrap();
+    let client = Arc::new(client);
+    let tools = client.list_all_tools().await.unwrap();
+    let write =
+        tools.iter().find(|t| t.name == "execute_write").expect("listed for a writable database");
+    assert_eq!(write.annotations.as_ref().unwrap().destructive_hint, Some(true));
+
+    let propose = |sql: &'static str| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let request = CallToolRequestParams::new("execute_write")
+                .with_arguments(args(json!({"sql": sql})));
+            client
+                .send_request_with_option(
+                    rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(request)),
+                    rmcp::service::PeerRequestOptions::default().with_meta(
+                        rmcp::model::RequestMetaObject::with_progress_token(
+                            rmcp::model::ProgressToken(rmcp::model::NumberOrString::Number(1)),
+                        ),
+                    ),
+                )
+                .await
+                .unwrap()
+                .await_response()
+                .await
+                .unwrap()
+        })
+    };
+    // the owner decides by digest, as the web app does
+    let decide = |sql: &str, approve: bool| {
+        let digest = sqlmatic_core_logic::approvals::write_digest(None, "demo", sql);
+        let app = &app;
+        async move {
+            for _ in 0..100 {
+                let r = app
+                    .post_json(&format!("/api/approvals/{digest}"), json!({"approve": approve}))
+                    .await;
+                if r.status() == 200 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the write never waited for approval");
+        }
+    };
+    let sql = "UPDATE customers SET city = 'Lyon' WHERE id = 1";
+    let call = propose(sql);
+    decide(sql, true).await;
+    let rmcp::model::ServerResult::CallToolResult(r) = call.await.unwrap() else { panic!() };
+    assert_eq!(r.is_error, Some(false), "{r:?}");
+    assert_eq!(r.structured_content.unwrap()["rows_affected"], 1);
+    let (_, body) = app.query(json!({"sql": "SELECT city FROM customers WHERE id = 1"})).await;
+    assert_eq!(body["rows"][0][0], "Lyon");
+    let progress = probe.progress.lock().unwrap().clone();
+    assert!(progress.iter().any(|m| m.contains("/api/approvals/")), "{progress:?}");
+
+    let sql = "DELETE FROM payments";
+    let call = propose(sql);
+    decide(sql, false).await;
+    let rmcp::model::ServerResult::CallToolResult(r) = call.await.unwrap() else { panic!() };
+    assert_eq!(r.structured_content.unwrap()["code"], "write_rejected");
+    let (_, body) = app.query(json!({"sql": "SELECT count(*) FROM payments"})).await;
+    assert!(body["rows"][0][0].as_i64().unwrap() > 0, "nothing was deleted");
+}
+
+#[actix_web::test]
+#[allow(deprecated)] // resources/subscribe: the revisions clients speak today
+async fn a_subscribed_schema_resource_is_updated_when_the_schema_changes() {
+    let app = spawn_with(|c| c.database.schema_poll_interval_ms = 100).await;
+    let (client, probe) =
+        connect(&app, None, ProtocolVersion::LATEST_WITH_INITIALIZE).await.unwrap();
+    client
+        .subscribe(rmcp::model::SubscribeRequestParams::new("sqlmatic://demo/schema"))
+        .await
+        .unwrap();
+    // let the watcher read the current version first
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rusqlite::Connection::open(app.demo_path())
+        .unwrap()
+        .execute_batch("CREATE TABLE mcp_added(x)")
+        .unwrap();
+    for _ in 0..50 {
+        if !probe.updated.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        probe.updated.lock().unwrap().first().map(String::as_str),
+        Some("sqlmatic://demo/schema")
+    );
+    let read = client
+        .read_resource(ReadResourceRequestParams::new("sqlmatic://demo/schema"))
+        .await
+        .unwrap();
+    assert!(serde_json::to_string(&read.contents).unwrap().contains("mcp_added"));
+}
+
+#[actix_web::test]
+async fn cancelling_ask_stops_the_answer() {
+    let llm = ScriptedLlm::by_round(vec![Step::Hang], Duration::ZERO).await;
+    let app = spawn_with(|c| use_llm(c, &llm)).await;
+    let (client, _) = connect(&app, None, ProtocolVersion::LATEST_WITH_INITIALIZE).await.unwrap();
+    let request = CallToolRequestParams::new("ask")
+        .with_arguments(args(json!({"question": "How many orders are there?"})));
+    // the client gives up after 500 ms and sends notifications/cancelled
+    let result = client
+        .send_request_with_option(
+            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(request)),
+            rmcp::service::PeerRequestOptions::with_timeout(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap()
+        .await_response()
+        .await;
+    assert!(matches!(result, Err(rmcp::ServiceError::Timeout { .. })), "{result:?}");
+    // the turn is stopped and stored as cancelled, with the question kept
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        let threads: Value = app.get("/api/threads").await.json().await.unwrap();
+        let id = threads["threads"][0]["id"].as_str().unwrap().to_owned();
+        let thread: Value = app.get(&format!("/api/threads/{id}")).await.json().await.unwrap();
+        status = thread["messages"][1]["status"].clone();
+        if status == "cancelled" {
+            assert_eq!(thread["messages"][0]["content"], "How many orders are there?");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "cancelled");
+    assert_eq!(app.core.running_turns(), 0);
 }
