@@ -210,15 +210,23 @@ fn eval(
         file: None,
         ..config.logging.clone()
     })?;
-    let core_config = core_config(&config);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let core =
-            tokio::task::spawn_blocking(move || sqlmatic_core_logic::Sqlmatic::open(core_config))
-                .await??;
-        core.check_targets().await?;
+        let core = open_core(&config).await?;
         anyhow::Ok(core.evaluate(&sqlmatic_models::Principal::local(), cases).await)
     })
+}
+
+/// The core as the CLI commands use it: opened off the executor, targets checked.
+async fn open_core(
+    config: &Config,
+) -> anyhow::Result<std::sync::Arc<sqlmatic_core_logic::Sqlmatic>> {
+    let core_config = core_config(config);
+    let core =
+        tokio::task::spawn_blocking(move || sqlmatic_core_logic::Sqlmatic::open(core_config))
+            .await??;
+    core.check_targets().await?;
+    Ok(core)
 }
 
 /// The core as the CLI commands open it (no HTTP-side limits).
@@ -239,13 +247,9 @@ fn mcp_stdio(config: Config, user: Option<String>) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
     // stdout is the protocol's: logs go to stderr and the log file only
     let _log = logging::init(&config.logging)?;
-    let core_config = core_config(&config);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let core =
-            tokio::task::spawn_blocking(move || sqlmatic_core_logic::Sqlmatic::open(core_config))
-                .await??;
-        core.check_targets().await?;
+        let core = open_core(&config).await?;
         let principal = match (std::env::var("SQLMATIC_TOKEN").ok(), user) {
             (Some(token), _) => core
                 .users()

@@ -174,32 +174,43 @@ impl McpServer {
         tools
     }
 
+    /// The target `args` name (removing `database`) and a tool context for it, as `user`.
+    fn context_for(
+        &self,
+        user: &Principal,
+        args: &mut Map<String, Value>,
+    ) -> Result<sqlmatic_tools::ToolContext, Box<CallToolResponse>> {
+        let refuse =
+            |e: sqlmatic_core_logic::Error| Box::new(tool_error(e.code().as_str(), e.to_string()));
+        let database = args.remove("database").and_then(|v| v.as_str().map(str::to_owned));
+        let target = self.core.target_for(user, database.as_deref()).map_err(refuse)?;
+        self.core.tool_context(&user.name, Some(target.name()), None, "mcp").map_err(refuse)
+    }
+
+    /// A tool's outcome as MCP returns it: the text its model sees, and structured JSON.
+    fn success(outcome: &sqlmatic_tools::ToolOutcome, database: &str) -> CallToolResponse {
+        let bounds = ModelBounds { max_rows: 200, max_bytes: 64 * 1024 };
+        let mut structured = outcome.to_json();
+        if let Some(o) = structured.as_object_mut() {
+            o.insert("database".into(), database.into());
+        }
+        let mut result = CallToolResult::structured(structured);
+        result.content = vec![ContentBlock::text(outcome.for_model(bounds))];
+        result.into()
+    }
+
     async fn call_read_tool(
         &self,
         user: &Principal,
         name: &str,
         mut args: Map<String, Value>,
     ) -> CallToolResponse {
-        let database = args.remove("database").and_then(|v| v.as_str().map(str::to_owned));
-        let target = match self.core.target_for(user, database.as_deref()) {
-            Ok(t) => t,
-            Err(e) => return tool_error(e.code().as_str(), e.to_string()),
-        };
-        let ctx = match self.core.tool_context(&user.name, Some(target.name()), None, "mcp") {
+        let ctx = match self.context_for(user, &mut args) {
             Ok(c) => c,
-            Err(e) => return tool_error(e.code().as_str(), e.to_string()),
+            Err(refused) => return *refused,
         };
         match self.tools.call(name, &ctx, Value::Object(args)).await {
-            Ok(outcome) => {
-                let bounds = ModelBounds { max_rows: 200, max_bytes: 64 * 1024 };
-                let mut structured = outcome.to_json();
-                if let Some(o) = structured.as_object_mut() {
-                    o.insert("database".into(), target.name().into());
-                }
-                let mut result = CallToolResult::structured(structured);
-                result.content = vec![ContentBlock::text(outcome.for_model(bounds))];
-                result.into()
-            }
+            Ok(outcome) => Self::success(&outcome, ctx.database.name()),
             Err(e) => tool_error(e.code.as_str(), e.model_message),
         }
     }
@@ -212,16 +223,11 @@ impl McpServer {
         mut args: Map<String, Value>,
         ctx: &RequestContext<RoleServer>,
     ) -> CallToolResponse {
-        let database = args.remove("database").and_then(|v| v.as_str().map(str::to_owned));
-        let target = match self.core.target_for(user, database.as_deref()) {
-            Ok(t) => t,
-            Err(e) => return tool_error(e.code().as_str(), e.to_string()),
+        let mut tool_ctx = match self.context_for(user, &mut args) {
+            Ok(c) => c,
+            Err(refused) => return *refused,
         };
-        let mut tool_ctx =
-            match self.core.tool_context(&user.name, Some(target.name()), None, "mcp") {
-                Ok(c) => c,
-                Err(e) => return tool_error(e.code().as_str(), e.to_string()),
-            };
+        let target = tool_ctx.database.clone();
         tool_ctx.approvals = Some(self.core.approval_gate());
         let toolset = match self.core.tools().toolset(&["execute_write".to_owned()]) {
             Ok(t) => t,
@@ -253,13 +259,7 @@ impl McpServer {
             }
         };
         match outcome {
-            Ok(outcome) => {
-                let mut result = CallToolResult::structured(outcome.to_json());
-                result.content = vec![ContentBlock::text(
-                    outcome.for_model(ModelBounds { max_rows: 50, max_bytes: 16 * 1024 }),
-                )];
-                result.into()
-            }
+            Ok(outcome) => Self::success(&outcome, target.name()),
             Err(e) => tool_error(e.code.as_str(), e.model_message),
         }
     }
