@@ -25,6 +25,9 @@ pub struct EvalCase {
     /// The target database (default: the default one).
     #[serde(default)]
     pub database: Option<String>,
+    /// Labels for per-tag accuracy (`join`, `aggregate`, `hard`, …).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// One question's outcome.
@@ -36,6 +39,9 @@ pub struct EvalResult {
     pub question: String,
     /// The target database.
     pub database: Option<String>,
+    /// The item's tags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// The gold SQL.
     pub gold_sql: String,
     /// The last successful query of the answer, if any.
@@ -64,8 +70,40 @@ pub struct EvalReport {
     pub execution_accuracy: f64,
     /// Items that failed to run.
     pub errors: usize,
+    /// Accuracy per tag, for items that carry `tags`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub by_tag: std::collections::BTreeMap<String, TagAccuracy>,
     /// Every item's outcome.
     pub results: Vec<EvalResult>,
+}
+
+/// Execution accuracy over the items carrying one tag.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TagAccuracy {
+    /// Items with the tag.
+    pub total: usize,
+    /// Of those, answered correctly.
+    pub correct: usize,
+    /// `correct / total`.
+    pub execution_accuracy: f64,
+}
+
+/// Accuracy per tag over `results`.
+pub fn by_tag(results: &[EvalResult]) -> std::collections::BTreeMap<String, TagAccuracy> {
+    let mut tags: std::collections::BTreeMap<String, TagAccuracy> = Default::default();
+    for r in results {
+        for tag in &r.tags {
+            let t = tags.entry(tag.clone()).or_insert(TagAccuracy {
+                total: 0,
+                correct: 0,
+                execution_accuracy: 0.0,
+            });
+            t.total += 1;
+            t.correct += usize::from(r.correct);
+            t.execution_accuracy = t.correct as f64 / t.total as f64;
+        }
+    }
+    tags
 }
 
 /// Parses a JSONL dataset; blank lines are skipped, a bad line is an error naming it.
@@ -77,17 +115,19 @@ pub fn parse_dataset(text: &str) -> Result<Vec<EvalCase>, String> {
         .collect()
 }
 
-/// A value normalised for comparison: integers and reals compare numerically.
+/// A value normalised for comparison: integers and reals compare numerically, and a number
+/// written as text compares as that number (a year answered `2022` matches gold `'2022'`;
+/// PostgreSQL's exact `numeric` strings match the doubles SQLite returns).
 fn norm(v: &Value) -> String {
+    let number = |f: f64| {
+        if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { format!("{f:.6}") }
+    };
     match v {
-        Value::Number(n) => {
-            let f = n.as_f64().unwrap_or(f64::NAN);
-            if f.fract() == 0.0 && f.abs() < 1e15 {
-                format!("{}", f as i64)
-            } else {
-                format!("{:.6}", f)
-            }
-        }
+        Value::Number(n) => number(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => match s.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() && !s.trim().is_empty() => number(f),
+            _ => v.to_string(),
+        },
         other => other.to_string(),
     }
 }
@@ -143,6 +183,7 @@ impl Sqlmatic {
                 id,
                 question: case.question.clone(),
                 database: case.database.clone(),
+                tags: case.tags.clone(),
                 gold_sql: case.gold_sql.clone(),
                 predicted_sql: None,
                 correct: false,
@@ -200,6 +241,7 @@ impl Sqlmatic {
             correct,
             execution_accuracy: if total > 0 { correct as f64 / total as f64 } else { 0.0 },
             errors: results.iter().filter(|r| r.error.is_some()).count(),
+            by_tag: by_tag(&results),
             results,
         }
     }
@@ -216,6 +258,11 @@ mod tests {
         let b = vec![vec![json!(2), json!("y")], vec![json!(1.0), json!("x")]];
         assert!(same_result(&a, &b, false));
         assert!(!same_result(&a, &b, true));
+        // a number and the same number as text are alike; other text is not a number
+        assert!(same_result(&[vec![json!(2022)]], &[vec![json!("2022")]], true));
+        assert!(same_result(&[vec![json!(12.5)]], &[vec![json!("12.50")]], true));
+        assert!(!same_result(&[vec![json!("2022-01")]], &[vec![json!(2022)]], true));
+        assert!(!same_result(&[vec![json!("")]], &[vec![json!(0)]], true));
         assert!(!same_result(&a, &b[..1], false));
         assert!(ordered("SELECT a FROM t ORDER BY a"));
         assert!(!ordered("SELECT a FROM (SELECT a FROM t ORDER BY a LIMIT 3)"));
@@ -225,5 +272,31 @@ mod tests {
     fn datasets_name_bad_lines() {
         assert_eq!(parse_dataset("{\"question\":\"q\",\"gold_sql\":\"s\"}\n\n").unwrap().len(), 1);
         assert!(parse_dataset("{}\n").unwrap_err().starts_with("line 1"));
+    }
+
+    #[test]
+    fn accuracy_is_reported_per_tag() {
+        let result = |tags: &[&str], correct: bool| EvalResult {
+            id: "1".into(),
+            question: "q".into(),
+            database: None,
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            gold_sql: "SELECT 1".into(),
+            predicted_sql: None,
+            correct,
+            error: None,
+            answer: String::new(),
+            steps: 0,
+            elapsed_ms: 0.0,
+        };
+        let report =
+            by_tag(&[result(&["join", "hard"], true), result(&["join"], false), result(&[], true)]);
+        assert_eq!(report["join"], TagAccuracy { total: 2, correct: 1, execution_accuracy: 0.5 });
+        assert_eq!(report["hard"], TagAccuracy { total: 1, correct: 1, execution_accuracy: 1.0 });
+        assert_eq!(report.len(), 2);
+        let case: EvalCase =
+            serde_json::from_str(r#"{"question": "q", "gold_sql": "SELECT 1", "tags": ["join"]}"#)
+                .unwrap();
+        assert_eq!(case.tags, ["join"]);
     }
 }
