@@ -302,6 +302,43 @@ async fn ask_a_question_and_see_the_answer_sql_table_chart_and_live_schema(engin
     browser.screenshot("dark").await;
 }
 
+/// The model's Markdown renders (headings, emphasis, tables, lists, code) and the HTML it
+/// writes stays text: no script runs, no image loads, no `javascript:` link survives.
+#[actix_web::test]
+async fn answers_render_as_markdown_and_the_models_html_stays_text() {
+    if !available() {
+        return;
+    }
+    let answer = "## Top countries\n\n**Germany** leads with `135` customers:\n\n\
+                  | country | customers |\n|---|---|\n| Germany | 135 |\n| France | 134 |\n\n\
+                  - first\n- second\n\n```sql\nSELECT country FROM customers\n```\n\n\
+                  <script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">\n\n\
+                  [click](javascript:window.__pwned=3) and [docs](https://example.com/docs)";
+    let llm = ScriptedLlm::by_round(
+        vec![Step::Reply(Reply::text(answer))],
+        Duration::from_millis(5),
+    )
+    .await;
+    let app = spawn_with(|c| use_llm(c, &llm)).await;
+    let browser = Driver::start().await;
+    browser.goto(&app.url("/")).await;
+    browser.until("document.body.dataset.ready === 'true'", "the app to start").await;
+    browser.type_into("#question", &format!("Where are the customers?{ENTER}")).await;
+    browser.until("document.querySelector('#stop').hidden && document.querySelector('.msg.assistant .answer table')", "the rendered answer").await;
+    let q = |js: &str| format!("return (() => {{ const a = document.querySelector('.msg.assistant .answer'); return {js}; }})()");
+    assert_eq!(browser.js(&q("a.querySelector('h2').textContent")).await, "Top countries");
+    assert_eq!(browser.js(&q("a.querySelector('strong').textContent")).await, "Germany");
+    assert_eq!(browser.js(&q("a.querySelectorAll('table tbody tr').length")).await, 2);
+    assert_eq!(browser.js(&q("a.querySelectorAll('ul li').length")).await, 2);
+    assert_eq!(browser.js(&q("a.querySelector('pre code').textContent.trim()")).await, "SELECT country FROM customers");
+    assert_eq!(browser.js(&q("a.querySelectorAll('script, img, iframe, [onerror]').length")).await, 0);
+    assert_eq!(browser.js(&q("a.textContent.includes('<script>window.__pwned = 1</script>')")).await, true, "the model's HTML shows as text");
+    assert_eq!(browser.js(&q("[...a.querySelectorAll('a')].map(l => l.getAttribute('href'))")).await, json!(["https://example.com/docs"]));
+    assert_eq!(browser.js(&q("a.textContent.includes('click and docs')")).await, true, "a refused link stays as text");
+    assert_eq!(browser.js("return window.__pwned === undefined").await, true);
+    browser.screenshot("markdown").await;
+}
+
 #[actix_web::test]
 async fn stop_cancels_an_answer_and_shows_it_as_stopped() {
     if !available() {

@@ -2,6 +2,7 @@
 // its SQL and result, charts, approvals), with Stop.
 import { api } from './api.js';
 import { el } from './dom.js';
+import { renderMarkdown } from './markdown.js';
 import { queryBlock } from './results.js';
 
 const STATUS_TEXT = { cancelled: 'Stopped — partial answer', error: 'The answer failed', interrupted: 'Interrupted — the server stopped', pending: 'Answering…' };
@@ -52,7 +53,9 @@ export class Chat {
         }
       }
     }
-    node.append(el('div', { class: 'answer', text: m.content }));
+    const answer = el('div', { class: 'answer' });
+    renderMarkdown(answer, m.content);
+    node.append(answer);
     if (m.status !== 'complete') node.append(el('p', { class: `status ${m.status === 'error' ? 'error' : ''}`, text: STATUS_TEXT[m.status] ?? m.status }));
     return node;
   }
@@ -83,7 +86,11 @@ export class Chat {
     const stick = this.root.scrollHeight - this.root.scrollTop - this.root.clientHeight < 40;
     switch (p.type) {
       case 'delta':
-        turn.answer.append(p.text);
+        // the whole answer so far is rendered again, at most once a frame
+        turn.text = (turn.text ?? '') + p.text;
+        if (!turn.frame) {
+          turn.frame = requestAnimationFrame(() => { turn.frame = null; renderMarkdown(turn.answer, turn.text); });
+        }
         break;
       case 'tool_call': {
         if (p.name === 'execute_query') {
@@ -121,7 +128,9 @@ export class Chat {
         break;
       }
       case 'done':
-        if (!turn.answer.textContent && p.answer) turn.answer.textContent = p.answer;
+        if (turn.frame) cancelAnimationFrame(turn.frame);
+        turn.frame = null;
+        renderMarkdown(turn.answer, turn.text || p.answer || '');
         turn.status.textContent = p.status === 'complete' ? '' : STATUS_TEXT[p.status] ?? p.status;
         if (p.status === 'complete') turn.status.remove();
         this.end();
