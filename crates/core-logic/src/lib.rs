@@ -21,6 +21,7 @@ pub mod eval;
 pub mod limits;
 mod metrics;
 mod subscriptions;
+pub mod suggestions;
 mod threads;
 pub mod watch;
 

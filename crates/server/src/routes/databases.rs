@@ -15,6 +15,32 @@ pub async fn list(state: web::Data<State>, user: CurrentUser) -> web::Json<Vec<D
     web::Json(state.core.databases(&user.0))
 }
 
+/// Questions to start a thread with.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Suggestions {
+    /// The database they are about.
+    pub database: String,
+    /// Where they come from: `schema` (made from its keys, dates and amounts, without an LLM).
+    pub source: &'static str,
+    /// The questions, at most six.
+    pub questions: Vec<String>,
+}
+
+/// Questions to start a thread about a database with, made from its structure (foreign keys,
+/// date columns, amounts) without an LLM; the web app shows them in an empty thread.
+#[utoipa::path(get, path = "/api/databases/{name}/suggestions", tag = "databases",
+    params(("name" = String, Path, description = "database name")), responses(
+    (status = 200, body = Suggestions), (status = 404, body = crate::wire::ErrorBody)))]
+#[get("/api/databases/{name}/suggestions")]
+pub async fn suggestions(
+    state: web::Data<State>,
+    user: CurrentUser,
+    name: web::Path<String>,
+) -> Result<web::Json<Suggestions>, ApiError> {
+    let questions = state.core.suggestions(&user.0, Some(&name)).await?;
+    Ok(web::Json(Suggestions { database: name.into_inner(), source: "schema", questions }))
+}
+
 /// The ETag of a structure: it changes when the schema (`schema_version`) or a row count changes.
 fn etag(schema: &DatabaseSchema) -> String {
     let rows: u64 = schema.tables.iter().filter_map(|t| t.row_count).sum();

@@ -16,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::readyz)
         .service(databases::list)
         .service(databases::structure)
+        .service(databases::suggestions)
         .service(query::run)
         .service(threads::list)
         .service(threads::create)

@@ -14,6 +14,7 @@ use utoipa::OpenApi;
         super::health::readyz,
         super::databases::list,
         super::databases::structure,
+        super::databases::suggestions,
         super::query::run,
         super::threads::list,
         super::threads::create,

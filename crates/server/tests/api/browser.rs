@@ -314,27 +314,53 @@ async fn answers_render_as_markdown_and_the_models_html_stays_text() {
                   - first\n- second\n\n```sql\nSELECT country FROM customers\n```\n\n\
                   <script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">\n\n\
                   [click](javascript:window.__pwned=3) and [docs](https://example.com/docs)";
-    let llm = ScriptedLlm::by_round(
-        vec![Step::Reply(Reply::text(answer))],
-        Duration::from_millis(5),
-    )
-    .await;
+    let llm =
+        ScriptedLlm::by_round(vec![Step::Reply(Reply::text(answer))], Duration::from_millis(5))
+            .await;
     let app = spawn_with(|c| use_llm(c, &llm)).await;
     let browser = Driver::start().await;
     browser.goto(&app.url("/")).await;
     browser.until("document.body.dataset.ready === 'true'", "the app to start").await;
-    browser.type_into("#question", &format!("Where are the customers?{ENTER}")).await;
+    // an empty thread offers questions made from the schema; picking one asks it
+    browser
+        .until("document.querySelectorAll('.suggestion').length >= 3", "the suggested questions")
+        .await;
+    let picked = browser.js("return document.querySelector('.suggestion').textContent").await;
+    browser.click(".suggestion").await;
     browser.until("document.querySelector('#stop').hidden && document.querySelector('.msg.assistant .answer table')", "the rendered answer").await;
-    let q = |js: &str| format!("return (() => {{ const a = document.querySelector('.msg.assistant .answer'); return {js}; }})()");
+    assert_eq!(browser.js("return document.querySelector('.msg.user').textContent").await, picked);
+    assert_eq!(browser.js("return document.querySelectorAll('.suggestion').length").await, 0);
+    let q = |js: &str| {
+        format!(
+            "return (() => {{ const a = document.querySelector('.msg.assistant .answer'); return {js}; }})()"
+        )
+    };
     assert_eq!(browser.js(&q("a.querySelector('h2').textContent")).await, "Top countries");
     assert_eq!(browser.js(&q("a.querySelector('strong').textContent")).await, "Germany");
     assert_eq!(browser.js(&q("a.querySelectorAll('table tbody tr').length")).await, 2);
     assert_eq!(browser.js(&q("a.querySelectorAll('ul li').length")).await, 2);
-    assert_eq!(browser.js(&q("a.querySelector('pre code').textContent.trim()")).await, "SELECT country FROM customers");
-    assert_eq!(browser.js(&q("a.querySelectorAll('script, img, iframe, [onerror]').length")).await, 0);
-    assert_eq!(browser.js(&q("a.textContent.includes('<script>window.__pwned = 1</script>')")).await, true, "the model's HTML shows as text");
-    assert_eq!(browser.js(&q("[...a.querySelectorAll('a')].map(l => l.getAttribute('href'))")).await, json!(["https://example.com/docs"]));
-    assert_eq!(browser.js(&q("a.textContent.includes('click and docs')")).await, true, "a refused link stays as text");
+    assert_eq!(
+        browser.js(&q("a.querySelector('pre code').textContent.trim()")).await,
+        "SELECT country FROM customers"
+    );
+    assert_eq!(
+        browser.js(&q("a.querySelectorAll('script, img, iframe, [onerror]').length")).await,
+        0
+    );
+    assert_eq!(
+        browser.js(&q("a.textContent.includes('<script>window.__pwned = 1</script>')")).await,
+        true,
+        "the model's HTML shows as text"
+    );
+    assert_eq!(
+        browser.js(&q("[...a.querySelectorAll('a')].map(l => l.getAttribute('href'))")).await,
+        json!(["https://example.com/docs"])
+    );
+    assert_eq!(
+        browser.js(&q("a.textContent.includes('click and docs')")).await,
+        true,
+        "a refused link stays as text"
+    );
     assert_eq!(browser.js("return window.__pwned === undefined").await, true);
     browser.screenshot("markdown").await;
 }

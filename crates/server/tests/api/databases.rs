@@ -29,7 +29,19 @@ async fn lists_the_demo_database() {
     assert_eq!(list[0]["read_only"], true);
 }
 
-crate::on_both_engines!(structure_has_etag_and_304);
+crate::on_both_engines!(structure_has_etag_and_304, suggestions_come_from_the_schema);
+
+async fn suggestions_come_from_the_schema(engine: Engine) {
+    let app = engine.spawn("suggestions", |_| {}).await;
+    let r: Value = app.get("/api/databases/demo/suggestions").await.json().await.unwrap();
+    assert_eq!(r["source"], "schema");
+    let questions: Vec<&str> =
+        r["questions"].as_array().unwrap().iter().map(|q| q.as_str().unwrap()).collect();
+    assert!((3..=6).contains(&questions.len()), "{questions:?}");
+    assert!(questions.iter().any(|q| q.contains("order items")), "{questions:?}");
+    assert!(questions.iter().all(|q| q.ends_with('?')));
+    assert_error(app.get("/api/databases/nope/suggestions").await, 404, "database_not_found").await;
+}
 
 async fn structure_has_etag_and_304(engine: Engine) {
     let app = engine.spawn("structure", |_| {}).await;

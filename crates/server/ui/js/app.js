@@ -77,6 +77,19 @@ function newThread() {
   chat.clear();
   renderThreads();
   $('question').focus();
+  showSuggestions();
+}
+
+async function showSuggestions() {
+  const database = state.database;
+  if (!database) return;
+  try {
+    const s = await api(`/api/databases/${encodeURIComponent(database)}/suggestions`);
+    if (state.current || state.database !== database) return;
+    chat.suggest(s.questions, (text) => { $('question').value = text; $('composer').requestSubmit(); });
+  } catch {
+    // suggestions are a convenience: the empty thread works without them
+  }
 }
 
 async function selectDatabase(name) {
@@ -156,7 +169,7 @@ $('delete-thread').addEventListener('click', async () => {
   state.threads = state.threads.filter((t) => t.id !== state.current.id);
   newThread();
 });
-$('database-picker').addEventListener('change', (e) => { newThread(); selectDatabase(e.target.value); });
+$('database-picker').addEventListener('change', (e) => { selectDatabase(e.target.value); newThread(); });
 $('metrics-button').addEventListener('click', () => $('metrics-dialog').showModal());
 
 async function start() {

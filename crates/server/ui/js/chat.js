@@ -23,6 +23,14 @@ export class Chat {
     this.turn = null;
   }
 
+  /** Offers questions to start with while the thread is still empty; `pick` asks one. */
+  suggest(questions, pick) {
+    if (!questions.length || !this.root.querySelector(':scope > p.note')) return;
+    this.root.querySelector(':scope > .suggestions')?.remove();
+    this.root.append(el('div', { class: 'suggestions' },
+      ...questions.map((q) => el('button', { type: 'button', class: 'suggestion', onclick: () => pick(q) }, q))));
+  }
+
   /** Renders a stored thread: questions, answers, and each answer's tool calls. */
   show(thread) {
     this.root.replaceChildren();
@@ -63,6 +71,7 @@ export class Chat {
   /** Starts a turn: shows the question, sends it over the WebSocket. */
   ask(text, threadId) {
     this.root.querySelector(':scope > p.note')?.remove();
+    this.root.querySelector(':scope > .suggestions')?.remove();
     this.root.append(el('div', { class: 'msg user', text }));
     this.turn = { messageId: null, node: null, answer: null, blocks: new Map(), queries: [], threadId };
     this.live.raw({ action: 'chat', thread_id: threadId ?? undefined, message: text, database: threadId ? undefined : this.database() });
