@@ -455,7 +455,8 @@ impl TurnRun<'_> {
                     core.log_tool_call(
                         &self.turn.user,
                         &self.turn.database,
-                        thread,
+                        Some(thread),
+                        "agent",
                         &call.name,
                         &call.arguments.to_string(),
                         done.is_some(),

@@ -131,13 +131,15 @@ impl Sqlmatic {
         Ok(ctx.database.query(&sql, &params, &ctx.limits, &ctx.audit()).await?)
     }
 
-    /// Queues a non-SQL tool call of the agent for the query log (the log's writer stores it).
+    /// Queues a tool call that ran no SQL (the agent's, or a transport's such as MCP, with
+    /// its `source`) for the query log; the log's writer stores it.
     #[allow(clippy::too_many_arguments)] // one log row's fields
-    pub(crate) fn log_tool_call(
+    pub fn log_tool_call(
         &self,
         user: &str,
         database: &str,
-        thread: ThreadId,
+        thread: Option<ThreadId>,
+        source: &str,
         name: &str,
         arguments: &str,
         ok: bool,
@@ -147,8 +149,8 @@ impl Sqlmatic {
             database,
             sql: &format!("-- tool {name} {arguments}"),
             user,
-            thread_id: Some(thread),
-            source: "agent",
+            thread_id: thread,
+            source,
             outcome: if ok { QueryOutcome::Ok } else { QueryOutcome::Failed },
             rows: 0,
             elapsed_ms,

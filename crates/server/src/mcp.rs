@@ -209,7 +209,23 @@ impl McpServer {
             Ok(c) => c,
             Err(refused) => return *refused,
         };
-        match self.tools.call(name, &ctx, Value::Object(args)).await {
+        let arguments = Value::Object(args);
+        let started = std::time::Instant::now();
+        let result = self.tools.call(name, &ctx, arguments.clone()).await;
+        // queries are logged by the database with their SQL; other calls here
+        if !result.as_ref().is_ok_and(|o| o.is_logged_by_database()) && name != "execute_query" {
+            self.core.log_tool_call(
+                &user.name,
+                ctx.database.name(),
+                None,
+                "mcp",
+                name,
+                &arguments.to_string(),
+                result.is_ok(),
+                started.elapsed().as_secs_f64() * 1000.0,
+            );
+        }
+        match result {
             Ok(outcome) => Self::success(&outcome, ctx.database.name()),
             Err(e) => tool_error(e.code.as_str(), e.model_message),
         }

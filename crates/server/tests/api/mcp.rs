@@ -186,6 +186,10 @@ async fn mcp_over_http_serves_the_tools_with_the_users_grants() {
         sqlmatic_models::Principal { name: "alice".into(), admin: false, databases: None };
     let log = app.core.query_log(&alice_p, None, 50).await.unwrap();
     assert!(log.iter().any(|e| e.source == "mcp" && e.sql.contains("count(*)")), "{log:?}");
+    assert!(
+        log.iter().any(|e| e.source == "mcp" && e.sql.starts_with("-- tool get_schema")),
+        "calls that run no SQL are logged too: {log:?}"
+    );
 
     // bob sees both databases; the older protocol revision works too
     let (old, _) = connect(&app, Some(&bob), ProtocolVersion::V_2025_03_26).await.unwrap();
