@@ -128,6 +128,8 @@ codes! {
     ThreadBusy = "thread_busy", Conflict, 409;
     /// Cancel: no answer is running in the thread.
     NotRunning = "not_running", Conflict, 409;
+    /// MCP: the client cancelled the call (a write did not run; an answer is stored cancelled).
+    RequestCancelled = "request_cancelled", Conflict, 409;
     /// The user's agent may not use that database.
     DatabaseForbidden = "database_forbidden", Forbidden, 403;
     /// The provider cannot be reached or answered 5xx after all retries.

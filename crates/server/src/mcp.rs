@@ -25,7 +25,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 use sqlmatic_core_logic::{ChatRequest, Sqlmatic};
-use sqlmatic_models::Principal;
+use sqlmatic_models::{Code, Principal};
 use sqlmatic_tools::{ModelBounds, Toolset};
 
 /// The tools that only read, with the agent's names and arguments.
@@ -38,6 +38,8 @@ pub struct McpServer {
     user: Option<Principal>,
     /// The reading tools that are enabled (`tools.enabled`).
     tools: Arc<Toolset>,
+    /// `execute_write`, when enabled.
+    write_tool: Arc<Toolset>,
     /// Resource subscriptions of this session: URI → the task forwarding schema changes.
     watches: Arc<std::sync::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>>,
 }
@@ -54,8 +56,10 @@ impl Drop for McpServer {
     }
 }
 
-fn tool_error(code: &str, message: impl Into<String>) -> CallToolResponse {
+/// A failed call as MCP returns it: `isError`, and the code of the one registry.
+fn tool_error(code: Code, message: impl Into<String>) -> CallToolResponse {
     let message = message.into();
+    let code = code.as_str();
     let mut result = CallToolResult::structured_error(json!({"code": code, "message": message}));
     result.content = vec![ContentBlock::text(format!("{code}: {message}"))];
     result.into()
@@ -64,23 +68,32 @@ fn tool_error(code: &str, message: impl Into<String>) -> CallToolResponse {
 impl McpServer {
     /// A server acting as `user` (stdio).
     pub fn for_user(core: Arc<Sqlmatic>, user: Principal) -> Self {
-        Self { tools: Self::reading_tools(&core), core, user: Some(user), watches: Arc::default() }
+        Self::with_user(core, Some(user))
     }
 
     /// A server acting as each request's authenticated user (HTTP).
     pub fn per_request(core: Arc<Sqlmatic>) -> Self {
-        Self { tools: Self::reading_tools(&core), core, user: None, watches: Arc::default() }
+        Self::with_user(core, None)
     }
 
-    fn reading_tools(core: &Sqlmatic) -> Arc<Toolset> {
-        let enabled = &core.config().tools.enabled;
-        let names: Vec<String> = READ_TOOLS
-            .iter()
-            .filter(|n| enabled.iter().any(|e| e == *n))
-            .map(|n| (*n).to_owned())
-            .collect();
-        // built-in names only, so this cannot fail; no tools is the safe fallback
-        Arc::new(core.tools().toolset(&names).unwrap_or_default())
+    fn with_user(core: Arc<Sqlmatic>, user: Option<Principal>) -> Self {
+        let enabled = |names: &[&str]| -> Arc<Toolset> {
+            let on = &core.config().tools.enabled;
+            let names: Vec<String> = names
+                .iter()
+                .filter(|n| on.iter().any(|e| e == *n))
+                .map(|n| (*n).to_owned())
+                .collect();
+            // built-in names only, so this cannot fail; no tools is the safe fallback
+            Arc::new(core.tools().toolset(&names).unwrap_or_default())
+        };
+        Self {
+            tools: enabled(READ_TOOLS),
+            write_tool: enabled(&["execute_write"]),
+            core,
+            user,
+            watches: Arc::default(),
+        }
     }
 
     fn principal(&self, ctx: &RequestContext<RoleServer>) -> Result<Principal, McpError> {
@@ -108,7 +121,6 @@ impl McpServer {
     }
 
     fn tools_for(&self, user: &Principal) -> Vec<Value> {
-        let enabled = &self.core.config().tools.enabled;
         let databases = self.core.databases(user);
         let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
         let database = json!({"type": "string", "enum": names, "description": "The database (default: your default database)."});
@@ -134,7 +146,7 @@ impl McpServer {
         }
         let writable: Vec<String> =
             databases.iter().filter(|d| !d.read_only).map(|d| d.name.clone()).collect();
-        if !writable.is_empty() && enabled.iter().any(|e| e == "execute_write") {
+        if !writable.is_empty() && self.write_tool.contains("execute_write") {
             tools.push(json!({
                 "name": "execute_write",
                 "description": format!(
@@ -180,8 +192,7 @@ impl McpServer {
         user: &Principal,
         args: &mut Map<String, Value>,
     ) -> Result<sqlmatic_tools::ToolContext, Box<CallToolResponse>> {
-        let refuse =
-            |e: sqlmatic_core_logic::Error| Box::new(tool_error(e.code().as_str(), e.to_string()));
+        let refuse = |e: sqlmatic_core_logic::Error| Box::new(tool_error(e.code(), e.to_string()));
         let database = args.remove("database").and_then(|v| v.as_str().map(str::to_owned));
         let target = self.core.target_for(user, database.as_deref()).map_err(refuse)?;
         self.core.tool_context(&user.name, Some(target.name()), None, "mcp").map_err(refuse)
@@ -227,7 +238,7 @@ impl McpServer {
         }
         match result {
             Ok(outcome) => Self::success(&outcome, ctx.database.name()),
-            Err(e) => tool_error(e.code.as_str(), e.model_message),
+            Err(e) => tool_error(e.code, e.model_message),
         }
     }
 
@@ -245,13 +256,9 @@ impl McpServer {
         };
         let target = tool_ctx.database.clone();
         tool_ctx.approvals = Some(self.core.approval_gate());
-        let toolset = match self.core.tools().toolset(&["execute_write".to_owned()]) {
-            Ok(t) => t,
-            Err(e) => return tool_error(e.code.as_str(), e.model_message),
-        };
         let sql = args.get("sql").and_then(Value::as_str).unwrap_or("").trim().to_owned();
         let digest = sqlmatic_core_logic::approvals::write_digest(None, target.name(), &sql);
-        let call = toolset.call("execute_write", &tool_ctx, Value::Object(args));
+        let call = self.write_tool.call("execute_write", &tool_ctx, Value::Object(args));
         tokio::pin!(call);
         let token = ctx.meta.get_progress_token();
         let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -271,12 +278,12 @@ impl McpServer {
                         ProgressNotificationParam::new(token.clone(), f64::from(waited)).with_message(message),
                     ).await;
                 }
-                _ = ctx.ct.cancelled() => return tool_error("cancelled", "the request was cancelled; nothing ran"),
+                _ = ctx.ct.cancelled() => return tool_error(Code::RequestCancelled, "the request was cancelled; nothing ran"),
             }
         };
         match outcome {
             Ok(outcome) => Self::success(&outcome, target.name()),
-            Err(e) => tool_error(e.code.as_str(), e.model_message),
+            Err(e) => tool_error(e.code, e.model_message),
         }
     }
 
@@ -290,11 +297,11 @@ impl McpServer {
             args.remove(k).and_then(|v| v.as_str().map(str::to_owned))
         };
         let Some(question) = text("question", &mut args) else {
-            return tool_error("invalid_args", "`question` is required");
+            return tool_error(Code::InvalidArgs, "`question` is required");
         };
         let thread_id = match text("thread_id", &mut args).map(|t| t.parse()) {
             Some(Ok(id)) => Some(id),
-            Some(Err(_)) => return tool_error("thread_not_found", "thread not found"),
+            Some(Err(_)) => return tool_error(Code::ThreadNotFound, "thread not found"),
             None => None,
         };
         let request = ChatRequest {
@@ -305,7 +312,7 @@ impl McpServer {
         };
         let turn = match self.core.start_chat(user, request).await {
             Ok(t) => t,
-            Err(e) => return tool_error(e.code().as_str(), e.to_string()),
+            Err(e) => return tool_error(e.code(), e.to_string()),
         };
         let thread_id = turn.thread_id;
         let mut events = self.core.bus().subscribe(256);
@@ -339,7 +346,7 @@ impl McpServer {
                     let _ = self.core.cancel(user, thread_id).await;
                     // the turn stores its partial answer as `cancelled`; wait for it briefly
                     let _ = tokio::time::timeout(Duration::from_secs(5), &mut handle).await;
-                    return tool_error("cancelled", format!("stopped; the partial answer is in thread {thread_id}"));
+                    return tool_error(Code::RequestCancelled, format!("stopped; the partial answer is in thread {thread_id}"));
                 }
             }
         };
@@ -355,8 +362,8 @@ impl McpServer {
                 result.content = vec![ContentBlock::text(text)];
                 result.into()
             }
-            Ok(Err(e)) => tool_error(e.code().as_str(), format!("{e} (thread {thread_id})")),
-            Err(e) => tool_error("internal", e.to_string()),
+            Ok(Err(e)) => tool_error(e.code(), format!("{e} (thread {thread_id})")),
+            Err(e) => tool_error(Code::Internal, e.to_string()),
         }
     }
 }
@@ -417,7 +424,7 @@ impl ServerHandler for McpServer {
                 Ok(result.into())
             }
             "ask" => Ok(self.ask(&user, args, &ctx).await),
-            "execute_write" if self.core.config().tools.enabled.iter().any(|e| e == name) => {
+            "execute_write" if self.write_tool.contains(name) => {
                 Ok(self.write(&user, args, &ctx).await)
             }
             n if self.tools.contains(n) => Ok(self.call_read_tool(&user, n, args).await),
@@ -563,9 +570,10 @@ pub async fn endpoint(
         builder = builder.header(name.as_str(), value.as_bytes());
     }
     let mut request =
-        builder.body(http_body_util::Full::new(bytes::Bytes::from(body.to_vec()))).map_err(
-            |e| crate::error::ApiError::new(sqlmatic_models::Code::InvalidBody, e.to_string()),
-        )?;
+        // actix's `Bytes` is the `bytes` crate's: the body moves over without a copy
+        builder.body(http_body_util::Full::new(body)).map_err(|e| {
+            crate::error::ApiError::new(sqlmatic_models::Code::InvalidBody, e.to_string())
+        })?;
     request.extensions_mut().insert(user.0);
     let mut service = service.get_ref().clone();
     let response = match tower_service::Service::call(&mut service, request).await {

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 /// A client builder with rustls (ring) installed and TCP_NODELAY set.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    // Installing twice is harmless: the second call reports the provider already present.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    sqlmatic_tools::install_crypto_provider();
     reqwest::Client::builder()
         .tcp_nodelay(true)
         .user_agent(concat!("sqlmatic/", env!("CARGO_PKG_VERSION")))

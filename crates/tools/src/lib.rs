@@ -35,6 +35,13 @@ pub use builtin::{
     ListTables, OneOrMany, ShowChart, ShowChartArgs, TableList, WriteOutput,
 };
 pub use config::{QueryLimits, ToolsConfig};
+
+/// Installs rustls' crypto provider (ring) for the process, once; every TLS client sqlmatic
+/// makes (PostgreSQL here, the LLM providers' HTTP clients in `services`) needs it first.
+/// Installing twice is harmless: the second call finds it present.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 pub use engine::{Dialect, Engine};
 pub use error::{Result, ToolError, ToolErrorCode};
 pub use outcome::{ModelBounds, ToolKind, ToolOutcome, TurnState};

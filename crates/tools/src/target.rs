@@ -389,10 +389,17 @@ impl TargetDatabase {
             freed.as_mut().enable();
             {
                 let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-                let n = running.entry(user.to_owned()).or_insert(0);
-                if *n < cap {
-                    *n += 1;
-                    return Ok(QuerySlot { target: self, user });
+                // the user's name is copied only for their first running query
+                match running.get_mut(user) {
+                    Some(n) if *n >= cap => {}
+                    Some(n) => {
+                        *n += 1;
+                        return Ok(QuerySlot { target: self, user });
+                    }
+                    None => {
+                        running.insert(user.to_owned(), 1);
+                        return Ok(QuerySlot { target: self, user });
+                    }
                 }
             }
             if tokio::time::timeout_at(deadline.into(), freed).await.is_err() {

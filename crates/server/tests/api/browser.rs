@@ -211,6 +211,10 @@ async fn ask_a_question_and_see_the_answer_sql_table_chart_and_live_schema(engin
     browser.goto(&app.url("/")).await;
     browser.until("document.body.dataset.ready === 'true'", "the app to start").await;
     browser.until("document.querySelectorAll('.table-card').length >= 10", "the schema tree").await;
+    // SQLite counts schema versions; PostgreSQL's is a catalogue fingerprint, shown as one
+    let label = if engine == Engine::Sqlite { "schema v" } else { "schema #" };
+    let note = browser.js("return document.querySelector('#structure .note').textContent").await;
+    assert!(note.as_str().unwrap().contains(label), "{note}");
     assert_eq!(
         browser.js("return document.querySelector('#connection').textContent").await,
         "live"

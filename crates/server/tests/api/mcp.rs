@@ -82,6 +82,33 @@ async fn call(
         .unwrap()
 }
 
+/// Calls `tool` with `options` (a progress token, a timeout); the raw outcome.
+async fn call_with(
+    client: &RunningService<RoleClient, Client>,
+    tool: &str,
+    arguments: Value,
+    options: rmcp::service::PeerRequestOptions,
+) -> Result<rmcp::model::ServerResult, rmcp::ServiceError> {
+    let request = CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments));
+    client
+        .send_request_with_option(
+            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(request)),
+            options,
+        )
+        .await?
+        .await_response()
+        .await
+}
+
+/// Options asking for progress notifications.
+fn with_progress() -> rmcp::service::PeerRequestOptions {
+    rmcp::service::PeerRequestOptions::default().with_meta(
+        rmcp::model::RequestMetaObject::with_progress_token(rmcp::model::ProgressToken(
+            rmcp::model::NumberOrString::Number(7),
+        )),
+    )
+}
+
 #[actix_web::test]
 async fn mcp_over_http_serves_the_tools_with_the_users_grants() {
     let (other_dir, other) = sqlmatic_tools::test_support::fixture_db(
@@ -170,6 +197,17 @@ async fn mcp_over_http_serves_the_tools_with_the_users_grants() {
     let r = call(&client, "get_metadata", json!({})).await;
     assert_eq!(r.is_error, Some(false));
 
+    // bad input: an unknown tool is a protocol error; bad arguments are tool errors
+    let unknown = client
+        .call_tool(CallToolRequestParams::new("drop_everything").with_arguments(args(json!({}))))
+        .await;
+    assert!(unknown.is_err(), "{unknown:?}");
+    let r = call(&client, "ask", json!({})).await;
+    assert_eq!(r.structured_content.unwrap()["code"], "invalid_args");
+    let r = call(&client, "ask", json!({"question": "x", "thread_id": "not-a-thread"})).await;
+    assert_eq!(r.structured_content.unwrap()["code"], "thread_not_found");
+    let r = call(&client, "get_schema", json!({"tables": ["no_such_table"]})).await;
+    assert_eq!(r.is_error, Some(true));
     // the schema as a resource
     let resources = client.list_resources(None).await.unwrap();
     assert_eq!(resources.resources.len(), 1);
@@ -243,22 +281,14 @@ async fn ask_answers_with_the_agent_reports_progress_and_leaves_a_thread() {
     let app = spawn_with(|c| use_llm(c, &llm)).await;
     let (client, probe) =
         connect(&app, None, ProtocolVersion::LATEST_WITH_INITIALIZE).await.unwrap();
-    let request = CallToolRequestParams::new("ask")
-        .with_arguments(args(json!({"question": "Which countries have the most customers?"})));
-    let result = client
-        .send_request_with_option(
-            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(request)),
-            rmcp::service::PeerRequestOptions::default().with_meta(
-                rmcp::model::RequestMetaObject::with_progress_token(rmcp::model::ProgressToken(
-                    rmcp::model::NumberOrString::Number(7),
-                )),
-            ),
-        )
-        .await
-        .unwrap()
-        .await_response()
-        .await
-        .unwrap();
+    let result = call_with(
+        &client,
+        "ask",
+        json!({"question": "Which countries have the most customers?"}),
+        with_progress(),
+    )
+    .await
+    .unwrap();
     let rmcp::model::ServerResult::CallToolResult(result) = result else { panic!("{result:?}") };
     let structured = result.structured_content.unwrap();
     assert_eq!(structured["answer"], "Germany has the most customers (135).");
@@ -296,22 +326,7 @@ async fn execute_write_waits_for_the_users_approval() {
     let propose = |sql: &'static str| {
         let client = client.clone();
         tokio::spawn(async move {
-            let request = CallToolRequestParams::new("execute_write")
-                .with_arguments(args(json!({"sql": sql})));
-            client
-                .send_request_with_option(
-                    rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(request)),
-                    rmcp::service::PeerRequestOptions::default().with_meta(
-                        rmcp::model::RequestMetaObject::with_progress_token(
-                            rmcp::model::ProgressToken(rmcp::model::NumberOrString::Number(1)),
-                        ),
-                    ),
-                )
-                .await
-                .unwrap()
-                .await_response()
-                .await
-                .unwrap()
+            call_with(&client, "execute_write", json!({"sql": sql}), with_progress()).await.unwrap()
         })
     };
     // the owner decides by digest, as the web app does
@@ -389,18 +404,14 @@ async fn cancelling_ask_stops_the_answer() {
     let llm = ScriptedLlm::by_round(vec![Step::Hang], Duration::ZERO).await;
     let app = spawn_with(|c| use_llm(c, &llm)).await;
     let (client, _) = connect(&app, None, ProtocolVersion::LATEST_WITH_INITIALIZE).await.unwrap();
-    let request = CallToolRequestParams::new("ask")
-        .with_arguments(args(json!({"question": "How many orders are there?"})));
     // the client gives up after 500 ms and sends notifications/cancelled
-    let result = client
-        .send_request_with_option(
-            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(request)),
-            rmcp::service::PeerRequestOptions::with_timeout(Duration::from_millis(500)),
-        )
-        .await
-        .unwrap()
-        .await_response()
-        .await;
+    let result = call_with(
+        &client,
+        "ask",
+        json!({"question": "How many orders are there?"}),
+        rmcp::service::PeerRequestOptions::with_timeout(Duration::from_millis(500)),
+    )
+    .await;
     assert!(matches!(result, Err(rmcp::ServiceError::Timeout { .. })), "{result:?}");
     // the turn is stopped and stored as cancelled, with the question kept
     let mut status = Value::Null;

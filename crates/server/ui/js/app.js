@@ -96,6 +96,7 @@ async function selectDatabase(name) {
   if (state.database) state.live.unsubscribe([`database:${state.database}`]);
   state.database = name;
   $('database-picker').value = name;
+  structure.engine = state.databases.find((d) => d.name === name)?.engine;
   structure.update(null);
   state.live.subscribe([`database:${name}`]);
 }

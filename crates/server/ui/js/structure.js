@@ -4,7 +4,7 @@
 import { el } from './dom.js';
 
 // SQLite counts schema versions up; PostgreSQL's is a fingerprint of its catalogue.
-const version = (v) => (Math.abs(v) < 1e6 ? `schema v${v}` : `schema #${(v >>> 0).toString(16)}`);
+const version = (v, engine) => (engine === 'postgresql' ? `schema #${(v >>> 0).toString(16)}` : `schema v${v}`);
 
 export class Structure {
   constructor(root, filter) {
@@ -12,6 +12,7 @@ export class Structure {
     this.filter = filter;
     this.open = new Set();
     this.schema = null;
+    this.engine = null; // `sqlite` or `postgresql`, set by the app with the database
     filter.addEventListener('input', () => this.render());
   }
 
@@ -36,7 +37,7 @@ export class Structure {
     const tables = this.schema.tables.filter((t) => !q || t.name.toLowerCase().includes(q) || t.columns.some((c) => c.name.toLowerCase().includes(q)));
     const warnings = this.schema.warnings || [];
     this.root.replaceChildren(
-      el('p', { class: 'note', text: `${this.schema.database} · ${this.schema.tables.length} tables and views · ${version(this.schema.schema_version)}` }),
+      el('p', { class: 'note', text: `${this.schema.database} · ${this.schema.tables.length} tables and views · ${version(this.schema.schema_version, this.engine)}` }),
       ...warnings.map((w) => el('p', { class: 'note warning', text: w })),
       ...tables.map((t) => this.card(t)),
     );

@@ -133,7 +133,7 @@ impl PostgresDatabase {
         let schemas = self.schemas();
         let masks = configured_masks(&self.spec.masked_columns);
         self.within(limits.timeout, async |client| {
-            let tx = self.begin(client, limits.timeout).await?;
+            let tx = self.begin(client).await?;
             let e = |e: tokio_postgres::Error| self.error(&e);
             let relations = format!(
                 "WITH s AS {SCHEMAS} SELECT c.oid, s.nspname::text, c.relname::text, c.relkind::text, \
@@ -363,7 +363,7 @@ impl PostgresDatabase {
         let no_params: Vec<TextParam> = Vec::new();
         let result = self
             .within(limits.timeout, async |client| {
-                let tx = self.begin(client, limits.timeout).await?;
+                let tx = self.begin(client).await?;
                 value::run(self, &tx, sql.as_str(), &no_params, &limits, started).await
             })
             .await?;
@@ -378,7 +378,7 @@ impl PostgresDatabase {
         let masks = configured_masks(&self.spec.masked_columns);
         let (problems, user, readable_masks) = self
             .within(timeout, async |client| {
-                let tx = self.begin(client, timeout).await?;
+                let tx = self.begin(client).await?;
                 let e = |e: tokio_postgres::Error| self.error(&e);
                 let role = "SELECT current_user::text, r.rolsuper, r.rolbypassrls, \
                        ARRAY(SELECT g.rolname::text FROM pg_roles g WHERE g.rolname IN \

@@ -132,7 +132,7 @@ impl PostgresDatabase {
         let manager = if pg.get_ssl_mode() == SslMode::Disable {
             Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
         } else {
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            crate::install_crypto_provider();
             use rustls_platform_verifier::ConfigVerifierExt;
             let tls = rustls::ClientConfig::with_platform_verifier().map_err(|e| {
                 unavailable(format!("database `{}`: TLS cannot be set up ({e})", spec.name))
@@ -193,26 +193,15 @@ impl PostgresDatabase {
         self.spec.schemas.clone()
     }
 
-    /// Opens a read-only transaction on `client` with the statement and lock timeouts set.
-    /// Dropping it sends ROLLBACK without waiting: a read-only transaction has nothing to commit.
-    /// (Sessions already carry `tools.query_timeout_ms` and `lock_timeout_ms` as defaults; a
-    /// query also sets its own with `SET LOCAL`, pipelined with its first statements.)
+    /// Opens a read-only transaction on `client`. Statement and lock timeouts are the session's
+    /// (`tools.query_timeout_ms`, `tools.lock_timeout_ms`, set when it connects); a query sets
+    /// its own with `SET LOCAL`, pipelined with its first statements (`value::run`). Dropping
+    /// the transaction sends ROLLBACK without waiting: a read-only one has nothing to commit.
     async fn begin<'c>(
         &self,
         client: &'c mut Object,
-        timeout: Duration,
     ) -> Result<deadpool_postgres::Transaction<'c>, ToolError> {
-        let tx =
-            client.build_transaction().read_only(true).start().await.map_err(|e| self.error(&e))?;
-        if timeout != Duration::from_millis(self.config.query_timeout_ms.max(1)) {
-            tx.batch_execute(&format!(
-                "SET LOCAL statement_timeout = {}",
-                timeout.as_millis().max(1)
-            ))
-            .await
-            .map_err(|e| self.error(&e))?;
-        }
-        Ok(tx)
+        client.build_transaction().read_only(true).start().await.map_err(|e| self.error(&e))
     }
 
     /// Runs `work` (which begins with [`Self::begin`] on a connection of its own) within
@@ -385,7 +374,7 @@ impl PostgresDatabase {
         let started = Instant::now();
         let result = self
             .within(limits.timeout, async |client| {
-                let tx = self.begin(client, limits.timeout).await?;
+                let tx = self.begin(client).await?;
                 value::run(self, &tx, sql.as_str(), &params, &limits, started).await
             })
             .await;
@@ -593,7 +582,7 @@ impl Engine for PostgresDatabase {
         Box::pin(async move {
             let schema = self.schema_cached(&limits).await?;
             self.within(limits.timeout, async |client| {
-                let tx = self.begin(client, limits.timeout).await?;
+                let tx = self.begin(client).await?;
                 introspect::metadata(self, &tx, &schema).await
             })
             .await
