@@ -9,8 +9,8 @@ use sqlmatic_models::{Message, Principal, Thread, ThreadId};
 use sqlmatic_services::agent::AgentService;
 use sqlmatic_services::llm::ChatModel;
 use sqlmatic_services::{
-    AgentConfig, AppDb, DatabaseConfig, MemoryConfig, MemoryService, QueryLog, Targets,
-    ThreadService, UserService,
+    AgentConfig, AppDb, DatabaseConfig, KnowledgeService, MemoryConfig, MemoryService, QueryLog,
+    Targets, ThreadService, UserService,
 };
 use sqlmatic_tools::{QueryEvent, QueryObserver, ToolRegistry, ToolsConfig};
 use tokio::sync::watch;
@@ -65,6 +65,7 @@ pub struct Sqlmatic {
     pub(crate) users: UserService,
     pub(crate) approvals: Arc<crate::approvals::Approvals>,
     pub(crate) memory: MemoryService,
+    pub(crate) knowledge: KnowledgeService,
     pub(crate) agents: AgentService,
     /// Threads with a turn running: whose, and how to cancel it.
     pub(crate) inflight: Mutex<HashMap<ThreadId, (String, watch::Sender<bool>)>>,
@@ -143,6 +144,7 @@ impl Sqlmatic {
                 Duration::from_millis(config.agent.approval_timeout_ms),
             )),
             memory: MemoryService::new(app_db.clone(), config.memory.clone()),
+            knowledge: KnowledgeService::new(app_db.clone()),
             agents,
             inflight: Mutex::default(),
             chat_rate: crate::limits::Buckets::new(config.chats_per_minute),

@@ -67,6 +67,10 @@ pub struct ChatReply {
     pub usage: Usage,
     /// Model calls made.
     pub steps: u32,
+    /// The verified query the answer reused (its SQL ran as verified, or with only literal
+    /// values changed), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_query: Option<sqlmatic_models::VerifiedQueryRef>,
 }
 
 /// Removes a thread from the in-flight set when its turn ends, however it ends.
@@ -299,11 +303,15 @@ impl Sqlmatic {
             partial: String::new(),
             state: Arc::default(),
             transcript: Vec::new(),
+            offered: Vec::new(),
         };
         let ending = run.drive().await;
         // what the agent recorded, even when the turn was cancelled mid-way
         let TurnState { queries, charts } =
             std::mem::take(&mut *run.state.lock().unwrap_or_else(PoisonError::into_inner));
+        let ran: Vec<String> =
+            queries.iter().filter(|q| q.is_ok()).map(|q| q.sql.clone()).collect();
+        let verified_query = sqlmatic_services::KnowledgeService::reused(&ran, &run.offered);
         let (status, answer, result) = match ending {
             Ok(Ending::Done(Ok(outcome))) => {
                 (MessageStatus::Complete, outcome.answer.clone(), Ok(outcome))
@@ -315,8 +323,17 @@ impl Sqlmatic {
             Err(e) => (MessageStatus::Error, run.partial.clone(), Err(Some(e))),
         };
         let transcript = std::mem::take(&mut run.transcript);
-        if let Err(e) =
-            self.threads.finish_turn(thread_id, answer_id, status, answer.clone(), transcript).await
+        if let Err(e) = self
+            .threads
+            .finish_turn(
+                thread_id,
+                answer_id,
+                status,
+                answer.clone(),
+                transcript,
+                verified_query.clone().filter(|_| status == MessageStatus::Complete),
+            )
+            .await
         {
             log::error!("chat: cannot store the answer {answer_id} of thread {thread_id}: {e}");
         }
@@ -326,7 +343,12 @@ impl Sqlmatic {
                 self.stream_event(
                     thread_id,
                     answer_id,
-                    StreamPart::Done { answer: answer.clone(), status: "complete".into(), usage },
+                    StreamPart::Done {
+                        answer: answer.clone(),
+                        status: "complete".into(),
+                        usage,
+                        verified_query: verified_query.clone(),
+                    },
                 );
                 log::info!(
                     "chat: thread {thread_id} answered in {} step(s), usage {:?}",
@@ -343,6 +365,7 @@ impl Sqlmatic {
                     charts,
                     usage: outcome.usage,
                     steps: outcome.steps,
+                    verified_query,
                 })
             }
             Err(None) => {
@@ -353,6 +376,7 @@ impl Sqlmatic {
                         answer: answer.clone(),
                         status: "cancelled".into(),
                         usage: json!({}),
+                        verified_query: None,
                     },
                 );
                 log::info!(
@@ -369,6 +393,7 @@ impl Sqlmatic {
                     charts,
                     usage: Usage::default(),
                     steps: 0,
+                    verified_query: None,
                 })
             }
             Err(Some(e)) => {
@@ -393,6 +418,8 @@ struct TurnRun<'a> {
     /// The assistant's tool calls and the tool results, stored with the answer when the turn
     /// ends (one transaction per turn, not one per message).
     transcript: Vec<NewMessage>,
+    /// The verified queries the prompt offered (to tell whether the answer reused one).
+    offered: Vec<sqlmatic_models::VerifiedQuery>,
 }
 
 impl TurnRun<'_> {
@@ -406,12 +433,21 @@ impl TurnRun<'_> {
             core.memory.history(turn.thread_id, Some(summarizer)).await?;
         let schema = core.structure_of(&turn.database).await?;
         let dialect = core.target(Some(&turn.database))?.dialect();
-        let system_context = context::schema_context(
+        let mut system_context = context::schema_context(
             &schema,
             dialect,
             &turn.question,
             agent.settings().schema_token_budget,
         );
+        let (business, offered) = core
+            .knowledge
+            .prompt_section(&turn.database, &turn.question, agent.settings().context_token_budget)
+            .await?;
+        if !business.is_empty() {
+            system_context.push_str("\n\n");
+            system_context.push_str(&business);
+        }
+        self.offered = offered;
         let mut ctx =
             core.tool_context(&turn.user, Some(&turn.database), Some(turn.thread_id), "agent")?;
         ctx.message_id = Some(turn.answer_id);

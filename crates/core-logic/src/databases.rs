@@ -61,14 +61,18 @@ impl Sqlmatic {
         ctx.thread_id = thread_id;
         ctx.source = source;
         ctx.observer = Some(self.observer.clone());
+        ctx.values = self.value_lookup();
         Ok(ctx)
     }
 
     /// Start-up checks of every target (PostgreSQL: the role cannot write or escape, masked
     /// columns are unreadable). An unreachable target is only logged; an unsafe role is an
-    /// error. Call once after [`Sqlmatic::open`].
+    /// error. Then loads each target's business context. Call once after [`Sqlmatic::open`].
     pub async fn check_targets(&self) -> Result<()> {
-        Ok(self.targets.check().await?)
+        self.targets.check().await?;
+        // business contexts next: their verified queries run against the targets
+        self.load_contexts().await;
+        Ok(())
     }
 
     /// Readiness: the app database answers and every target can be read. The error names each

@@ -4,7 +4,8 @@
 //! the target databases and tools, the [`sqlmatic_events::EventBus`], [`Metrics`], the
 //! background [`watch`] tasks (schema changes, metrics pushes) and the chat turn
 //! ([`Sqlmatic::chat`]). Its methods live with their responsibility: `chat` (turns), `threads`,
-//! `databases` (targets, structures, API queries, the query log), `subscriptions`, `approvals`,
+//! `databases` (targets, structures, API queries, the query log), `knowledge` (business
+//! context, verified queries, feedback, the value index), `subscriptions`, `approvals`,
 //! `limits` (chat rate limit), `metrics`, `watch` (background tasks).
 //!
 //! Must not know actix or HTTP status codes; errors carry an [`sqlmatic_models::ErrorKind`] and a
@@ -18,6 +19,7 @@ mod chat;
 mod databases;
 mod error;
 pub mod eval;
+mod knowledge;
 pub mod limits;
 mod metrics;
 mod subscriptions;
@@ -28,4 +30,5 @@ pub mod watch;
 pub use app::{CoreConfig, Sqlmatic, ThreadWithMessages};
 pub use chat::{ChatReply, ChatRequest, MAX_MESSAGE_CHARS, PreparedTurn, QueryRecord};
 pub use error::{Error, Result};
+pub use knowledge::VerifyRequest;
 pub use metrics::Metrics;

@@ -1,4 +1,5 @@
-//! Questions to start with, made from a database's structure without an LLM: per foreign key,
+//! Questions to start with: a context file's onboarding questions, else questions made from a
+//! database's structure without an LLM: per foreign key,
 //! how many rows of a table each referenced row has; per date column, a monthly trend; per
 //! money-like number, a total by what it references. Deterministic, so the same database always
 //! offers the same questions.
@@ -80,14 +81,22 @@ pub fn from_schema(schema: &DatabaseSchema) -> Vec<String> {
 }
 
 impl Sqlmatic {
-    /// Questions to start a thread about `database` with (made from its structure).
+    /// Questions to start a thread about `database` with: the context file's onboarding
+    /// questions (verified queries marked `use_as_onboarding_question`), else questions made
+    /// from its structure; and which (`context` or `schema`).
     pub async fn suggestions(
         self: &Arc<Self>,
         user: &Principal,
         database: Option<&str>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<(&'static str, Vec<String>)> {
+        let target = self.target_for(user, database)?;
+        let mut onboarding = self.knowledge.onboarding_questions(target.name()).await?;
+        if !onboarding.is_empty() {
+            onboarding.truncate(MAX);
+            return Ok(("context", onboarding));
+        }
         let schema = self.structure(user, database).await?;
-        Ok(from_schema(&schema))
+        Ok(("schema", from_schema(&schema)))
     }
 }
 

@@ -1,4 +1,6 @@
-//! Background tasks: schema-change detection and periodic metrics pushes.
+//! Background tasks: schema-change detection, periodic metrics pushes, credential changes, and
+//! business-context upkeep (context files reloaded when they change, value indexes rebuilt when
+//! the data changes).
 //!
 //! Each runs until its [`BackgroundTasks`] is dropped.
 
@@ -33,6 +35,7 @@ pub fn start(core: &Arc<Sqlmatic>) -> BackgroundTasks {
             tokio::spawn(watch_schemas(Arc::downgrade(core), poll)),
             tokio::spawn(publish_metrics(Arc::downgrade(core), metrics_every)),
             tokio::spawn(watch_credentials(Arc::downgrade(core), CREDENTIAL_POLL)),
+            tokio::spawn(watch_knowledge(Arc::downgrade(core), poll)),
         ],
     }
 }
@@ -106,6 +109,55 @@ async fn watch_credentials(core: std::sync::Weak<Sqlmatic>, every: Duration) {
             }
             Ok(_) => {}
             Err(e) => log::debug!("credential watcher: {e}"),
+        }
+    }
+}
+
+/// Reloads a context file whose length or modification time changed, and rebuilds a target's
+/// value index when its data stamp changed (at most every `value_index.min_rebuild_interval_ms`).
+async fn watch_knowledge(core: std::sync::Weak<Sqlmatic>, every: Duration) {
+    let mut files: HashMap<String, crate::knowledge::FileStamp> = HashMap::new();
+    let mut built: HashMap<String, tokio::time::Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else { break };
+        let names: Vec<String> = core.targets().all().map(|t| t.name().to_owned()).collect();
+        let min_rebuild =
+            Duration::from_millis(core.config().database.value_index.min_rebuild_interval_ms);
+        for name in names {
+            if let Some(sqlmatic_services::ContextSource::File(path)) =
+                core.targets().context_source(&name)
+            {
+                let stamp = crate::knowledge::file_stamp(&path);
+                // the first look records what start-up loaded
+                let changed = files.insert(name.clone(), stamp).is_some_and(|old| old != stamp);
+                if changed {
+                    match core.load_context(&name).await {
+                        Ok(report) => log::info!(
+                            "context of `{name}` reloaded: {} issue(s)",
+                            report.issues.len()
+                        ),
+                        Err(e) => log::warn!("context of `{name}` not reloaded: {e}"),
+                    }
+                }
+            }
+            if built.get(&name).is_some_and(|at| at.elapsed() < min_rebuild) {
+                continue;
+            }
+            match core.refresh_values(&name, false).await {
+                Ok(Some(_)) => {
+                    built.insert(name.clone(), tokio::time::Instant::now());
+                }
+                Ok(None) => {}
+                Err(e) => log::debug!("value index of `{name}` not rebuilt: {e}"),
+            }
+        }
+        if first {
+            first = false;
+            log::info!("context watcher started (every {} ms)", every.as_millis());
         }
     }
 }

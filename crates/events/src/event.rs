@@ -140,6 +140,9 @@ pub enum StreamPart {
         status: String,
         /// Tokens used (`prompt_tokens`, `completion_tokens`).
         usage: serde_json::Value,
+        /// The verified query the answer reused, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verified_query: Option<sqlmatic_models::VerifiedQueryRef>,
     },
     /// The turn failed.
     Error {

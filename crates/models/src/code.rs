@@ -160,6 +160,16 @@ codes! {
     TooManyTopics = "too_many_topics", InvalidInput, 400;
     /// A topic naming an unknown database or someone else's thread.
     TopicNotFound = "topic_not_found", NotFound, 404;
+    /// No verified query or candidate with that id.
+    VerifiedQueryNotFound = "verified_query_not_found", NotFound, 404;
+    /// A verified query's SQL did not run read-only within the limits; it was not promoted.
+    VerificationFailed = "verification_failed", InvalidInput, 422;
+    /// The verified query comes from the context file; change it there.
+    DefinedInContextFile = "defined_in_context_file", Conflict, 409;
+    /// Feedback is given on an answer (an assistant message), not on this message.
+    NotAnAnswer = "not_an_answer", InvalidInput, 400;
+    /// The value index of the database is not built yet (or value lookup is off).
+    ValueIndexUnavailable = "value_index_unavailable", Unavailable, 503;
     /// A bug; the server log has the details.
     Internal = "internal", Internal, 500;
 }

@@ -10,6 +10,7 @@ mod chat;
 mod code;
 mod error;
 mod ids;
+mod knowledge;
 mod principal;
 mod query;
 mod schema;
@@ -21,6 +22,9 @@ pub use chat::{ChatMessage, ToolCall, Usage};
 pub use code::Code;
 pub use error::ErrorKind;
 pub use ids::{InvalidId, MessageId, ThreadId};
+pub use knowledge::{
+    Feedback, Rating, ValueMatch, VerifiedQuery, VerifiedQueryRef, VerifiedStatus,
+};
 pub use principal::Principal;
 pub use query::{ColumnMeta, InvalidSql, QueryParams, QueryResult, SqlQuery};
 pub use schema::{

@@ -185,6 +185,12 @@ pub struct Message {
     /// The answer message this intermediate message (tool call or tool result) belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<MessageId>,
+    /// An answer that reused a verified query says which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_query: Option<crate::VerifiedQueryRef>,
+    /// The thread owner's rating of this answer, if they gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<crate::Rating>,
 }
 
 #[cfg(test)]

@@ -54,6 +54,9 @@ pub struct AgentConfig {
     /// Above this many (estimated) tokens, the prompt carries table names and the most relevant
     /// tables only, and the model fetches the rest with the tools.
     pub schema_token_budget: usize,
+    /// Tokens (about four characters each) of business context — verified queries, metrics,
+    /// rules, synonyms — retrieved into the prompt for each question (0: none).
+    pub context_token_budget: usize,
     /// OpenAI-compatible servers: send tool schemas in OpenAI's strict form with `strict: true`
     /// (the model's arguments then always match). `false` for servers that reject the field.
     pub strict_tools: bool,
@@ -103,6 +106,7 @@ impl Default for AgentConfig {
             result_max_rows: 50,
             result_max_bytes: 16_000,
             schema_token_budget: 3000,
+            context_token_budget: 1500,
             strict_tools: true,
             max_tokens_field: crate::llm::MaxTokensField::default(),
             send_temperature: true,

@@ -80,6 +80,49 @@ const MIGRATIONS: &[&str] = &[
         user TEXT NOT NULL,
         at TEXT NOT NULL
     );",
+    // 5: business context: verified queries (and the candidates feedback proposes) with their
+    // lexical index, feedback on answers, which verified query an answer reused, and the index
+    // of stored text values behind find_values
+    "ALTER TABLE messages ADD COLUMN verified_query TEXT;
+    CREATE TABLE verified_queries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        database TEXT NOT NULL,
+        question TEXT NOT NULL,
+        sql TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('candidate','verified')),
+        source TEXT NOT NULL CHECK (source IN ('file','feedback','api')),
+        verified_by TEXT,
+        verified_at TEXT,
+        onboarding INTEGER NOT NULL DEFAULT 0,
+        proposed_by TEXT,
+        message_id INTEGER REFERENCES messages(id) ON DELETE SET NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX verified_queries_database ON verified_queries(database, status);
+    CREATE INDEX verified_queries_message ON verified_queries(message_id);
+    CREATE VIRTUAL TABLE verified_fts USING fts5(
+        question, terms, tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        user TEXT NOT NULL,
+        rating TEXT NOT NULL CHECK (rating IN ('up','down')),
+        comment TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (message_id, user)
+    );
+    CREATE TABLE value_index_state (
+        database TEXT PRIMARY KEY,
+        stamp INTEGER NOT NULL,
+        value_count INTEGER NOT NULL,
+        column_count INTEGER NOT NULL,
+        built_at TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE value_index USING fts5(
+        value, database UNINDEXED, table_name UNINDEXED, column_name UNINDEXED,
+        tokenize = 'trigram remove_diacritics 1'
+    );",
 ];
 
 /// The app database; cheap to clone. Reads use the pool; writes go to one writer thread

@@ -24,6 +24,39 @@ pub struct DatabaseConfig {
     pub schema_poll_interval_ms: u64,
     /// The databases users query. Empty: the bundled demo database.
     pub targets: Vec<TargetSpec>,
+    /// The index of stored text values behind the `find_values` tool.
+    pub value_index: ValueIndexConfig,
+}
+
+/// `database.value_index:` the index of stored text values `find_values` searches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValueIndexConfig {
+    /// Build and keep the index (off: `find_values` answers `value_index_unavailable`).
+    pub enabled: bool,
+    /// Values indexed per target at most.
+    pub max_values: usize,
+    /// Distinct values read per column at most (the most frequent first).
+    pub max_per_column: usize,
+    /// Longer values are not indexed (free text is not what people filter on).
+    pub max_value_chars: usize,
+    /// Time one build may take; columns not reached are left out until the next build.
+    pub build_budget_ms: u64,
+    /// A changed target is re-indexed at most this often.
+    pub min_rebuild_interval_ms: u64,
+}
+
+impl Default for ValueIndexConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_values: 50_000,
+            max_per_column: 1_000,
+            max_value_chars: 100,
+            build_budget_ms: 20_000,
+            min_rebuild_interval_ms: 10_000,
+        }
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -36,6 +69,7 @@ impl Default for DatabaseConfig {
             demo_path: PathBuf::from("data/demo.db"),
             schema_poll_interval_ms: 1000,
             targets: Vec::new(),
+            value_index: ValueIndexConfig::default(),
         }
     }
 }

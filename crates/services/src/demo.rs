@@ -106,6 +106,10 @@ CREATE VIEW product_sales AS
     GROUP BY p.id, c.name;
 ";
 
+/// The demo's business context (`config/context/demo.yaml`, compiled in): used for the
+/// generated demo database, so the defaults show verified queries and metrics at work.
+pub const CONTEXT: &str = include_str!("../../../config/context/demo.yaml");
+
 /// The same shop for PostgreSQL, derived from [`SCHEMA`] so the two cannot drift: the types a
 /// PostgreSQL schema would use (exact `numeric` money instead of `REAL`, `date` for the `*_date`
 /// and `*_at` columns), after dropping the demo's tables if they are there.

@@ -26,6 +26,9 @@ pub enum Error {
     },
     #[error("a blocking task failed")]
     Join(#[from] tokio::task::JoinError),
+    /// A request the service refuses for a reason with its own code.
+    #[error("{message}")]
+    Refused { code: Code, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -48,6 +51,7 @@ impl Error {
             Self::InvalidInput(_) => ErrorKind::InvalidInput,
             Self::AppDbBusy(_) | Self::AppDbUnwritable(_) | Self::Pool(_) => ErrorKind::Unavailable,
             Self::AppDb(_) | Self::Io { .. } | Self::Join(_) => ErrorKind::Internal,
+            Self::Refused { code, .. } => code.kind(),
         }
     }
 
@@ -57,6 +61,7 @@ impl Error {
             Self::NotFound { what: "thread" } => Code::ThreadNotFound,
             Self::NotFound { what: "message" } => Code::MessageNotFound,
             Self::NotFound { what: "user" } => Code::UserNotFound,
+            Self::NotFound { what: "verified query" } => Code::VerifiedQueryNotFound,
             Self::NotFound { .. } => Code::NotFound,
             Self::InvalidInput(_) => Code::InvalidInput,
             Self::UnknownDatabase { .. } => Code::DatabaseNotFound,
@@ -64,6 +69,7 @@ impl Error {
             Self::AppDbUnwritable(_) => Code::AppDbUnwritable,
             Self::Pool(_) => Code::AppDbUnavailable,
             Self::AppDb(_) | Self::Io { .. } | Self::Join(_) => Code::Internal,
+            Self::Refused { code, .. } => *code,
         }
     }
 }

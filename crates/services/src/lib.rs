@@ -8,6 +8,8 @@
 //! - [`llm`]: the `ChatModel` trait and the OpenAI-compatible and Anthropic providers;
 //! - [`agent`]: the tool-calling loop and per-user agents;
 //! - [`MemoryService`]: a thread's history within a token budget, with persisted summaries;
+//! - [`KnowledgeService`]: business context (context files, verified queries and their
+//!   lexical index, feedback) and the value index behind `find_values`;
 //! - [`AgentConfig`], [`MemoryConfig`]: their configuration sections.
 //!
 //! Must not know actix or HTTP status codes: errors carry a [`sqlmatic_models::ErrorKind`].
@@ -20,6 +22,7 @@ mod config;
 pub mod demo;
 mod error;
 pub mod http;
+pub mod knowledge;
 pub mod llm;
 pub mod memory;
 mod query_log;
@@ -31,11 +34,12 @@ pub mod users;
 
 pub use agent_config::{AgentConfig, AgentOverrides, DEFAULT_SYSTEM_PROMPT, MemoryConfig};
 pub use app_db::AppDb;
-pub use config::DatabaseConfig;
+pub use config::{DatabaseConfig, ValueIndexConfig};
 pub use error::{Error, Result};
 pub use http::{ClientSettings, PerThreadClient, http_client, http_client_builder};
+pub use knowledge::KnowledgeService;
 pub use memory::MemoryService;
 pub use query_log::{QueryLog, QueryLogEntry};
-pub use targets::Targets;
+pub use targets::{ContextSource, Targets};
 pub use threads::{NewMessage, ThreadService};
 pub use users::{UserInfo, UserService};

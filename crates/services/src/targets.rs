@@ -12,6 +12,17 @@ use crate::{DatabaseConfig, Error, Result};
 pub struct Targets {
     by_name: BTreeMap<String, Arc<TargetDatabase>>,
     default: String,
+    /// The generated demo stands in for configured targets (it gets the demo's context).
+    demo: bool,
+}
+
+/// Where a target's business context comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextSource {
+    /// The file `context:` names (reloaded when it changes).
+    File(std::path::PathBuf),
+    /// Text compiled into the binary (the demo's).
+    Embedded(&'static str),
 }
 
 impl Targets {
@@ -28,7 +39,9 @@ impl Targets {
     #[cfg(feature = "demo")]
     fn demo(config: &DatabaseConfig, tools: &ToolsConfig) -> Result<Self> {
         crate::demo::ensure(&config.demo_path)?;
-        Ok(Self::from_specs(vec![crate::demo::spec(&config.demo_path)], tools))
+        let mut targets = Self::from_specs(vec![crate::demo::spec(&config.demo_path)], tools);
+        targets.demo = true;
+        Ok(targets)
     }
 
     #[cfg(not(feature = "demo"))]
@@ -54,7 +67,18 @@ impl Targets {
                 (target.name().to_owned(), target)
             })
             .collect();
-        Self { by_name, default }
+        Self { by_name, default, demo: false }
+    }
+
+    /// Where the business context of target `name` comes from, if it has one.
+    pub fn context_source(&self, name: &str) -> Option<ContextSource> {
+        let target = self.by_name.get(name)?;
+        match &target.spec().context {
+            Some(path) => Some(ContextSource::File(path.clone())),
+            #[cfg(feature = "demo")]
+            None if self.demo => Some(ContextSource::Embedded(crate::demo::CONTEXT)),
+            None => None,
+        }
     }
 
     /// Checks every target once at start-up. An unhealthy one (a missing file, a server that is

@@ -4,7 +4,8 @@ use std::str::FromStr;
 
 use rusqlite::{OptionalExtension, Row, params};
 use sqlmatic_models::{
-    Message, MessageId, MessageStatus, Page, Role, Thread, ThreadId, ThreadTitle,
+    Message, MessageId, MessageStatus, Page, Rating, Role, Thread, ThreadId, ThreadTitle,
+    VerifiedQueryRef,
 };
 
 use crate::app_db::now;
@@ -72,6 +73,8 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         status: MessageStatus::parse(&status).unwrap_or(MessageStatus::Error),
         created_at: parse_time(&r.get::<_, String>(6)?),
         parent_id: r.get::<_, Option<i64>>(7)?.map(MessageId),
+        verified_query: r.get::<_, Option<String>>(8)?.and_then(|t| serde_json::from_str(&t).ok()),
+        feedback: r.get::<_, Option<String>>(9)?.as_deref().and_then(Rating::parse),
     })
 }
 
@@ -128,10 +131,11 @@ impl ThreadService {
             .run(move |c| {
                 get_thread(c, &owner, id)?;
                 let mut stmt = c.prepare_cached(
-                    "SELECT id, thread_id, role, content, tool_calls, status, created_at, parent_id \
-                     FROM messages WHERE thread_id = ?1 ORDER BY id",
+                    "SELECT id, thread_id, role, content, tool_calls, status, created_at, parent_id, \
+                     verified_query, (SELECT rating FROM feedback f WHERE f.message_id = m.id \
+                     AND f.user = ?2) FROM messages m WHERE thread_id = ?1 ORDER BY id",
                 )?;
-                let rows = stmt.query_map([id.to_string()], message_from_row)?;
+                let rows = stmt.query_map(params![id.to_string(), owner], message_from_row)?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await
@@ -236,7 +240,9 @@ impl ThreadService {
         status: MessageStatus,
         text: String,
         transcript: Vec<NewMessage>,
+        verified_query: Option<VerifiedQueryRef>,
     ) -> Result<()> {
+        let verified_query = verified_query.and_then(|v| serde_json::to_string(&v).ok());
         self.db
             .write(move |c| {
                 let ts = now();
@@ -244,8 +250,10 @@ impl ThreadService {
                     insert_message(c, thread, message, &ts)?;
                 }
                 let n = c
-                    .prepare_cached("UPDATE messages SET status = ?1, content = ?2 WHERE id = ?3")?
-                    .execute(params![status.as_str(), text, answer.0])?;
+                    .prepare_cached(
+                        "UPDATE messages SET status = ?1, content = ?2, verified_query = ?3 WHERE id = ?4",
+                    )?
+                    .execute(params![status.as_str(), text, verified_query, answer.0])?;
                 if n == 0 {
                     return Err(Error::NotFound { what: "message" });
                 }
@@ -342,6 +350,8 @@ fn insert_message(
         status: m.status,
         created_at: parse_time(ts),
         parent_id: m.parent_id,
+        verified_query: None,
+        feedback: None,
     })
 }
 

@@ -68,6 +68,7 @@ impl Default for ToolsConfig {
                 "execute_query".into(),
                 "execute_write".into(),
                 "show_chart".into(),
+                "find_values".into(),
             ],
         }
     }

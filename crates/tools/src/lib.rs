@@ -31,8 +31,9 @@ pub mod test_support;
 pub mod tool;
 
 pub use builtin::{
-    ExecuteQuery, ExecuteQueryArgs, ExecuteWrite, GetMetadata, GetSchema, GetSchemaArgs,
-    ListTables, OneOrMany, ShowChart, ShowChartArgs, TableList, WriteOutput,
+    ExecuteQuery, ExecuteQueryArgs, ExecuteWrite, FindValues, FindValuesArgs, FoundValues,
+    GetMetadata, GetSchema, GetSchemaArgs, ListTables, OneOrMany, ShowChart, ShowChartArgs,
+    TableList, WriteOutput,
 };
 pub use config::{QueryLimits, ToolsConfig};
 
@@ -53,4 +54,5 @@ pub use target::{
 };
 pub use tool::{
     Approval, ApprovalGate, DynTool, Tool, ToolContext, ToolDefinition, ToolRegistry, Toolset,
+    ValueLookup,
 };

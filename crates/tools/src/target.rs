@@ -73,6 +73,10 @@ pub struct TargetSpec {
     /// at start-up). The schema marks them `masked`.
     #[serde(default)]
     pub masked_columns: Vec<String>,
+    /// The business-context file (`docs/context.md`): descriptions, synonyms, metrics, rules and
+    /// verified queries, reloaded when it changes.
+    #[serde(default)]
+    pub context: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -95,6 +99,7 @@ impl TargetSpec {
             description: None,
             tables: BTreeMap::new(),
             masked_columns: Vec::new(),
+            context: None,
         }
     }
 
@@ -546,6 +551,11 @@ impl TargetDatabase {
     /// A number that changes when the schema does (cheap; the schema watcher polls it).
     pub async fn schema_version(&self) -> Result<i64, ToolError> {
         self.engine.fingerprint().await
+    }
+
+    /// A number that changes when the data may have changed ([`Engine::data_stamp`]).
+    pub async fn data_stamp(&self) -> Result<i64, ToolError> {
+        self.engine.data_stamp().await
     }
 
     /// Tables and views with row counts (`list_tables`).

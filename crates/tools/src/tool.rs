@@ -37,6 +37,22 @@ pub struct ToolContext {
     pub approvals: Option<Arc<dyn ApprovalGate>>,
     /// What this turn's calls produced so far (the agent records them; `show_chart` reads them).
     pub turn: Arc<std::sync::Mutex<TurnState>>,
+    /// The value index `find_values` searches; without one, the tool says it is unavailable.
+    pub values: Option<Arc<dyn ValueLookup>>,
+}
+
+/// Finds stored text values close to what a person typed (case, accents, typos, partial words),
+/// from an index the application keeps; masked columns are never in it.
+pub trait ValueLookup: Send + Sync {
+    /// At most `limit` values of `database` like `text`, best first; `column` (`column` or
+    /// `table.column`) narrows the search.
+    fn find<'a>(
+        &'a self,
+        database: &'a str,
+        column: Option<&'a str>,
+        text: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<sqlmatic_models::ValueMatch>, ToolError>>;
 }
 
 /// A person's decision on a proposed write.
@@ -72,6 +88,7 @@ impl ToolContext {
             observer: None,
             approvals: None,
             turn: Arc::default(),
+            values: None,
         }
     }
 
@@ -192,6 +209,7 @@ impl ToolRegistry {
         r.register(crate::ExecuteQuery);
         r.register(crate::ExecuteWrite);
         r.register(crate::ShowChart);
+        r.register(crate::FindValues);
         r
     }
 

@@ -20,14 +20,16 @@ pub async fn list(state: web::Data<State>, user: CurrentUser) -> web::Json<Vec<D
 pub struct Suggestions {
     /// The database they are about.
     pub database: String,
-    /// Where they come from: `schema` (made from its keys, dates and amounts, without an LLM).
+    /// Where they come from: `context` (the context file's onboarding questions) or `schema`
+    /// (made from its keys, dates and amounts, without an LLM).
     pub source: &'static str,
     /// The questions, at most six.
     pub questions: Vec<String>,
 }
 
-/// Questions to start a thread about a database with, made from its structure (foreign keys,
-/// date columns, amounts) without an LLM; the web app shows them in an empty thread.
+/// Questions to start a thread about a database with: its context file's onboarding questions,
+/// else questions made from its structure (foreign keys, date columns, amounts) without an LLM;
+/// the web app shows them in an empty thread.
 #[utoipa::path(get, path = "/api/databases/{name}/suggestions", tag = "databases",
     params(("name" = String, Path, description = "database name")), responses(
     (status = 200, body = Suggestions), (status = 404, body = crate::wire::ErrorBody)))]
@@ -37,8 +39,8 @@ pub async fn suggestions(
     user: CurrentUser,
     name: web::Path<String>,
 ) -> Result<web::Json<Suggestions>, ApiError> {
-    let questions = state.core.suggestions(&user.0, Some(&name)).await?;
-    Ok(web::Json(Suggestions { database: name.into_inner(), source: "schema", questions }))
+    let (source, questions) = state.core.suggestions(&user.0, Some(&name)).await?;
+    Ok(web::Json(Suggestions { database: name.into_inner(), source, questions }))
 }
 
 /// The ETag of a structure: it changes when the schema (`schema_version`) or a row count changes.

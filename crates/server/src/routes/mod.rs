@@ -5,6 +5,7 @@ use actix_web::web;
 pub mod chat;
 pub mod databases;
 pub mod health;
+pub mod knowledge;
 pub mod metrics;
 pub mod openapi;
 pub mod query;
@@ -17,6 +18,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(databases::list)
         .service(databases::structure)
         .service(databases::suggestions)
+        .service(knowledge::context)
+        .service(knowledge::export)
+        .service(knowledge::values)
+        .service(knowledge::feedback)
+        .service(knowledge::list_verified)
+        .service(knowledge::verify)
+        .service(knowledge::delete_verified)
+        .service(knowledge::list_feedback)
         .service(query::run)
         .service(threads::list)
         .service(threads::create)

@@ -15,6 +15,14 @@ use utoipa::OpenApi;
         super::databases::list,
         super::databases::structure,
         super::databases::suggestions,
+        super::knowledge::context,
+        super::knowledge::export,
+        super::knowledge::values,
+        super::knowledge::feedback,
+        super::knowledge::list_verified,
+        super::knowledge::verify,
+        super::knowledge::delete_verified,
+        super::knowledge::list_feedback,
         super::query::run,
         super::threads::list,
         super::threads::create,
@@ -43,7 +51,14 @@ pub struct ApiDoc;
 const PUBLIC: &[&str] = &["/healthz", "/readyz", "/api/openapi.json"];
 
 /// Routes only admins may call (`403 forbidden` for other users).
-const ADMIN_ONLY: &[&str] = &["/api/metrics", "/metrics", "/api/users", "/api/users/{name}/agent"];
+const ADMIN_ONLY: &[&str] = &[
+    "/api/metrics",
+    "/metrics",
+    "/api/users",
+    "/api/users/{name}/agent",
+    "/api/feedback",
+    "/api/verified-queries/{id}",
+];
 
 /// What every route shares, added to each operation so the document lists exactly what the
 /// server sends: the bearer scheme, 401 and 429 from the auth and rate-limit middleware, 413,

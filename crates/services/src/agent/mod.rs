@@ -41,6 +41,8 @@ pub struct AgentSettings {
     pub result_max_rows: usize,
     pub result_max_bytes: usize,
     pub schema_token_budget: usize,
+    /// Tokens of business context per question (`agent.context_token_budget`).
+    pub context_token_budget: usize,
 }
 
 impl AgentSettings {
@@ -76,6 +78,7 @@ impl AgentSettings {
             result_max_rows: config.result_max_rows,
             result_max_bytes: config.result_max_bytes,
             schema_token_budget: config.schema_token_budget,
+            context_token_budget: config.context_token_budget,
         }
     }
 

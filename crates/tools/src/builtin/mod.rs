@@ -5,6 +5,7 @@
 
 mod execute_query;
 mod execute_write;
+mod find_values;
 mod get_metadata;
 mod get_schema;
 mod list_tables;
@@ -12,6 +13,7 @@ mod show_chart;
 
 pub use execute_query::{ExecuteQuery, ExecuteQueryArgs};
 pub use execute_write::{ExecuteWrite, WriteOutput};
+pub use find_values::{FindValues, FindValuesArgs, FoundValues};
 pub use get_metadata::GetMetadata;
 pub use get_schema::{GetSchema, GetSchemaArgs};
 pub use list_tables::{ListTables, TableList};

@@ -105,6 +105,10 @@ pub trait Engine: Send + Sync + 'static {
     /// A cheap number that changes when the schema does (polled by the schema watcher).
     fn fingerprint(&self) -> BoxFuture<'_, Result<i64, ToolError>>;
 
+    /// A cheap number that changes when the data may have changed (the value index behind
+    /// `find_values` is rebuilt when it does). False alarms cost a rebuild, never a wrong answer.
+    fn data_stamp(&self) -> BoxFuture<'_, Result<i64, ToolError>>;
+
     /// Validates a proposed write without running it.
     fn check_write(&self, sql: String) -> BoxFuture<'_, Result<(), ToolError>>;
 

@@ -672,6 +672,17 @@ impl Engine for SqliteDatabase {
         self.off_thread(|db| db.schema_version())
     }
 
+    fn data_stamp(&self) -> BoxFuture<'_, Result<i64, ToolError>> {
+        // every committed write changes the file's or its WAL's length or mtime
+        self.off_thread(|db| {
+            use std::hash::{Hash, Hasher};
+            let wal = PathBuf::from(format!("{}-wal", db.path.display()));
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (file_stamp(&db.path), file_stamp(&wal)).hash(&mut h);
+            Ok(h.finish() as i64)
+        })
+    }
+
     fn check_write(&self, sql: String) -> BoxFuture<'_, Result<(), ToolError>> {
         self.off_thread(move |db| db.check_write(&sql))
     }

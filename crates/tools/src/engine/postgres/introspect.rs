@@ -29,6 +29,24 @@ fn display_name(schema: &str, name: &str) -> String {
     if schema == "public" { name.to_owned() } else { format!("{schema}.{name}") }
 }
 
+/// A number that changes when rows of the shown schemas are inserted, updated or deleted (the
+/// cumulative statistics, flushed by PostgreSQL within about a second of a commit), or when the
+/// catalogue does.
+pub async fn data_stamp(
+    db: &PostgresDatabase,
+    client: &deadpool_postgres::Object,
+    schemas: &[String],
+) -> Result<i64, ToolError> {
+    let sql = format!(
+        "WITH s AS {SCHEMAS} SELECT coalesce(sum(t.n_tup_ins + t.n_tup_upd + t.n_tup_del), 0)::int8 \
+         FROM pg_stat_all_tables t JOIN s ON s.nspname = t.schemaname"
+    );
+    let stmt = client.prepare_cached(&sql).await.map_err(|e| db.error(&e))?;
+    let row = client.query_one(&stmt, &[&schemas]).await.map_err(|e| db.error(&e))?;
+    let changes: i64 = row.try_get(0).map_err(|e| db.error(&e))?;
+    Ok(fingerprint(db, client, schemas).await?.wrapping_mul(31) ^ changes)
+}
+
 /// A number that changes with any DDL, comment or privilege change in the shown schemas: the
 /// count and the sum of the transaction ids (`xmin`) of their catalogue rows. DDL, `COMMENT` and
 /// `GRANT` write new catalogue row versions; `ANALYZE` and `VACUUM` update statistics in place

@@ -603,6 +603,17 @@ impl Engine for PostgresDatabase {
         })
     }
 
+    fn data_stamp(&self) -> BoxFuture<'_, Result<i64, ToolError>> {
+        Box::pin(async move {
+            let schemas = self.schemas();
+            let timeout = Duration::from_millis(self.config.query_timeout_ms.max(1));
+            self.within(timeout, async |client| {
+                introspect::data_stamp(self, client, &schemas).await
+            })
+            .await
+        })
+    }
+
     fn check_write(&self, sql: String) -> BoxFuture<'_, Result<(), ToolError>> {
         Box::pin(async move { guard::check_write(&sql).map(drop) })
     }
