@@ -53,13 +53,21 @@ impl Sqlmatic {
         &self.knowledge
     }
 
-    /// Runs `sql` read-only within the limits, for verification (logged as source `context`).
-    async fn verify_sql(&self, target: &TargetDatabase, user: &str, sql: &str) -> Result<()> {
+    /// Runs `sql` read-only within the limits, for verification. A person's verification is
+    /// in the query log (source `context`, `logged`); loading a file's is only in the server log.
+    async fn verify_sql(
+        &self,
+        target: &TargetDatabase,
+        user: &str,
+        sql: &str,
+        logged: bool,
+    ) -> Result<()> {
         let audit = QueryAudit {
             user,
             thread_id: None,
             source: "context",
-            observer: Some(self.observer.as_ref()),
+            observer: logged
+                .then_some(self.observer.as_ref() as &dyn sqlmatic_tools::QueryObserver),
         };
         let limits = self.config.tools.limits();
         target.query(sql, &QueryParams::default(), &limits, &audit).await?;
@@ -117,7 +125,7 @@ impl Sqlmatic {
         }
         let mut usable = Vec::new();
         for (i, q) in file.verified_queries.iter().enumerate() {
-            match self.verify_sql(&target, "sqlmatic", &q.sql).await {
+            match self.verify_sql(&target, "sqlmatic", &q.sql, false).await {
                 Ok(()) => usable.push(q.clone()),
                 Err(e) => {
                     report.rejected_queries += 1;
@@ -243,7 +251,7 @@ impl Sqlmatic {
             }
         };
         let target = self.target_for(user, Some(&database))?;
-        if let Err(e) = self.verify_sql(&target, &user.name, &sql).await {
+        if let Err(e) = self.verify_sql(&target, &user.name, &sql, true).await {
             return Err(Error::invalid(
                 Code::VerificationFailed,
                 format!("the SQL did not run, so it was not verified: {e}"),

@@ -13,6 +13,7 @@ mod chat;
 mod databases;
 mod errors;
 mod faults;
+mod knowledge;
 mod mcp;
 mod metrics;
 mod props;

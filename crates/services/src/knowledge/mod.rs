@@ -228,7 +228,17 @@ impl KnowledgeService {
     ) -> Result<Vec<VerifiedQuery>> {
         let context = self.context(database);
         let asked = expand_synonyms(&context.file, question);
-        let terms: Vec<String> = text::words(&asked).into_iter().collect();
+        // each word and its stem: FTS5's porter stemmer and ours disagree on some ("monthly")
+        let mut terms: Vec<String> = Vec::new();
+        for w in text::words(&asked) {
+            let stem = text::stem(&w);
+            if stem != w && !terms.contains(&stem) {
+                terms.push(stem);
+            }
+            if !terms.contains(&w) {
+                terms.push(w);
+            }
+        }
         if terms.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
@@ -252,15 +262,19 @@ impl KnowledgeService {
             })
             .await?;
         let asked = text::stems(&asked);
-        Ok(found
+        // BM25 found them; how much of each question the user's shares decides
+        let mut scored: Vec<(usize, f64, usize, VerifiedQuery)> = found
             .into_iter()
-            .filter(|q| {
+            .enumerate()
+            .filter_map(|(rank, q)| {
                 let theirs = text::stems(&q.question);
                 let shared = theirs.intersection(&asked).count();
-                shared >= 1 && shared * 2 >= theirs.len().min(asked.len()).max(1)
+                let enough = shared >= 1 && shared * 2 >= theirs.len().min(asked.len()).max(1);
+                enough.then(|| (shared, shared as f64 / theirs.len().max(1) as f64, rank, q))
             })
-            .take(k)
-            .collect())
+            .collect();
+        scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+        Ok(scored.into_iter().take(k).map(|(_, _, _, q)| q).collect())
     }
 
     /// The business context for one question, within `budget_tokens` (about four characters
@@ -279,14 +293,11 @@ impl KnowledgeService {
         let context = self.context(database);
         let retrieved = self.retrieve(database, question, RETRIEVED).await?;
         let file = &context.file;
-        let asked = text::stems(&expand_synonyms(file, question));
-        let mentions = |name: &str, extra: &[String], body: &str| {
-            let mut theirs = text::stems(name);
-            for s in extra {
-                theirs.extend(text::stems(s));
-            }
-            theirs.extend(text::stems(body));
-            !theirs.is_disjoint(&asked)
+        let asked = text::stems(question);
+        let folded = text::fold(question);
+        // named by a word of its name, or by one of its synonyms as a whole word or phrase
+        let mentions = |name: &str, synonyms: &[String]| {
+            !text::stems(name).is_disjoint(&asked) || synonyms.iter().any(|s| said(&folded, s))
         };
         let mut parts: Vec<String> = Vec::new();
         let mut used_queries = Vec::new();
@@ -301,7 +312,7 @@ impl KnowledgeService {
         }
         for (kind, named) in [("Metric", &file.metrics), ("Dimension", &file.dimensions)] {
             for (name, e) in named {
-                if mentions(name, &e.synonyms, e.description.as_deref().unwrap_or_default()) {
+                if mentions(name, &e.synonyms) {
                     let mut line = format!("{kind} {name} = {}", e.sql.trim());
                     if let Some(d) = &e.description {
                         let _ = write!(line, " ({})", d.trim());
@@ -311,17 +322,16 @@ impl KnowledgeService {
             }
         }
         for rule in &file.rules {
-            if mentions(rule, &[], "") {
+            if !text::stems(rule).is_disjoint(&asked) {
                 parts.push(format!("Rule: {}", rule.trim()));
             }
         }
-        let folded = text::fold(question);
         for (table, t) in &file.tables {
-            for s in t.synonyms.iter().filter(|s| folded.contains(&text::fold(s))) {
+            for s in t.synonyms.iter().filter(|s| said(&folded, s)) {
                 parts.push(format!("\"{s}\" means table {table}"));
             }
             for (column, c) in &t.columns {
-                for s in c.synonyms.iter().filter(|s| folded.contains(&text::fold(s))) {
+                for s in c.synonyms.iter().filter(|s| said(&folded, s)) {
                     parts.push(format!("\"{s}\" means column {table}.{column}"));
                 }
             }
@@ -334,7 +344,7 @@ impl KnowledgeService {
             parts.push(line);
         }
         for (table, t) in &file.tables {
-            if mentions(table, &t.synonyms, "") {
+            if mentions(table, &t.synonyms) {
                 if let Some(d) = &t.description {
                     parts.push(format!("Table {table}: {}", d.trim()));
                 }
@@ -656,17 +666,25 @@ impl KnowledgeService {
     }
 }
 
-/// The question with each synonym it uses followed by what it stands for ("clients" →
-/// "clients customers"), so retrieval and matching see the schema's words too.
+/// True when `folded` (a folded question) says `phrase` as whole words.
+fn said(folded: &str, phrase: &str) -> bool {
+    let split = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (words, wanted) = (split(folded), split(&text::fold(phrase)));
+    !wanted.is_empty() && words.windows(wanted.len()).any(|w| w == wanted.as_slice())
+}
+
+/// The question with each table or column synonym it uses followed by what it stands for
+/// ("clients" → "clients customers"), so retrieval sees the schema's words too.
 fn expand_synonyms(file: &ContextFile, question: &str) -> String {
     let folded = text::fold(question);
     let mut out = question.to_owned();
     let mut add = |synonyms: &[String], name: &str| {
-        if synonyms.iter().any(|s| {
-            let s = text::fold(s);
-            folded.split(|c: char| !c.is_alphanumeric()).any(|w| w == s)
-                || folded.contains(&s) && s.contains(' ')
-        }) {
+        if synonyms.iter().any(|s| said(&folded, s)) {
             out.push(' ');
             out.push_str(&name.replace('_', " "));
         }
@@ -676,9 +694,6 @@ fn expand_synonyms(file: &ContextFile, question: &str) -> String {
         for (column, c) in &t.columns {
             add(&c.synonyms, column);
         }
-    }
-    for (name, e) in file.metrics.iter().chain(&file.dimensions) {
-        add(&e.synonyms, name);
     }
     out
 }
@@ -717,4 +732,110 @@ fn last_successful_sql(c: &rusqlite::Connection, answer: i64) -> Result<Option<S
         }
     }
     Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn demo_knowledge() -> (tempfile::TempDir, KnowledgeService) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = AppDb::open_path(&dir.path().join("app.db")).unwrap();
+        let knowledge = KnowledgeService::new(db);
+        let file = ContextFile::parse(crate::demo::CONTEXT).unwrap();
+        let usable = file.verified_queries.clone();
+        knowledge
+            .install("demo", LoadedContext { file, ..Default::default() }, usable)
+            .await
+            .unwrap();
+        (dir, knowledge)
+    }
+
+    async fn top(k: &KnowledgeService, question: &str) -> Vec<String> {
+        k.retrieve("demo", question, RETRIEVED)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|q| q.question)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn paraphrases_find_their_verified_query_and_unrelated_questions_find_none() {
+        let (_dir, k) = demo_knowledge().await;
+        assert_eq!(top(&k, "Show me monthly revenue").await[0], "What is the revenue per month?");
+        assert_eq!(
+            top(&k, "how many clients do we have").await[0],
+            "How many customers do we have?"
+        );
+        assert!(
+            top(&k, "top products by revenue")
+                .await
+                .contains(&"Which 10 products bring in the most revenue?".to_owned())
+        );
+        assert_eq!(
+            top(&k, "which sales reps sold the most").await[0],
+            "Which employees sold the most?"
+        );
+        assert_eq!(top(&k, "What is the weather in Paris?").await, Vec::<String>::new());
+        assert_eq!(top(&k, "Tell me a joke").await, Vec::<String>::new());
+        // another database's queries are not retrieved
+        assert!(k.retrieve("other", "Show me monthly revenue", 3).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_prompt_section_carries_what_the_question_mentions_within_the_budget() {
+        let (_dir, k) = demo_knowledge().await;
+        let (text, offered) =
+            k.prompt_section("demo", "What was the revenue per month?", 1500).await.unwrap();
+        assert_eq!(offered[0].question, "What is the revenue per month?");
+        assert!(text.contains("Verified query (checked by demo-team)"), "{text}");
+        assert!(text.contains("Metric revenue = sum(order_items.quantity"), "{text}");
+        assert!(text.contains("Rule: Revenue never counts cancelled or returned orders"), "{text}");
+        assert!(!text.contains("Metric return_rate"), "unrelated metrics stay out: {text}");
+        assert!(text.len() <= 1500 * 4 + 400, "{}", text.len());
+        let (clients, _) =
+            k.prompt_section("demo", "Which clients live in Paris?", 1500).await.unwrap();
+        assert!(clients.contains("\"clients\" means table customers"), "{clients}");
+        // a tiny budget keeps what fits, and only the verified queries it kept count as offered
+        let (small, offered) =
+            k.prompt_section("demo", "What was the revenue per month?", 60).await.unwrap();
+        assert!(small.len() < 60 * 4 + 400, "{small}");
+        assert!(offered.len() <= 1);
+        let (none, offered) =
+            k.prompt_section("demo", "What was the revenue per month?", 0).await.unwrap();
+        assert!(none.is_empty() && offered.is_empty());
+    }
+
+    #[test]
+    fn reuse_is_exact_or_adapted_in_literals_only() {
+        let q = VerifiedQuery {
+            id: 7,
+            database: "demo".into(),
+            question: "Customers in France?".into(),
+            sql: "SELECT count(*) FROM customers WHERE country = 'France'".into(),
+            status: VerifiedStatus::Verified,
+            source: "file".into(),
+            verified_by: Some("ana".into()),
+            verified_at: None,
+            onboarding: false,
+            proposed_by: None,
+            message_id: None,
+            created_at: Utc::now(),
+        };
+        let offered = [q];
+        let exact = KnowledgeService::reused(
+            &["select count(*) from customers where country='France';".into()],
+            &offered,
+        );
+        assert_eq!(exact.map(|r| r.adapted), Some(false));
+        let adapted = KnowledgeService::reused(
+            &["SELECT count(*) FROM customers WHERE country = 'Spain'".into()],
+            &offered,
+        );
+        assert_eq!(adapted.map(|r| (r.id, r.adapted)), Some((7, true)));
+        assert!(
+            KnowledgeService::reused(&["SELECT count(*) FROM orders".into()], &offered).is_none()
+        );
+    }
 }
