@@ -29,6 +29,7 @@ static ASSETS: &[Asset] = &[
     asset!("/ui/js/chart.js", "js/chart.js", JS),
     asset!("/ui/js/chat.js", "js/chat.js", JS),
     asset!("/ui/js/dom.js", "js/dom.js", JS),
+    asset!("/ui/js/knowledge.js", "js/knowledge.js", JS),
     asset!("/ui/js/markdown.js", "js/markdown.js", JS),
     asset!("/ui/js/vendor/marked.js", "js/vendor/marked.js", JS),
     asset!("/ui/js/vendor/purify.js", "js/vendor/purify.js", JS),

@@ -325,7 +325,7 @@ async fn answers_render_as_markdown_and_the_models_html_stays_text() {
     let browser = Driver::start().await;
     browser.goto(&app.url("/")).await;
     browser.until("document.body.dataset.ready === 'true'", "the app to start").await;
-    // an empty thread offers questions made from the schema; picking one asks it
+    // an empty thread offers the context's onboarding questions; picking one asks it
     browser
         .until("document.querySelectorAll('.suggestion').length >= 3", "the suggested questions")
         .await;
@@ -367,6 +367,113 @@ async fn answers_render_as_markdown_and_the_models_html_stays_text() {
     );
     assert_eq!(browser.js("return window.__pwned === undefined").await, true);
     browser.screenshot("markdown").await;
+}
+
+/// An answer that reused a verified query carries the "verified" badge, also when the thread
+/// is opened again; thumbs rate an answer, an up on new SQL proposes a candidate, and an admin
+/// verifies it in the "Verified queries" dialog.
+#[actix_web::test]
+async fn verified_answers_show_a_badge_and_thumbs_propose_candidates_to_verify() {
+    if !available() {
+        return;
+    }
+    let llm = ScriptedLlm::queue(vec![
+        // the demo context's verified query, run as it is
+        Step::Reply(Reply::tool(
+            "q1",
+            "execute_query",
+            json!({"sql": "SELECT count(*) AS customers FROM customers"}),
+        )),
+        Step::Reply(Reply::text("We have **1200** customers.")),
+        Step::Reply(Reply::tool(
+            "q2",
+            "execute_query",
+            json!({"sql": "SELECT count(*) AS n FROM suppliers"}),
+        )),
+        Step::Reply(Reply::text("There are 8 suppliers.")),
+    ])
+    .await;
+    let app = spawn_with(|c| use_llm(c, &llm)).await;
+    let browser = Driver::start().await;
+    browser.goto(&app.url("/")).await;
+    browser.until("document.body.dataset.ready === 'true'", "the app to start").await;
+    browser
+        .until("[...document.querySelectorAll('.suggestion')].some(b => b.textContent === 'How many customers do we have?')", "the onboarding question")
+        .await;
+    browser
+        .js("[...document.querySelectorAll('.suggestion')].find(b => b.textContent === 'How many customers do we have?').click()")
+        .await;
+    browser
+        .until("document.querySelector('.msg.assistant .badge.verified')", "the verified badge")
+        .await;
+    assert_eq!(
+        browser.js("return document.querySelector('.badge.verified').textContent").await,
+        "✓ verified by demo-team"
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('.badge.verified').title.includes('How many customers do we have?')").await,
+        true
+    );
+    browser.until("document.querySelector('#stop').hidden", "the turn to end").await;
+
+    // a second answer with SQL nobody verified: no badge; a thumbs-up proposes it
+    browser.type_into("#question", &format!("Count the suppliers{ENTER}")).await;
+    browser
+        .until(
+            "document.querySelectorAll('.msg.assistant .answer-footer').length === 2",
+            "the second answer",
+        )
+        .await;
+    assert_eq!(browser.js("return document.querySelectorAll('.badge.verified').length").await, 1);
+    browser.js("document.querySelectorAll('.thumb[aria-label=\"Good answer\"]')[1].click()").await;
+    browser
+        .until("document.querySelectorAll('.thumbs .note')[1].textContent.includes('proposed as a verified query')", "the candidate note")
+        .await;
+    assert_eq!(
+        browser.js("return document.querySelectorAll('.thumb[aria-label=\"Good answer\"]')[1].getAttribute('aria-pressed')").await,
+        "true"
+    );
+    browser.screenshot("verified").await;
+
+    // the admin verifies it in the dialog
+    browser.click("#verified-button").await;
+    browser.until("document.querySelector('#verified .candidates .vq')", "the candidate").await;
+    assert_eq!(
+        browser
+            .js("return document.querySelector('#verified .candidates .vq .question').textContent")
+            .await,
+        "Count the suppliers"
+    );
+    browser.click("#verified .candidates .vq button.primary").await;
+    browser.until("document.querySelector('#verified .candidates .vq .note[role=status]').textContent.startsWith('Verified')", "the verification").await;
+    let verified: Value =
+        app.get("/api/verified-queries?status=verified").await.json().await.unwrap();
+    assert!(
+        verified
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["question"] == "Count the suppliers" && q["verified_by"] == "local"),
+        "{verified}"
+    );
+
+    // opened again, the thread keeps the badge and the rating
+    browser.goto(&app.url("/")).await;
+    browser.until("document.body.dataset.ready === 'true' && document.querySelector('#thread-list button')", "the thread list").await;
+    browser.click("#thread-list button").await;
+    browser
+        .until("document.querySelectorAll('.msg.assistant').length === 2", "the stored thread")
+        .await;
+    assert_eq!(
+        browser
+            .js("return document.querySelectorAll('.msg.assistant .badge.verified').length")
+            .await,
+        1
+    );
+    assert_eq!(
+        browser.js("return document.querySelectorAll('.thumb[aria-label=\"Good answer\"]')[1].getAttribute('aria-pressed')").await,
+        "true"
+    );
 }
 
 #[actix_web::test]

@@ -4,6 +4,7 @@ import { el } from './dom.js';
 import { Chat, loadThread } from './chat.js';
 import { Structure } from './structure.js';
 import { renderMetrics } from './metrics.js';
+import { renderVerified } from './knowledge.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -172,6 +173,10 @@ $('delete-thread').addEventListener('click', async () => {
 });
 $('database-picker').addEventListener('change', (e) => { selectDatabase(e.target.value); newThread(); });
 $('metrics-button').addEventListener('click', () => $('metrics-dialog').showModal());
+$('verified-button').addEventListener('click', () => {
+  $('verified-dialog').showModal();
+  renderVerified($('verified'), state.database).catch((err) => { $('verified').textContent = err.message; });
+});
 
 async function start() {
   try {
@@ -193,6 +198,7 @@ async function start() {
   state.live.subscribe(['threads']);
   if (state.me.admin) {
     $('metrics-button').hidden = false;
+    $('verified-button').hidden = false;
     state.live.subscribe(['metrics']);
   }
   await selectDatabase((state.databases.find((d) => d.is_default) ?? state.databases[0])?.name);

@@ -4,6 +4,7 @@ import { api } from './api.js';
 import { el } from './dom.js';
 import { renderMarkdown } from './markdown.js';
 import { queryBlock } from './results.js';
+import { answerFooter } from './knowledge.js';
 
 const STATUS_TEXT = { cancelled: 'Stopped — partial answer', error: 'The answer failed', interrupted: 'Interrupted — the server stopped', pending: 'Answering…' };
 
@@ -65,6 +66,7 @@ export class Chat {
     renderMarkdown(answer, m.content);
     node.append(answer);
     if (m.status !== 'complete') node.append(el('p', { class: `status ${m.status === 'error' ? 'error' : ''}`, text: STATUS_TEXT[m.status] ?? m.status }));
+    else node.append(answerFooter(m.id, m.verified_query, m.feedback));
     return node;
   }
 
@@ -141,7 +143,10 @@ export class Chat {
         turn.frame = null;
         renderMarkdown(turn.answer, turn.text || p.answer || '');
         turn.status.textContent = p.status === 'complete' ? '' : STATUS_TEXT[p.status] ?? p.status;
-        if (p.status === 'complete') turn.status.remove();
+        if (p.status === 'complete') {
+          turn.status.remove();
+          turn.node.append(answerFooter(p.message_id, p.verified_query, null));
+        }
         this.end();
         break;
       case 'error':
