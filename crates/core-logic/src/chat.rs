@@ -36,12 +36,21 @@ pub struct ChatRequest {
     pub database: Option<String>,
     /// Stream the model's answer (deltas); false asks for whole answers.
     pub stream: bool,
+    /// Give the model the database's business context (verified queries, metrics, rules);
+    /// `sqlmatic eval` turns it off to measure what the context is worth.
+    pub business_context: bool,
 }
 
 impl ChatRequest {
     /// A question in a new thread, streamed.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { thread_id: None, message: message.into(), database: None, stream: true }
+        Self {
+            thread_id: None,
+            message: message.into(),
+            database: None,
+            stream: true,
+            business_context: true,
+        }
     }
 }
 
@@ -98,6 +107,7 @@ pub struct PreparedTurn {
     pub answer_id: MessageId,
     question: String,
     stream: bool,
+    business_context: bool,
     agent: Arc<Agent>,
     cancel: watch::Receiver<bool>,
     _inflight: InFlight,
@@ -217,6 +227,7 @@ impl Sqlmatic {
             answer_id: answer.id,
             question: text,
             stream: request.stream,
+            business_context: request.business_context,
             agent,
             cancel,
             _inflight: guard,
@@ -441,7 +452,11 @@ impl TurnRun<'_> {
         );
         let (business, offered) = core
             .knowledge
-            .prompt_section(&turn.database, &turn.question, agent.settings().context_token_budget)
+            .prompt_section(
+                &turn.database,
+                &turn.question,
+                if turn.business_context { agent.settings().context_token_budget } else { 0 },
+            )
             .await?;
         if !business.is_empty() {
             system_context.push_str("\n\n");

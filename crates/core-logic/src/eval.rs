@@ -2,6 +2,11 @@
 //! lines (Spider/BIRD style): each question runs through the agent in a fresh thread; the last
 //! query the agent ran successfully and the gold SQL are both executed, and their result sets
 //! compared — as multisets of rows, unless the gold SQL orders its result.
+//!
+//! Business context is measured two ways: a line may name the verified queries it expects to
+//! be retrieved (`expected_verified`, by question or id), giving retrieval recall@k; and with
+//! [`EvalOptions::without_context`] each question runs a second time without the context,
+//! giving execution accuracy with and without it, side by side.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +33,18 @@ pub struct EvalCase {
     /// Labels for per-tag accuracy (`join`, `aggregate`, `hard`, …).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Verified queries (their question, or their id as text) retrieval should find for this
+    /// question: scored as recall@k.
+    #[serde(default)]
+    pub expected_verified: Vec<String>,
+}
+
+/// How to run an evaluation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalOptions {
+    /// Also run every question without the business context (twice the model calls), to
+    /// report execution accuracy with and without it.
+    pub without_context: bool,
 }
 
 /// One question's outcome.
@@ -57,6 +74,18 @@ pub struct EvalResult {
     pub steps: u32,
     /// How long the turn took.
     pub elapsed_ms: f64,
+    /// The verified queries retrieval offered for the question (their questions), best first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retrieved: Vec<String>,
+    /// Of `expected_verified`, the share retrieved (when the line names any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recall: Option<f64>,
+    /// The answer without business context: right or not (`without_context` runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correct_without_context: Option<bool>,
+    /// The last successful query of the answer without business context.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_sql_without_context: Option<String>,
 }
 
 /// An evaluation run: execution accuracy over a dataset.
@@ -70,6 +99,17 @@ pub struct EvalReport {
     pub execution_accuracy: f64,
     /// Items that failed to run.
     pub errors: usize,
+    /// Verified queries retrieved per question at most (the k of recall@k).
+    pub k: usize,
+    /// Mean recall@k over the items that name `expected_verified`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrieval_recall_at_k: Option<f64>,
+    /// Items answered correctly without business context (`without_context` runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correct_without_context: Option<usize>,
+    /// Execution accuracy without business context, beside `execution_accuracy` with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_accuracy_without_context: Option<f64>,
     /// Accuracy per tag, for items that carry `tags`.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub by_tag: std::collections::BTreeMap<String, TagAccuracy>,
@@ -164,83 +204,142 @@ pub fn same_result(gold: &[Vec<Value>], predicted: &[Vec<Value>], ordered: bool)
     g == p
 }
 
+/// One turn's verdict: the last successful query, whether it matched, why not.
+struct Verdict {
+    predicted_sql: Option<String>,
+    correct: bool,
+    error: Option<String>,
+    answer: String,
+    steps: u32,
+}
+
 impl Sqlmatic {
+    /// Runs one question through the agent (with or without business context) and scores it.
+    async fn judge(
+        self: &Arc<Self>,
+        user: &sqlmatic_models::Principal,
+        case: &EvalCase,
+        business_context: bool,
+    ) -> Verdict {
+        let request = ChatRequest {
+            database: case.database.clone(),
+            business_context,
+            ..ChatRequest::new(case.question.clone())
+        };
+        let mut v = Verdict {
+            predicted_sql: None,
+            correct: false,
+            error: None,
+            answer: String::new(),
+            steps: 0,
+        };
+        let reply = match self.chat(user, request).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                v.error = Some(format!("{}: {e}", e.code()));
+                return v;
+            }
+        };
+        v.answer = reply.answer.clone();
+        v.steps = reply.steps;
+        v.predicted_sql =
+            reply.queries.iter().rev().find(|q| q.error.is_none()).map(|q| q.sql.clone());
+        let Some(pred) = &v.predicted_sql else {
+            v.error = Some("the agent ran no successful query".into());
+            return v;
+        };
+        let db = case.database.as_deref();
+        let gold = self.query(user, db, case.gold_sql.clone(), QueryParams::None).await;
+        let predicted = self.query(user, db, pred.clone(), QueryParams::None).await;
+        match (gold, predicted) {
+            (Ok(g), Ok(p)) => {
+                v.correct = !g.truncated
+                    && !p.truncated
+                    && same_result(&g.rows, &p.rows, ordered(&case.gold_sql));
+                if g.truncated || p.truncated {
+                    v.error = Some(
+                        "a result was truncated by tools.max_rows; raise it to compare".into(),
+                    );
+                }
+            }
+            (Err(e), _) => v.error = Some(format!("gold SQL failed: {e}")),
+            (_, Err(e)) => v.error = Some(format!("predicted SQL failed: {e}")),
+        }
+        v
+    }
+
     /// Runs every case through the agent as `user` and scores it.
     pub async fn evaluate(
         self: &Arc<Self>,
         user: &sqlmatic_models::Principal,
         cases: Vec<EvalCase>,
+        options: EvalOptions,
     ) -> EvalReport {
+        let k = sqlmatic_services::knowledge::RETRIEVED;
         let mut results = Vec::with_capacity(cases.len());
         for (i, case) in cases.into_iter().enumerate() {
             let id = case.id.clone().unwrap_or_else(|| (i + 1).to_string());
             let started = Instant::now();
-            let request = ChatRequest {
-                database: case.database.clone(),
-                ..ChatRequest::new(case.question.clone())
+            let database =
+                case.database.clone().unwrap_or_else(|| self.default_database().to_owned());
+            let retrieved =
+                self.knowledge.retrieve(&database, &case.question, k).await.unwrap_or_default();
+            let recall = (!case.expected_verified.is_empty()).then(|| {
+                let found = case
+                    .expected_verified
+                    .iter()
+                    .filter(|want| {
+                        retrieved.iter().any(|q| {
+                            q.question.eq_ignore_ascii_case(want.trim())
+                                || q.id.to_string() == **want
+                        })
+                    })
+                    .count();
+                found as f64 / case.expected_verified.len() as f64
+            });
+            let with = self.judge(user, &case, true).await;
+            let without = if options.without_context {
+                Some(self.judge(user, &case, false).await)
+            } else {
+                None
             };
-            let mut result = EvalResult {
+            let result = EvalResult {
                 id,
                 question: case.question.clone(),
                 database: case.database.clone(),
                 tags: case.tags.clone(),
                 gold_sql: case.gold_sql.clone(),
-                predicted_sql: None,
-                correct: false,
-                error: None,
-                answer: String::new(),
-                steps: 0,
-                elapsed_ms: 0.0,
+                predicted_sql: with.predicted_sql,
+                correct: with.correct,
+                error: with.error,
+                answer: with.answer,
+                steps: with.steps,
+                elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+                retrieved: retrieved.into_iter().map(|q| q.question).collect(),
+                recall,
+                correct_without_context: without.as_ref().map(|w| w.correct),
+                predicted_sql_without_context: without.and_then(|w| w.predicted_sql),
             };
-            match self.chat(user, request).await {
-                Ok(reply) => {
-                    result.answer = reply.answer.clone();
-                    result.steps = reply.steps;
-                    result.predicted_sql = reply
-                        .queries
-                        .iter()
-                        .rev()
-                        .find(|q| q.error.is_none())
-                        .map(|q| q.sql.clone());
-                    match &result.predicted_sql {
-                        None => result.error = Some("the agent ran no successful query".into()),
-                        Some(pred) => {
-                            let db = case.database.as_deref();
-                            let gold = self
-                                .query(user, db, case.gold_sql.clone(), QueryParams::None)
-                                .await;
-                            let predicted =
-                                self.query(user, db, pred.clone(), QueryParams::None).await;
-                            match (gold, predicted) {
-                                (Ok(g), Ok(p)) => {
-                                    result.correct = !g.truncated
-                                        && !p.truncated
-                                        && same_result(&g.rows, &p.rows, ordered(&case.gold_sql));
-                                    if g.truncated || p.truncated {
-                                        result.error = Some("a result was truncated by tools.max_rows; raise it to compare".into());
-                                    }
-                                }
-                                (Err(e), _) => result.error = Some(format!("gold SQL failed: {e}")),
-                                (_, Err(e)) => {
-                                    result.error = Some(format!("predicted SQL failed: {e}"))
-                                }
-                            }
-                        }
-                    }
-                }
-                Err(e) => result.error = Some(format!("{}: {e}", e.code())),
-            }
-            result.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
             log::info!("eval {}: {}", result.id, if result.correct { "correct" } else { "wrong" });
             results.push(result);
         }
         let correct = results.iter().filter(|r| r.correct).count();
         let total = results.len();
+        let ratio = |n: usize, d: usize| if d > 0 { n as f64 / d as f64 } else { 0.0 };
+        let recalls: Vec<f64> = results.iter().filter_map(|r| r.recall).collect();
+        let correct_without_context = options
+            .without_context
+            .then(|| results.iter().filter(|r| r.correct_without_context == Some(true)).count());
         EvalReport {
             total,
             correct,
-            execution_accuracy: if total > 0 { correct as f64 / total as f64 } else { 0.0 },
+            execution_accuracy: ratio(correct, total),
             errors: results.iter().filter(|r| r.error.is_some()).count(),
+            k,
+            retrieval_recall_at_k: (!recalls.is_empty())
+                .then(|| recalls.iter().sum::<f64>() / recalls.len() as f64),
+            correct_without_context,
+            execution_accuracy_without_context: correct_without_context.map(|c| ratio(c, total)),
             by_tag: by_tag(&results),
             results,
         }
@@ -288,6 +387,10 @@ mod tests {
             answer: String::new(),
             steps: 0,
             elapsed_ms: 0.0,
+            retrieved: vec![],
+            recall: None,
+            correct_without_context: None,
+            predicted_sql_without_context: None,
         };
         let report =
             by_tag(&[result(&["join", "hard"], true), result(&["join"], false), result(&[], true)]);

@@ -249,7 +249,7 @@ async fn evaluation_scores_execution_accuracy() {
 {"id": "q3", "question": "unanswerable", "gold_sql": "SELECT 1"}"#,
     )
     .unwrap();
-    let report = fx.core.evaluate(&local(), cases).await;
+    let report = fx.core.evaluate(&local(), cases, Default::default()).await;
     assert_eq!(report.total, 3);
     assert_eq!(report.correct, 1, "{report:#?}");
     assert!((report.execution_accuracy - 1.0 / 3.0).abs() < 1e-9);
@@ -257,6 +257,72 @@ async fn evaluation_scores_execution_accuracy() {
     assert_eq!(report.results[1].predicted_sql.as_deref(), Some("SELECT id FROM t"));
     assert!(!report.results[1].correct);
     assert!(report.results[2].error.as_deref().unwrap().contains("no successful query"));
+}
+
+/// Context is measurable: retrieval recall@k from the lines' `expected_verified`, and execution
+/// accuracy with and without the context from a second run of each question; the model asked
+/// without context gets no verified query in its prompt.
+#[tokio::test]
+async fn evaluation_measures_retrieval_and_the_effect_of_context() {
+    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    let llm = ScriptedLlm::queue(vec![
+        // with context: the verified SQL
+        Step::Reply(Reply::tool(
+            "a",
+            "execute_query",
+            serde_json::json!({"sql": "SELECT v FROM t WHERE id = 1"}),
+        )),
+        Step::Reply(Reply::text("a")),
+        // without: a guess
+        Step::Reply(Reply::tool(
+            "b",
+            "execute_query",
+            serde_json::json!({"sql": "SELECT id FROM t"}),
+        )),
+        Step::Reply(Reply::text("1")),
+    ])
+    .await;
+    let fx = open_with_llm(&llm);
+    let context = fx.target_path.with_file_name("context.yaml");
+    std::fs::write(
+        &context,
+        "verified_queries:
+  - question: What is the value of the first row?
+    sql: SELECT v FROM t WHERE id = 1
+    verified_by: ana
+    verified_at: '2026-11-01'
+  - question: How many rows are there?
+    sql: SELECT count(*) FROM t
+    verified_by: ana
+    verified_at: '2026-11-01'
+",
+    )
+    .unwrap();
+    let mut config = fx.core.config().clone();
+    config.database.targets[0].context = Some(context);
+    let core = Sqlmatic::open(config).unwrap();
+    core.check_targets().await.unwrap();
+    let cases = sqlmatic_core_logic::eval::parse_dataset(
+        r#"{"id": "v", "question": "What is the first row's value?", "gold_sql": "SELECT v FROM t", "expected_verified": ["What is the value of the first row?", "999"]}"#,
+    )
+    .unwrap();
+    let report = core
+        .evaluate(&local(), cases, sqlmatic_core_logic::eval::EvalOptions { without_context: true })
+        .await;
+    assert_eq!(report.k, 3);
+    assert_eq!(report.retrieval_recall_at_k, Some(0.5), "{report:#?}");
+    assert_eq!(report.results[0].retrieved[0], "What is the value of the first row?");
+    assert_eq!(report.execution_accuracy, 1.0, "{report:#?}");
+    assert_eq!(report.correct_without_context, Some(0));
+    assert_eq!(report.execution_accuracy_without_context, Some(0.0));
+    assert_eq!(
+        report.results[0].predicted_sql_without_context.as_deref(),
+        Some("SELECT id FROM t")
+    );
+    let received = llm.received();
+    let prompt = |i: usize| received[i].body["messages"][0]["content"].as_str().unwrap().to_owned();
+    assert!(prompt(0).contains("SELECT v FROM t WHERE id = 1"), "{}", prompt(0));
+    assert!(!prompt(2).contains("Verified query"), "{}", prompt(2));
 }
 
 #[tokio::test]

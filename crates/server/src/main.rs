@@ -81,10 +81,15 @@ enum Command {
         action: UserAction,
     },
     /// Measure the agent's execution accuracy on a JSONL dataset of
-    /// `{"question", "gold_sql", "database"?, "id"?}` lines against the configured provider.
+    /// `{"question", "gold_sql", "database"?, "id"?, "tags"?, "expected_verified"?}` lines
+    /// against the configured provider: with and without business context, and retrieval
+    /// recall@k for lines that name the verified queries they expect.
     Eval {
         #[arg(long)]
         dataset: PathBuf,
+        /// Skip the second run of each question without business context (half the model calls).
+        #[arg(long)]
+        with_context_only: bool,
         /// Where to write the JSON report.
         #[arg(long, default_value = "target/eval/report.json")]
         out: PathBuf,
@@ -124,8 +129,10 @@ fn main() -> anyhow::Result<()> {
             println!("demo database written to {}", path.display());
             Ok(())
         }
-        Command::Eval { dataset, out } => {
-            let report = eval(load()?, &dataset)?;
+        Command::Eval { dataset, out, with_context_only } => {
+            let options =
+                sqlmatic_core_logic::eval::EvalOptions { without_context: !with_context_only };
+            let report = eval(load()?, &dataset, options)?;
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
@@ -146,6 +153,14 @@ fn main() -> anyhow::Result<()> {
                 report.errors,
                 out.display()
             );
+            if let (Some(c), Some(a)) =
+                (report.correct_without_context, report.execution_accuracy_without_context)
+            {
+                println!("without business context: {c}/{} = {:.1}%", report.total, a * 100.0);
+            }
+            if let Some(recall) = report.retrieval_recall_at_k {
+                println!("verified-query retrieval recall@{}: {:.1}%", report.k, recall * 100.0);
+            }
             Ok(())
         }
         Command::User { action } => {
@@ -195,6 +210,7 @@ fn main() -> anyhow::Result<()> {
 fn eval(
     config: Config,
     dataset: &std::path::Path,
+    options: sqlmatic_core_logic::eval::EvalOptions,
 ) -> anyhow::Result<sqlmatic_core_logic::eval::EvalReport> {
     if !config.agent.is_configured() {
         anyhow::bail!(
@@ -213,7 +229,7 @@ fn eval(
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let core = open_core(&config).await?;
-        anyhow::Ok(core.evaluate(&sqlmatic_models::Principal::local(), cases).await)
+        anyhow::Ok(core.evaluate(&sqlmatic_models::Principal::local(), cases, options).await)
     })
 }
 

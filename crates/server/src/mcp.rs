@@ -309,6 +309,7 @@ impl McpServer {
             message: question,
             database: text("database", &mut args),
             stream: false,
+            business_context: true,
         };
         let turn = match self.core.start_chat(user, request).await {
             Ok(t) => t,

@@ -187,7 +187,13 @@ impl Conn {
                 self.send(&Event::Subscribed { topics }).await
             }
             ClientAction::Chat { thread_id, message, database } => {
-                let request = ChatRequest { thread_id, message, database, stream: true };
+                let request = ChatRequest {
+                    thread_id,
+                    message,
+                    database,
+                    stream: true,
+                    business_context: true,
+                };
                 match core.start_chat(&self.user.0, request).await {
                     Ok(turn) => {
                         // follow the turn's events; the turn runs on its own so this connection

@@ -34,6 +34,7 @@ pub async fn post(
         message: body.message,
         database: body.database,
         stream: body.stream.unwrap_or(true),
+        business_context: true,
     };
     let reply = state.core.chat(&user.0, request).await?;
     Ok(HttpResponse::Ok().json(reply))

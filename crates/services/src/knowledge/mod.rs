@@ -807,6 +807,32 @@ mod tests {
         assert!(none.is_empty() && offered.is_empty());
     }
 
+    /// The demo eval set (`eval/demo.jsonl`) words each verified question differently; retrieval
+    /// must find the verified query each line expects among its top k.
+    #[tokio::test]
+    async fn the_demo_eval_paraphrases_retrieve_their_verified_queries() {
+        let (_dir, k) = demo_knowledge().await;
+        let text = include_str!("../../../../eval/demo.jsonl");
+        let (mut expected, mut found, mut misses) = (0, 0, Vec::new());
+        for line in text.lines() {
+            let case: serde_json::Value = serde_json::from_str(line).unwrap();
+            let question = case["question"].as_str().unwrap();
+            let retrieved = top(&k, question).await;
+            for want in case["expected_verified"].as_array().into_iter().flatten() {
+                expected += 1;
+                if retrieved.iter().any(|q| q == want.as_str().unwrap()) {
+                    found += 1;
+                } else {
+                    misses.push(format!("{question} -> {retrieved:?}"));
+                }
+            }
+        }
+        let recall = f64::from(found) / f64::from(expected);
+        println!("recall@{RETRIEVED} on eval/demo.jsonl: {found}/{expected} = {recall:.3}");
+        assert!(expected >= 15);
+        assert!(recall >= 0.9, "recall {recall:.3}; missed: {misses:#?}");
+    }
+
     #[test]
     fn reuse_is_exact_or_adapted_in_literals_only() {
         let q = VerifiedQuery {
