@@ -828,7 +828,7 @@ mod tests {
             }
         }
         let recall = f64::from(found) / f64::from(expected);
-        println!("recall@{RETRIEVED} on eval/demo.jsonl: {found}/{expected} = {recall:.3}");
+        eprintln!("recall@{RETRIEVED} on eval/demo.jsonl: {found}/{expected} = {recall:.3}");
         assert!(expected >= 15);
         assert!(recall >= 0.9, "recall {recall:.3}; missed: {misses:#?}");
     }
