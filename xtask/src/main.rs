@@ -47,12 +47,16 @@ enum Task {
     /// Load: thousands of WebSocket subscribers (fan-out latency, memory per connection), mixed
     /// REST load, hundreds of concurrent chats against a scripted LLM.
     BenchLoad,
-    /// Execution accuracy of the agent on a JSONL dataset against the configured LLM provider.
+    /// Execution accuracy of the agent on a JSONL dataset against the configured LLM provider,
+    /// with and without business context, and verified-query retrieval recall.
     Eval {
         #[arg(long)]
         dataset: PathBuf,
         #[arg(long, default_value = "target/eval/report.json")]
         out: PathBuf,
+        /// Skip the run without business context.
+        #[arg(long)]
+        with_context_only: bool,
     },
 }
 
@@ -133,7 +137,7 @@ fn main() -> anyhow::Result<()> {
         Task::BenchLoad => {
             run(cargo().args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "load"]))
         }
-        Task::Eval { dataset, out } => run(cargo()
+        Task::Eval { dataset, out, with_context_only } => run(cargo()
             .args([
                 "run",
                 "--release",
@@ -146,6 +150,7 @@ fn main() -> anyhow::Result<()> {
             ])
             .arg(std::path::absolute(&dataset)?)
             .arg("--out")
-            .arg(std::path::absolute(&out)?)),
+            .arg(std::path::absolute(&out)?)
+            .args(with_context_only.then_some("--with-context-only"))),
     }
 }
