@@ -21,25 +21,24 @@ fn sqlmatic(dir: &std::path::Path) -> Command {
 
 #[tokio::test]
 async fn eval_reports_execution_accuracy_against_a_provider() {
+    let query =
+        |id: &str, sql: &str| Step::Reply(Reply::tool(id, "execute_query", json!({"sql": sql})));
+    // each question runs with the demo's business context, then without it
     let llm = ScriptedLlm::queue(vec![
-        Step::Reply(Reply::tool(
-            "a",
-            "execute_query",
-            json!({"sql": "SELECT count(*) FROM customers"}),
-        )),
+        query("a", "SELECT count(*) FROM customers"),
         Step::Reply(Reply::text("1200")),
-        Step::Reply(Reply::tool(
-            "b",
-            "execute_query",
-            json!({"sql": "SELECT count(*) FROM orders WHERE status = 'pending'"}),
-        )),
+        query("b", "SELECT count(*) FROM customers"),
+        Step::Reply(Reply::text("1200")),
+        query("c", "SELECT count(*) FROM orders"),
+        Step::Reply(Reply::text("6000")),
+        query("d", "SELECT count(*) FROM orders WHERE status = 'pending'"),
         Step::Reply(Reply::text("many")),
     ])
     .await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("dataset.jsonl"),
-        "{\"id\": \"customers\", \"question\": \"How many customers?\", \"gold_sql\": \"SELECT count(*) FROM customers\"}\n\
+        "{\"id\": \"customers\", \"question\": \"How many clients do we have?\", \"gold_sql\": \"SELECT count(*) FROM customers\", \"expected_verified\": [\"How many customers do we have?\"]}\n\
          {\"id\": \"orders\", \"question\": \"How many orders?\", \"gold_sql\": \"SELECT count(*) FROM orders\", \"database\": \"demo\"}\n",
     )
     .unwrap();
@@ -59,16 +58,30 @@ async fn eval_reports_execution_accuracy_against_a_provider() {
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("execution accuracy: 1/2 = 50.0%"), "{stdout}");
+    assert!(stdout.contains("execution accuracy: 2/2 = 100.0%"), "{stdout}");
+    assert!(stdout.contains("without business context: 1/2 = 50.0%"), "{stdout}");
+    assert!(stdout.contains("verified-query retrieval recall@3: 100.0%"), "{stdout}");
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
     assert_eq!(report["results"][0]["correct"], true);
-    assert_eq!(report["results"][1]["correct"], false);
+    assert_eq!(report["results"][0]["recall"], 1.0);
+    assert_eq!(report["results"][1]["correct"], true);
+    assert_eq!(report["results"][1]["correct_without_context"], false);
     assert_eq!(
-        report["results"][1]["predicted_sql"],
+        report["results"][1]["predicted_sql_without_context"],
         "SELECT count(*) FROM orders WHERE status = 'pending'"
     );
+    // what the model was given: the verified query with context, none without
+    let received = llm.received();
+    let prompt = |i: usize| received[i].body["messages"][0]["content"].as_str().unwrap().to_owned();
+    assert!(
+        prompt(0)
+            .contains("Verified query (checked by demo-team): \"How many customers do we have?\""),
+        "{}",
+        prompt(0)
+    );
+    assert!(!prompt(2).contains("Verified query"), "{}", prompt(2));
 }
 
 #[test]

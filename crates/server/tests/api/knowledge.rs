@@ -373,3 +373,33 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+crate::on_both_engines!(the_value_index_follows_the_data);
+
+/// The value index is built from each engine's own queries and rebuilt when the data changes
+/// (SQLite: the file changed; PostgreSQL: its row counters moved).
+async fn the_value_index_follows_the_data(engine: Engine) {
+    let app = engine
+        .spawn("values", |c| {
+            c.database.schema_poll_interval_ms = 50;
+            c.database.value_index.min_rebuild_interval_ms = 0;
+        })
+        .await;
+    let top = async |text: &str| -> String {
+        let r = app.get(&format!("/api/databases/demo/values?text={}", urlencode(text))).await;
+        if r.status() != 200 {
+            return String::new();
+        }
+        let v: Value = r.json().await.unwrap();
+        v[0]["value"].as_str().unwrap_or_default().to_owned()
+    };
+    eventually("the value index", async || top("sao paulo").await == "São Paulo").await;
+    assert_eq!(top("BERLN").await, "Berlin", "case and a typo");
+    engine.ddl(
+        &app,
+        "values",
+        "INSERT INTO customers(id, first_name, last_name, email, country, city, segment, signup_date) \
+         VALUES (900001, 'Sig', 'Urdsson', 'sig@example.is', 'Iceland', 'Reykjavík', 'consumer', '2024-12-01')",
+    );
+    eventually("the new value", async || top("reykjavik").await == "Reykjavík").await;
+}
