@@ -25,7 +25,7 @@ async def exercise(session: ClientSession, transport: str) -> None:
         init = await session.initialize()
     check(init.server_info.name == "sqlmatic", f"{transport}: server name {init.server_info.name}")
     tools = {t.name: t for t in (await session.list_tools()).tools}
-    for name in ["list_databases", "list_tables", "get_schema", "get_metadata", "execute_query", "ask"]:
+    for name in ["list_databases", "list_tables", "get_schema", "get_metadata", "execute_query", "find_values", "ask"]:
         check(name in tools, f"{transport}: tool {name} missing ({sorted(tools)})")
     query = tools["execute_query"]
     check(query.annotations and query.annotations.read_only_hint is True, f"{transport}: readOnlyHint")

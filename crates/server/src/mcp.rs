@@ -3,7 +3,7 @@
 //! Streamable HTTP (`/mcp` on the running server, the user of the request's bearer token).
 //!
 //! The tools are the agent's own (`list_tables`, `get_schema`, `get_metadata`,
-//! `execute_query`) run through the core with the caller's grants, masking, limits, query log
+//! `execute_query`, `find_values`) run through the core with the caller's grants, masking, limits, query log
 //! and metrics, plus `list_databases` and `ask` (a question answered by sqlmatic's agent in a
 //! thread the user can open in the web app). Each database's structure is a resource,
 //! `sqlmatic://<database>/schema`.
@@ -29,7 +29,8 @@ use sqlmatic_models::{Code, Principal};
 use sqlmatic_tools::{ModelBounds, Toolset};
 
 /// The tools that only read, with the agent's names and arguments.
-const READ_TOOLS: &[&str] = &["list_tables", "get_schema", "get_metadata", "execute_query"];
+const READ_TOOLS: &[&str] =
+    &["list_tables", "get_schema", "get_metadata", "execute_query", "find_values"];
 
 /// The MCP server of one connection: stdio has a fixed user, HTTP takes each request's.
 #[derive(Clone)]

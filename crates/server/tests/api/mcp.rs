@@ -144,8 +144,15 @@ async fn mcp_over_http_serves_the_tools_with_the_users_grants() {
     assert_eq!(info.server_info.as_ref().unwrap().name, "sqlmatic");
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    for t in ["list_databases", "list_tables", "get_schema", "get_metadata", "execute_query", "ask"]
-    {
+    for t in [
+        "list_databases",
+        "list_tables",
+        "get_schema",
+        "get_metadata",
+        "execute_query",
+        "find_values",
+        "ask",
+    ] {
         assert!(names.contains(&t), "{t} missing from {names:?}");
     }
     assert!(!names.contains(&"execute_write"), "no writable database: no write tool");
@@ -196,6 +203,18 @@ async fn mcp_over_http_serves_the_tools_with_the_users_grants() {
     assert!(r.structured_content.unwrap().to_string().contains("customer_id"));
     let r = call(&client, "get_metadata", json!({})).await;
     assert_eq!(r.is_error, Some(false));
+    // stored values, once the index is built
+    let started = std::time::Instant::now();
+    loop {
+        let r = call(&client, "find_values", json!({"text": "sao paulo"})).await;
+        if r.is_error == Some(false) {
+            assert_eq!(r.structured_content.unwrap()["matches"][0]["value"], "São Paulo");
+            break;
+        }
+        assert_eq!(r.structured_content.unwrap()["code"], "value_index_unavailable");
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "no value index");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // bad input: an unknown tool is a protocol error; bad arguments are tool errors
     let unknown = client
