@@ -111,7 +111,6 @@ pub struct QueryResult {
     pub columns: Vec<ColumnMeta>,
     /// Rows as typed JSON values: integers stay integers, blobs are `{"$blob": base64}` or
     /// `{"$blob_bytes": n}` when large.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<Object>>))]
     pub rows: Vec<Vec<serde_json::Value>>,
     /// Rows returned here.
     pub row_count: u64,

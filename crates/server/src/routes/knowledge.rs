@@ -136,7 +136,9 @@ pub async fn context(
 /// (the file's and the promoted ones): what an admin commits back to the file.
 #[utoipa::path(get, path = "/api/databases/{name}/context/export", tag = "knowledge",
     params(("name" = String, Path, description = "database name")), responses(
-    (status = 200, content_type = "application/yaml", body = String), (status = 404, body = crate::wire::ErrorBody)))]
+    (status = 200, content_type = "application/yaml", body = serde_json::Value,
+        description = "the context file: a YAML mapping"),
+    (status = 404, body = crate::wire::ErrorBody)))]
 #[get("/api/databases/{name}/context/export")]
 pub async fn export(
     state: web::Data<State>,
@@ -151,7 +153,8 @@ pub async fn export(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ValuesQuery {
-    /// What the user typed (1-200 characters).
+    /// What the user typed (1-200 characters; only spaces matches nothing).
+    #[param(min_length = 1, max_length = 200)]
     pub text: String,
     /// `column` or `table.column` to search (default: every indexed text column).
     pub column: Option<String>,
@@ -170,9 +173,12 @@ pub async fn values(
     name: web::Path<String>,
     query: web::Query<ValuesQuery>,
 ) -> Result<web::Json<Vec<ValueMatch>>, ApiError> {
-    let text = query.text.trim();
-    if text.is_empty() || text.chars().count() > 200 {
+    if query.text.is_empty() || query.text.chars().count() > 200 {
         return Err(ApiError::new(Code::InvalidQueryString, "text must be 1 to 200 characters"));
+    }
+    let text = query.text.trim();
+    if text.is_empty() {
+        return Ok(web::Json(Vec::new()));
     }
     let column = query.column.as_deref().map(str::trim).filter(|c| !c.is_empty());
     Ok(web::Json(state.core.find_values(&user.0, Some(&name), column, text).await?))

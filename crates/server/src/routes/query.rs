@@ -11,7 +11,9 @@ use crate::{CurrentUser, State};
 
 /// Runs one read-only statement. `?format=csv` returns the rows as CSV.
 #[utoipa::path(post, path = "/api/query", tag = "query", params(QueryFormat), request_body = QueryRequest, responses(
-    (status = 200, body = QueryResult), (status = 400, description = "sql_error, multiple_statements, invalid_args", body = crate::wire::ErrorBody),
+    (status = 200, description = "the rows: JSON, or CSV with `?format=csv`",
+        content((QueryResult = "application/json"), (String = "text/csv"))),
+    (status = 400, description = "sql_error, multiple_statements, invalid_args", body = crate::wire::ErrorBody),
     (status = 403, description = "read_only: the statement would write", body = crate::wire::ErrorBody),
     (status = 404, description = "database_not_found", body = crate::wire::ErrorBody),
     (status = 408, description = "query_timeout", body = crate::wire::ErrorBody)))]
