@@ -385,3 +385,67 @@ async fn the_chat_rate_limit_is_shared_by_rest_and_websocket() {
     let threads: Value = app.get("/api/threads").await.json().await.unwrap();
     assert_eq!(threads["total"], 2, "refused turns stored nothing");
 }
+
+/// Verified queries follow database grants; candidates, promotion, removal and feedback lists
+/// are for admins; feedback is on your own answers only.
+#[actix_web::test]
+async fn verified_queries_and_feedback_respect_grants_roles_and_owners() {
+    let (app, t, _d) = spawn_secured(|_| {}).await;
+    let r = app
+        .post_as(
+            &t.admin,
+            "/api/verified-queries",
+            json!({"database": "other", "question": "How many secrets?", "sql": "SELECT count(*) FROM secrets"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    // alice may use demo only: other's verified query is not hers to see
+    let mine: Value = app.get_as(&t.alice, "/api/verified-queries").await.json().await.unwrap();
+    assert!(mine.as_array().unwrap().iter().all(|q| q["database"] == "demo"), "{mine}");
+    let bobs: Value = app.get_as(&t.bob, "/api/verified-queries").await.json().await.unwrap();
+    assert!(bobs.as_array().unwrap().iter().any(|q| q["id"] == id), "{bobs}");
+    for path in [
+        "/api/verified-queries?database=other",
+        "/api/databases/other/context",
+        "/api/databases/other/context/export",
+        "/api/databases/other/values?text=s",
+    ] {
+        assert_error(app.get_as(&t.alice, path).await, 404, "database_not_found").await;
+    }
+    // admin-only
+    assert_error(
+        app.get_as(&t.bob, "/api/verified-queries?status=candidate").await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_error(app.get_as(&t.bob, "/api/feedback").await, 403, "forbidden").await;
+    assert_error(
+        app.post_as(&t.bob, "/api/verified-queries", json!({"candidate_id": id})).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/verified-queries/{id}")))
+        .bearer_auth(&t.bob)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, "forbidden").await;
+    // feedback: on your own answers only
+    let r: Value =
+        app.post_as(&t.bob, "/chat", json!({"message": "hello"})).await.json().await.unwrap();
+    let question = r["error"]["details"]["message_id"].as_i64().unwrap();
+    let path = format!("/api/messages/{question}/feedback");
+    assert_error(
+        app.post_as(&t.alice, &path, json!({"rating": "up"})).await,
+        404,
+        "message_not_found",
+    )
+    .await;
+    assert_error(app.post_as(&t.bob, &path, json!({"rating": "up"})).await, 400, "not_an_answer")
+        .await;
+}
