@@ -120,6 +120,11 @@ impl TestApp {
         self.client.post(self.url(path)).json(&body).send().await.unwrap()
     }
 
+    /// `POST /chat` with a question in a new thread; the reply's JSON (or error body).
+    pub async fn chat(&self, message: &str) -> Value {
+        self.post_json("/chat", serde_json::json!({"message": message})).await.json().await.unwrap()
+    }
+
     pub async fn query(&self, body: Value) -> (u16, Value) {
         let r = self.post_json("/api/query", body).await;
         let status = r.status().as_u16();

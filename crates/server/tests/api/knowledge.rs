@@ -139,12 +139,7 @@ async fn feedback_proposes_a_candidate_that_the_model_sees_only_once_verified() 
         c.database.targets = vec![sqlmatic_services::demo::spec(&c.database.demo_path)];
     })
     .await;
-    let first: Value = app
-        .post_json("/chat", json!({"message": "Which products sell the most units?"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first: Value = app.chat("Which products sell the most units?").await;
     let answer = first["message_id"].as_i64().unwrap();
     assert!(first.get("verified_query").is_none(), "{first}");
 
@@ -232,12 +227,7 @@ async fn feedback_proposes_a_candidate_that_the_model_sees_only_once_verified() 
         Step::Reply(Reply::tool("c2", "execute_query", json!({"sql": TOP_SQL}))),
         Step::Reply(Reply::text("Again, the best sellers are …")),
     ]);
-    let reply: Value = app
-        .post_json("/chat", json!({"message": "What are our best selling products by units?"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let reply: Value = app.chat("What are our best selling products by units?").await;
     let received = llm.received();
     let prompt = system_prompt(&received[received.len() - 2]);
     assert!(prompt.contains("Verified query (checked by local)"), "{prompt}");
@@ -334,12 +324,7 @@ async fn find_values_finds_stored_values_and_follows_data_changes() {
         .await;
 
     // the agent's tool answers from the same index
-    let reply: Value = app
-        .post_json("/chat", json!({"message": "customers in new yrok"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let reply: Value = app.chat("customers in new yrok").await;
     assert_eq!(reply["status"], "complete", "{reply}");
     let tool = llm.received()[1].body["messages"]
         .as_array()

@@ -41,10 +41,24 @@ pub async fn data_stamp(
         "WITH s AS {SCHEMAS} SELECT coalesce(sum(t.n_tup_ins + t.n_tup_upd + t.n_tup_del), 0)::int8 \
          FROM pg_stat_all_tables t JOIN s ON s.nspname = t.schemaname"
     );
-    let stmt = client.prepare_cached(&sql).await.map_err(|e| db.error(&e))?;
-    let row = client.query_one(&stmt, &[&schemas]).await.map_err(|e| db.error(&e))?;
-    let changes: i64 = row.try_get(0).map_err(|e| db.error(&e))?;
+    let changes = numbers_over_schemas::<1>(db, client, &sql, schemas).await?[0];
     Ok(fingerprint(db, client, schemas).await?.wrapping_mul(31) ^ changes)
+}
+
+/// The first `N` `int8` columns of the one row `sql` (over the shown schemas, `$1`) returns.
+async fn numbers_over_schemas<const N: usize>(
+    db: &PostgresDatabase,
+    client: &deadpool_postgres::Object,
+    sql: &str,
+    schemas: &[String],
+) -> Result<[i64; N], ToolError> {
+    let stmt = client.prepare_cached(sql).await.map_err(|e| db.error(&e))?;
+    let row = client.query_one(&stmt, &[&schemas]).await.map_err(|e| db.error(&e))?;
+    let mut out = [0; N];
+    for (i, value) in out.iter_mut().enumerate() {
+        *value = row.try_get(i).map_err(|e| db.error(&e))?;
+    }
+    Ok(out)
 }
 
 /// A number that changes with any DDL, comment or privilege change in the shown schemas: the
@@ -67,10 +81,7 @@ pub async fn fingerprint(
            UNION ALL SELECT count(*), sum(hashtext(s.nspname)) FROM s) \
          SELECT coalesce(sum(n), 0)::int8, coalesce(sum(x), 0)::int8 FROM parts"
     );
-    let stmt = client.prepare_cached(&sql).await.map_err(|e| db.error(&e))?;
-    let row = client.query_one(&stmt, &[&schemas]).await.map_err(|e| db.error(&e))?;
-    let count: i64 = row.try_get(0).map_err(|e| db.error(&e))?;
-    let sum: i64 = row.try_get(1).map_err(|e| db.error(&e))?;
+    let [count, sum] = numbers_over_schemas::<2>(db, client, &sql, schemas).await?;
     Ok(count.wrapping_mul(1_000_003) ^ sum)
 }
 
