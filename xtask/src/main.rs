@@ -92,6 +92,9 @@ fn main() -> anyhow::Result<()> {
                 "-D",
                 "warnings",
             ]))?;
+            run(cargo()
+                .args(["doc", "--no-deps", "--workspace", "--exclude", "xtask", "--locked"])
+                .env("RUSTDOCFLAGS", "-D warnings"))?;
             run(cargo().args(["test", "--workspace", "--locked"]))?;
             layers::check(&root())
         }

@@ -24,13 +24,18 @@ pub struct AgentConfig {
     pub provider: Option<String>,
     /// e.g. `https://api.openai.com/v1`, `http://localhost:11434/v1` (Ollama), `https://api.anthropic.com`.
     pub base_url: Option<String>,
+    /// The model's name at the provider.
     pub model: Option<String>,
+    /// The provider's key (environment only: `SQLMATIC_AGENT__API_KEY`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
+    /// Sampling temperature, 0-2.
     pub temperature: f32,
+    /// Tokens per model call at most.
     pub max_tokens: u32,
     /// Tool-calling rounds per turn at most.
     pub max_steps: u32,
+    /// Time to connect to the provider.
     pub connect_timeout_ms: u64,
     /// Limit of one LLM call, from the request to the last byte of the answer (streamed or not).
     pub request_timeout_ms: u64,
@@ -39,7 +44,9 @@ pub struct AgentConfig {
     /// Attempts per LLM call on connect errors, 429 and 5xx (with exponential backoff and jitter,
     /// honouring `Retry-After`).
     pub max_attempts: u32,
+    /// First retry delay (exponential backoff with jitter).
     pub retry_base_ms: u64,
+    /// Longest retry delay (also caps `Retry-After`).
     pub retry_max_ms: u64,
     /// Empty: the built-in prompt for text-to-SQL on SQLite.
     pub system_prompt: Option<String>,
@@ -74,13 +81,16 @@ pub struct AgentConfig {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentOverrides {
+    /// The model's name at the provider.
     pub model: Option<String>,
+    /// Sampling temperature.
     #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 2.0))]
     pub temperature: Option<f32>,
     /// Tool names (default: `tools.enabled`).
     pub tools: Option<Vec<String>>,
     /// Target databases this user's agent may use (default: all).
     pub databases: Option<Vec<String>>,
+    /// A system prompt replacing the built-in one.
     pub system_prompt: Option<String>,
 }
 
@@ -116,10 +126,12 @@ impl Default for AgentConfig {
 }
 
 impl AgentConfig {
+    /// True when a provider and a model are set.
     pub fn is_configured(&self) -> bool {
         self.provider.as_deref().is_some_and(|p| !p.is_empty())
     }
 
+    /// Checks the values; the error says which key is wrong.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(p) = self
             .provider
@@ -157,6 +169,7 @@ impl AgentConfig {
         Self { api_key: self.api_key.as_ref().map(|_| "<redacted>".into()), ..self.clone() }
     }
 
+    /// The system prompt: the configured one, else the built-in text-to-SQL prompt.
     pub fn system_prompt(&self) -> &str {
         self.system_prompt
             .as_deref()
@@ -184,6 +197,7 @@ impl Default for MemoryConfig {
 }
 
 impl MemoryConfig {
+    /// Checks the values; the error says which key is wrong.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_history_tokens < 200 {
             return Err("memory.max_history_tokens must be at least 200".into());

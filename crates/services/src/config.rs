@@ -75,6 +75,7 @@ impl Default for DatabaseConfig {
 }
 
 impl DatabaseConfig {
+    /// Checks the values; the error says which key is wrong.
     pub fn validate(&self) -> Result<(), String> {
         if self.app_pool_size == 0 {
             return Err("database.app_pool_size must be greater than 0".into());

@@ -12,8 +12,11 @@ use crate::{Error, Result};
 
 /// Row counts of the generated tables.
 pub const CUSTOMERS: i64 = 1200;
+/// Employees in the demo.
 pub const EMPLOYEES: i64 = 24;
+/// Products in the demo.
 pub const PRODUCTS: i64 = 120;
+/// Orders in the demo.
 pub const ORDERS: i64 = 6000;
 
 const SCHEMA: &str = "
@@ -110,7 +113,7 @@ CREATE VIEW product_sales AS
 /// generated demo database, so the defaults show verified queries and metrics at work.
 pub const CONTEXT: &str = include_str!("../../../config/context/demo.yaml");
 
-/// The same shop for PostgreSQL, derived from [`SCHEMA`] so the two cannot drift: the types a
+/// The same shop for PostgreSQL, derived from `SCHEMA` so the two cannot drift: the types a
 /// PostgreSQL schema would use (exact `numeric` money instead of `REAL`, `date` for the `*_date`
 /// and `*_at` columns), after dropping the demo's tables if they are there.
 pub fn postgres_schema() -> String {

@@ -2,35 +2,61 @@
 
 use sqlmatic_models::{Code, ErrorKind};
 
+/// What a service failed with: its kind and code come from the one registry.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No such thread, message, user, verified query…
     #[error("{what} not found")]
-    NotFound { what: &'static str },
+    NotFound {
+        /// What was looked for.
+        what: &'static str,
+    },
+    /// Input the service refuses; the message says what.
     #[error("{0}")]
     InvalidInput(String),
+    /// No target database of that name.
     #[error("no database named `{name}`; databases are: {known}")]
-    UnknownDatabase { name: String, known: String },
+    UnknownDatabase {
+        /// The name asked for (cut to 100 characters).
+        name: String,
+        /// The names there are.
+        known: String,
+    },
+    /// The app database is locked.
     #[error("the app database is busy or locked")]
     AppDbBusy(#[source] rusqlite::Error),
+    /// The app database cannot be written.
     #[error("the app database cannot be written (read-only file or disk full)")]
     AppDbUnwritable(#[source] rusqlite::Error),
+    /// Any other app-database failure (a bug, or a damaged file).
     #[error("app database error")]
     AppDb(#[source] rusqlite::Error),
+    /// No connection to the app database.
     #[error("no connection to the app database")]
     Pool(#[from] r2d2::Error),
+    /// A file or directory could not be prepared.
     #[error("cannot prepare {path}")]
     Io {
+        /// Which.
         path: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// Blocking work panicked or was cancelled.
     #[error("a blocking task failed")]
     Join(#[from] tokio::task::JoinError),
     /// A request the service refuses for a reason with its own code.
     #[error("{message}")]
-    Refused { code: Code, message: String },
+    Refused {
+        /// The registry code.
+        code: Code,
+        /// What to tell the caller.
+        message: String,
+    },
 }
 
+/// A result whose error is the services' [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<rusqlite::Error> for Error {
@@ -45,6 +71,7 @@ impl From<rusqlite::Error> for Error {
 }
 
 impl Error {
+    /// The class of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::NotFound { .. } | Self::UnknownDatabase { .. } => ErrorKind::NotFound,

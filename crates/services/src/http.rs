@@ -42,6 +42,7 @@ pub struct PerThreadClient {
 /// What a [`PerThreadClient`]'s clients are built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientSettings {
+    /// Time to connect.
     pub connect_timeout: Duration,
 }
 

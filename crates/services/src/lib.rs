@@ -14,6 +14,8 @@
 //!
 //! Must not know actix or HTTP status codes: errors carry a [`sqlmatic_models::ErrorKind`].
 
+#![warn(missing_docs)]
+
 pub mod agent;
 mod agent_config;
 mod app_db;

@@ -20,6 +20,7 @@ SQLite database. Write a concise summary that lets the assistant continue the co
 tables and columns used, filters and parameters, the last SQL query run (verbatim), and the key figures of the answers. \
 Drop pleasantries. Plain text, no preamble.";
 
+/// A thread's history for the model, within a token budget, with persisted summaries.
 #[derive(Clone, Debug)]
 pub struct MemoryService {
     db: AppDb,
@@ -185,11 +186,14 @@ fn transcript(turns: &[Turn]) -> String {
 
 /// The summarising model and the model name to ask.
 pub struct Summarizer<'a> {
+    /// The model that writes summaries.
     pub model: &'a dyn ChatModel,
+    /// Its name at the provider.
     pub model_name: &'a str,
 }
 
 impl MemoryService {
+    /// Over the app database, with these settings.
     pub fn new(db: AppDb, config: MemoryConfig) -> Self {
         Self { db, config }
     }

@@ -8,7 +8,7 @@ use crate::app_db::now;
 use crate::{AppDb, Result};
 
 /// The query log. Entries go to one writer thread that stores everything queued within
-/// [`LINGER`] of the first in one transaction (group commit): logging costs a channel send on
+/// `LINGER` of the first in one transaction (group commit): logging costs a channel send on
 /// the query's thread, not a transaction. Readers flush first, so they see every query that
 /// finished; a crash loses at most the last few milliseconds of log lines.
 #[derive(Clone, Debug)]
@@ -109,16 +109,27 @@ fn run_writer(db: AppDb, commands: std::sync::mpsc::Receiver<Command>) {
 /// One row of the query log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueryLogEntry {
+    /// Its id.
     pub id: i64,
+    /// Who ran it.
     pub user: String,
+    /// The thread it ran for, if any.
     pub thread_id: Option<String>,
+    /// The target database.
     pub database: String,
+    /// `agent`, `api`, `mcp` or `context`.
     pub source: String,
+    /// The statement.
     pub sql: String,
+    /// `ok`, `blocked`, `failed` or `timed_out`.
     pub outcome: String,
+    /// The registry code when it failed.
     pub error_code: Option<String>,
+    /// Rows returned.
     pub rows: u64,
+    /// How long it took.
     pub duration_ms: f64,
+    /// When it ran (RFC 3339).
     pub created_at: String,
 }
 

@@ -8,6 +8,7 @@ use sqlmatic_tools::{TargetDatabase, TargetSpec, ToolsConfig};
 
 use crate::{DatabaseConfig, Error, Result};
 
+/// The target databases by name, with the default one.
 #[derive(Clone, Debug)]
 pub struct Targets {
     by_name: BTreeMap<String, Arc<TargetDatabase>>,
@@ -53,6 +54,7 @@ impl Targets {
         ))
     }
 
+    /// Targets from specs (the one marked `default`, else the first, is the default).
     pub fn from_specs(specs: Vec<TargetSpec>, tools: &ToolsConfig) -> Self {
         let default = specs
             .iter()
@@ -103,6 +105,7 @@ impl Targets {
         Ok(())
     }
 
+    /// The default target's name.
     pub fn default_name(&self) -> &str {
         &self.default
     }
@@ -116,10 +119,12 @@ impl Targets {
         })
     }
 
+    /// Every target, by name.
     pub fn all(&self) -> impl Iterator<Item = &Arc<TargetDatabase>> {
         self.by_name.values()
     }
 
+    /// What `GET /api/databases` lists.
     pub fn summaries(&self) -> Vec<DatabaseSummary> {
         self.by_name.values().map(|t| t.summary(t.name() == self.default)).collect()
     }

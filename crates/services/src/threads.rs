@@ -11,6 +11,7 @@ use sqlmatic_models::{
 use crate::app_db::now;
 use crate::{AppDb, Error, Result};
 
+/// Threads and their messages, owner-scoped: another owner's thread is "not found".
 #[derive(Clone, Debug)]
 pub struct ThreadService {
     db: AppDb,
@@ -19,15 +20,20 @@ pub struct ThreadService {
 /// A message to append to a thread.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
+    /// Who wrote it.
     pub role: Role,
+    /// Its text.
     pub content: String,
+    /// Tool calls (assistant) or the call answered (tool).
     pub tool_calls: Option<serde_json::Value>,
+    /// Whether it is complete.
     pub status: MessageStatus,
     /// For a turn's intermediate messages: the answer message they belong to.
     pub parent_id: Option<MessageId>,
 }
 
 impl NewMessage {
+    /// A message with no tool calls and no parent.
     pub fn new(role: Role, content: impl Into<String>, status: MessageStatus) -> Self {
         Self { role, content: content.into(), tool_calls: None, status, parent_id: None }
     }
@@ -79,10 +85,12 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
 }
 
 impl ThreadService {
+    /// Over the app database.
     pub fn new(db: AppDb) -> Self {
         Self { db }
     }
 
+    /// A new empty thread of `owner` about `database`.
     pub async fn create(&self, owner: &str, title: ThreadTitle, database: &str) -> Result<Thread> {
         let (owner, database) = (owner.to_owned(), database.to_owned());
         self.db
@@ -125,6 +133,7 @@ impl ThreadService {
         self.db.run(move |c| get_thread(c, &owner, id)).await
     }
 
+    /// The thread's messages in order, with the owner's rating of each answer.
     pub async fn messages(&self, owner: &str, id: ThreadId) -> Result<Vec<Message>> {
         let owner = owner.to_owned();
         self.db
@@ -141,6 +150,7 @@ impl ThreadService {
             .await
     }
 
+    /// Renames a thread (it counts as activity).
     pub async fn rename(&self, owner: &str, id: ThreadId, title: ThreadTitle) -> Result<Thread> {
         let owner = owner.to_owned();
         self.db
@@ -157,6 +167,7 @@ impl ThreadService {
             .await
     }
 
+    /// Deletes a thread and its messages.
     pub async fn delete(&self, owner: &str, id: ThreadId) -> Result<()> {
         let owner = owner.to_owned();
         self.db

@@ -16,6 +16,7 @@ use crate::agent_config::AgentOverrides;
 use crate::app_db::now;
 use crate::{AppDb, Error, Result};
 
+/// Users, their API tokens (salted hashes only) and stored agent settings.
 #[derive(Clone, Debug)]
 pub struct UserService {
     db: AppDb,
@@ -24,11 +25,17 @@ pub struct UserService {
 /// A user as `sqlmatic user list` and `GET /api/users` show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserInfo {
+    /// The user's name.
     pub name: String,
+    /// Admins manage users and see everyone's query log and metrics.
     pub admin: bool,
+    /// Databases granted (`None`: all).
     pub databases: Option<Vec<String>>,
+    /// A disabled user's tokens are refused.
     pub disabled: bool,
+    /// Tokens not revoked.
     pub active_tokens: u64,
+    /// When the user was added (RFC 3339).
     pub created_at: String,
 }
 
@@ -57,6 +64,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Checks a user name: 1-64 characters of `a-z A-Z 0-9 _ - .`.
 pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -87,6 +95,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl UserService {
+    /// Over the app database.
     pub fn new(db: AppDb) -> Self {
         Self { db }
     }
@@ -227,6 +236,7 @@ impl UserService {
             .await
     }
 
+    /// The user's stored agent settings, if any.
     pub async fn agent_settings(&self, name: &str) -> Result<Option<AgentOverrides>> {
         let name = name.to_owned();
         self.db
@@ -244,6 +254,7 @@ impl UserService {
             .await
     }
 
+    /// Stores the user's agent settings (they override the configuration's).
     pub async fn set_agent_settings(&self, name: &str, settings: &AgentOverrides) -> Result<()> {
         let (name, json) = (name.to_owned(), serde_json::to_string(settings).unwrap_or_default());
         self.db

@@ -27,19 +27,29 @@ use crate::{AgentConfig, AgentOverrides};
 /// The settings one user's agent runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentSettings {
+    /// The model's name at the provider.
     pub model: String,
+    /// Sampling temperature.
     pub temperature: f32,
+    /// Tokens per model call at most.
     pub max_tokens: u32,
+    /// Model calls per turn at most.
     pub max_steps: u32,
+    /// The system prompt, before the database's context.
     pub system_prompt: String,
+    /// The tools it may call, by name.
     pub tools: Vec<String>,
     /// Databases this agent may use; `None` = all.
     pub databases: Option<Vec<String>>,
+    /// Time limit of one tool call.
     pub tool_timeout: Duration,
     /// How long a proposed write waits for the user's decision.
     pub approval_timeout: Duration,
+    /// Rows of a result the model sees at most.
     pub result_max_rows: usize,
+    /// Bytes of a tool result the model sees at most.
     pub result_max_bytes: usize,
+    /// Above this many tokens the prompt carries the most relevant tables only.
     pub schema_token_budget: usize,
     /// Tokens of business context per question (`agent.context_token_budget`).
     pub context_token_budget: usize,
@@ -82,6 +92,7 @@ impl AgentSettings {
         }
     }
 
+    /// True when this agent may use `database`.
     pub fn may_use(&self, database: &str) -> bool {
         self.databases.as_ref().is_none_or(|d| d.iter().any(|n| n == database))
     }
@@ -96,7 +107,14 @@ pub enum AgentEvent {
     ToolCall(CallMade),
     /// A tool answered: the call it answers and its typed outcome (shared, never re-serialized),
     /// or its failure.
-    ToolResult { call: CallMade, outcome: Result<Arc<ToolOutcome>, ToolError>, elapsed_ms: f64 },
+    ToolResult {
+        /// The call it answers.
+        call: CallMade,
+        /// What the tool produced, or why it failed.
+        outcome: Result<Arc<ToolOutcome>, ToolError>,
+        /// How long the call took.
+        elapsed_ms: f64,
+    },
     /// A complete message of the turn's transcript (assistant tool calls, tool results), for storage.
     Message(ChatMessage),
 }
@@ -104,28 +122,38 @@ pub enum AgentEvent {
 /// A tool call as the model made it, with its arguments parsed (the raw text when not JSON).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallMade {
+    /// The call's id, which its result repeats.
     pub id: String,
+    /// The tool's name.
     pub name: String,
+    /// Its arguments.
     pub arguments: Value,
 }
 
 /// A finished turn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentOutcome {
+    /// The answer's text.
     pub answer: String,
+    /// Tokens used.
     pub usage: Usage,
     /// Model calls made.
     pub steps: u32,
 }
 
+/// Why a turn failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// The model call failed.
     #[error(transparent)]
     Llm(#[from] LlmError),
+    /// The model kept calling tools for this many steps.
     #[error("the agent did not reach an answer within {0} steps")]
     MaxSteps(u32),
+    /// The user's agent may not use this database.
     #[error("the database `{0}` is not available to this agent")]
     DatabaseForbidden(String),
+    /// The configured tools are not valid (an unknown name).
     #[error("tool configuration: {}", .0.model_message)]
     Tools(ToolError),
 }
@@ -137,6 +165,7 @@ impl From<LlmError> for Box<AgentError> {
 }
 
 impl AgentError {
+    /// The class of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Llm(e) => e.kind(),
@@ -146,6 +175,7 @@ impl AgentError {
         }
     }
 
+    /// The registry code.
     pub fn code(&self) -> sqlmatic_models::Code {
         use sqlmatic_models::Code;
         match self {
@@ -157,6 +187,7 @@ impl AgentError {
     }
 }
 
+/// One user's agent: a model, the toolset and the settings it runs with.
 pub struct Agent {
     model: Arc<dyn ChatModel>,
     toolset: Toolset,
@@ -181,14 +212,17 @@ fn log_tool(call: &ToolCall, result: &Result<ToolOutcome, ToolError>, elapsed: f
 }
 
 impl Agent {
+    /// An agent over `model` with `toolset`.
     pub fn new(model: Arc<dyn ChatModel>, toolset: Toolset, settings: AgentSettings) -> Self {
         Self { model, toolset, settings }
     }
 
+    /// The settings it runs with.
     pub fn settings(&self) -> &AgentSettings {
         &self.settings
     }
 
+    /// The model it asks.
     pub fn model(&self) -> &Arc<dyn ChatModel> {
         &self.model
     }
@@ -356,6 +390,8 @@ pub struct AgentService {
 }
 
 impl AgentService {
+    /// Agents over the provider `config` names (none configured: no model, and chat answers
+    /// `llm_not_configured`).
     pub fn new(
         config: AgentConfig,
         registry: ToolRegistry,
@@ -394,6 +430,7 @@ impl AgentService {
         }
     }
 
+    /// True when a model is configured.
     pub fn is_configured(&self) -> bool {
         self.model.is_some()
     }
@@ -403,6 +440,7 @@ impl AgentService {
         *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
     }
 
+    /// The settings `user`'s agent runs with (configuration, then stored overrides).
     pub fn settings_for(&self, user: &str, stored: Option<&AgentOverrides>) -> AgentSettings {
         let config = self.config.lock().unwrap_or_else(PoisonError::into_inner);
         AgentSettings::for_user(&config, &self.default_tools, user, stored)
@@ -428,6 +466,7 @@ impl AgentService {
         Ok(Some(agent))
     }
 
+    /// The configured model, if any.
     pub fn model(&self) -> Option<&Arc<dyn ChatModel>> {
         self.model.as_ref()
     }

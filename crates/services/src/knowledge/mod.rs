@@ -1,7 +1,7 @@
 //! Business context: what people know about a database that its schema does not say, and the
 //! gate that keeps unchecked knowledge out of the prompt.
 //!
-//! - the context file of each target ([`file`]): descriptions, synonyms, metrics, dimensions,
+//! - the context file of each target ([`mod@file`]): descriptions, synonyms, metrics, dimensions,
 //!   relationships, rules and verified queries; loaded by the core, which runs each verified
 //!   query against the database first and drops those that fail;
 //! - verified queries in the app database with a lexical index (SQLite FTS5, BM25): only

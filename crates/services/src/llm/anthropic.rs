@@ -12,9 +12,11 @@ use super::{
     read_json,
 };
 
+/// Where Anthropic's API is when `agent.base_url` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 const API_VERSION: &str = "2023-06-01";
 
+/// Anthropic's Messages API, streamed over SSE.
 pub struct Anthropic {
     settings: ProviderSettings,
     client: crate::http::PerThreadClient,
@@ -22,6 +24,7 @@ pub struct Anthropic {
 }
 
 impl Anthropic {
+    /// A client with these settings.
     pub fn new(settings: ProviderSettings) -> Result<Self, LlmError> {
         let client = crate::http::PerThreadClient::new(crate::http::ClientSettings {
             connect_timeout: settings.connect_timeout,

@@ -23,55 +23,85 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::AgentConfig;
 
+/// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One call to a model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlmRequest {
+    /// The model's name at the provider.
     pub model: String,
+    /// The conversation, system prompt first.
     pub messages: Vec<ChatMessage>,
+    /// The tools it may call.
     pub tools: Vec<ToolDefinition>,
+    /// Sampling temperature.
     pub temperature: f32,
+    /// Tokens of answer at most.
     pub max_tokens: u32,
 }
 
 /// What the model answered: text, tool calls, or both.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LlmResponse {
+    /// The answer's text (may be empty when it calls tools).
     pub content: String,
+    /// The tools it asks to call.
     pub tool_calls: Vec<ToolCall>,
+    /// Tokens used.
     pub usage: Usage,
+    /// Why it stopped, as the provider says.
     pub finish_reason: Option<String>,
 }
 
 /// Where streamed text goes, piece by piece, as it arrives.
 pub type Deltas = UnboundedSender<String>;
 
+/// Why a model call failed (after retries).
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
+    /// No connection to the provider.
     #[error("the LLM provider cannot be reached at {url}")]
     Unreachable {
+        /// The provider's base URL.
         url: String,
+        /// The connection error.
         #[source]
         source: reqwest::Error,
     },
+    /// No answer (or silence) within the time limits.
     #[error("the LLM provider did not answer in time")]
     Timeout,
+    /// HTTP 429 until the retries ran out.
     #[error("the LLM provider is rate limiting requests (HTTP 429) and retries ran out")]
     RateLimited,
+    /// HTTP 5xx until the retries ran out.
     #[error("the LLM provider failed with HTTP {status} and retries ran out")]
-    ServerError { status: u16 },
+    ServerError {
+        /// The last status.
+        status: u16,
+    },
+    /// HTTP 4xx: the request is refused (bad key, unknown model…).
     #[error("the LLM provider rejected the request (HTTP {status}): {message}")]
-    Rejected { status: u16, message: String },
+    Rejected {
+        /// The status.
+        status: u16,
+        /// The provider's reason.
+        message: String,
+    },
+    /// Not the provider's protocol.
     #[error("the LLM provider sent a response sqlmatic cannot read: {0}")]
     BadResponse(String),
+    /// The stream ended before the answer did.
     #[error("the LLM provider's stream was cut before the answer was complete")]
     StreamCut,
+    /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
 }
 
 impl LlmError {
+    /// The class of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Timeout => ErrorKind::Timeout,
@@ -80,6 +110,7 @@ impl LlmError {
         }
     }
 
+    /// The registry code.
     pub fn code(&self) -> sqlmatic_models::Code {
         use sqlmatic_models::Code;
         match self {
@@ -98,10 +129,12 @@ impl LlmError {
 pub trait ChatModel: Send + Sync {
     /// `provider/model`, for logs.
     fn describe(&self) -> String;
+    /// One whole answer.
     fn complete<'a>(
         &'a self,
         request: &'a LlmRequest,
     ) -> BoxFuture<'a, Result<LlmResponse, LlmError>>;
+    /// One answer, its text sent to `deltas` as it arrives.
     fn stream<'a>(
         &'a self,
         request: &'a LlmRequest,
@@ -125,6 +158,7 @@ pub enum MaxTokensField {
 pub struct ProviderCompat {
     /// Send tool schemas in OpenAI's strict form with `strict: true`.
     pub strict_tools: bool,
+    /// The name the answer's token limit is sent under.
     pub max_tokens_field: MaxTokensField,
     /// Some models refuse any `temperature`.
     pub send_temperature: bool,
@@ -143,16 +177,24 @@ impl Default for ProviderCompat {
 /// Connection settings shared by the providers.
 #[derive(Debug, Clone)]
 pub struct ProviderSettings {
+    /// The provider's base URL.
     pub base_url: String,
+    /// The key, when the provider needs one.
     pub api_key: Option<String>,
+    /// Time to connect.
     pub connect_timeout: Duration,
+    /// Limit of one call, retries included.
     pub request_timeout: Duration,
+    /// Longest silence within a streamed answer.
     pub stream_idle_timeout: Duration,
+    /// How failed calls are retried.
     pub retry: retry::RetryPolicy,
+    /// What this OpenAI-compatible server accepts.
     pub compat: ProviderCompat,
 }
 
 impl ProviderSettings {
+    /// The settings `agent` gives, with `default_base` when no base URL is set.
     pub fn from_config(config: &AgentConfig, default_base: &str) -> Self {
         Self {
             base_url: config

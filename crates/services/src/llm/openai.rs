@@ -11,8 +11,10 @@ use super::{
     ProviderCompat, ProviderSettings, join_url, read_json,
 };
 
+/// Where OpenAI's API is when `agent.base_url` is not set.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
+/// Any OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM, llama.cpp, LM Studio…), streamed over SSE.
 pub struct OpenAi {
     settings: ProviderSettings,
     client: crate::http::PerThreadClient,
@@ -20,6 +22,7 @@ pub struct OpenAi {
 }
 
 impl OpenAi {
+    /// A client with these settings.
     pub fn new(settings: ProviderSettings) -> Result<Self, LlmError> {
         let client = crate::http::PerThreadClient::new(crate::http::ClientSettings {
             connect_timeout: settings.connect_timeout,

@@ -7,10 +7,14 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 
 use super::{LlmError, error_text};
 
+/// Retries of a model call: exponential backoff with jitter, `Retry-After` honoured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// Attempts in all.
     pub max_attempts: u32,
+    /// The first delay.
     pub base: Duration,
+    /// The longest delay.
     pub max: Duration,
 }
 

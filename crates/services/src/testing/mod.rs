@@ -56,16 +56,19 @@ pub struct Reply {
     pub tool_calls: Vec<(String, String, String)>,
     /// Pieces each tool call's arguments are split into (at least 1).
     pub fragments: usize,
+    /// (prompt, completion) tokens reported.
     pub usage: (u64, u64),
 }
 
 impl Reply {
+    /// A text answer, streamed word by word.
     pub fn text(text: &str) -> Self {
         // a few pieces so streaming is visible
         let pieces: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
         Self { text: pieces, fragments: 1, usage: (100, 20), ..Self::default() }
     }
 
+    /// One tool call.
     pub fn tool(id: &str, name: &str, arguments: Value) -> Self {
         Self {
             tool_calls: vec![(id.into(), name.into(), arguments.to_string())],
@@ -75,6 +78,7 @@ impl Reply {
         }
     }
 
+    /// Several tool calls in one answer (id, name, arguments).
     pub fn tools(calls: &[(&str, &str, Value)]) -> Self {
         Self {
             tool_calls: calls
@@ -97,6 +101,7 @@ impl Reply {
         }
     }
 
+    /// Splits each tool call's arguments into `n` streamed pieces.
     pub fn in_fragments(mut self, n: usize) -> Self {
         self.fragments = n.max(1);
         self
@@ -106,31 +111,43 @@ impl Reply {
 /// One HTTP response.
 #[derive(Debug, Clone)]
 pub enum Step {
+    /// A model answer, in the protocol the request spoke (streamed when it asked to stream).
     Reply(Reply),
     /// An error status with an optional `Retry-After` (seconds).
     Status {
+        /// The HTTP status.
         status: u16,
+        /// `Retry-After`, in seconds.
         retry_after: Option<u64>,
+        /// The body.
         body: String,
     },
     /// Waits before sending anything.
     Delay {
+        /// How long.
         ms: u64,
+        /// Then this.
         then: Box<Step>,
     },
     /// Streams the reply but closes the connection after `events` SSE events.
     CutAfter {
+        /// Events sent.
         events: usize,
+        /// The reply they come from.
         reply: Reply,
     },
     /// Streams the first `events` SSE events, then goes silent (the connection stays open).
     StallAfter {
+        /// Events sent.
         events: usize,
+        /// The reply they come from.
         reply: Reply,
     },
     /// Streams the reply one SSE event every `every_ms`: never silent for long, but slow.
     Drip {
+        /// The pause between events.
         every_ms: u64,
+        /// The reply.
         reply: Reply,
     },
     /// 200 with a body that is not the protocol.
@@ -143,22 +160,29 @@ pub enum Step {
 }
 
 impl Step {
+    /// `then`, after `ms` milliseconds.
     pub fn delayed(ms: u64, then: Step) -> Self {
         Self::Delay { ms, then: Box::new(then) }
     }
 }
 
+/// The order steps are played in.
 #[derive(Debug, Clone)]
 pub enum Script {
+    /// One step per request, in order, whatever the conversation.
     Queue(VecDeque<Step>),
+    /// The step of the request's round: how many assistant messages follow the last question.
     ByRound(Vec<Step>),
 }
 
 /// A request the server received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The request path.
     pub path: String,
+    /// Its headers.
     pub headers: Vec<(String, String)>,
+    /// Its JSON body.
     pub body: Value,
 }
 
@@ -170,6 +194,7 @@ struct State {
 
 /// The running server; it stops when dropped.
 pub struct ScriptedLlm {
+    /// The port it listens on (127.0.0.1).
     pub port: u16,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
@@ -192,6 +217,7 @@ impl ScriptedLlm {
         Self::start(Script::ByRound(steps), latency).await
     }
 
+    /// Starts a server playing `script`, each answer after `latency`.
     pub async fn start(script: Script, latency: Duration) -> Self {
         #[allow(clippy::unwrap_used)] // binding 127.0.0.1:0 only fails on a broken machine
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -219,6 +245,7 @@ impl ScriptedLlm {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Every request received so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }

@@ -26,10 +26,12 @@ enum ModelScript {
 }
 
 impl ScriptedModel {
+    /// Answers each call with the next reply, in order.
     pub fn queue(replies: Vec<Reply>) -> Self {
         Self::with(ModelScript::Queue(replies.into()))
     }
 
+    /// Answers each call with the reply of its round (assistant messages since the last question).
     pub fn by_round(replies: Vec<Reply>) -> Self {
         Self::with(ModelScript::ByRound(replies))
     }

@@ -8,7 +8,7 @@
 //! At start-up [`PostgresDatabase::verify`] refuses a role that could write or escape (unless
 //! `allow_privileged_role`) and checks that masked columns are unreadable to it. The
 //! [`guard`] parses each statement as defence in depth. Values become JSON through PostgreSQL's
-//! own `row_to_json`, read back without loss ([`value`]).
+//! own `row_to_json`, read back without loss (`value`).
 
 pub mod guard;
 mod introspect;
