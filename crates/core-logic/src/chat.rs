@@ -14,9 +14,9 @@ use sqlmatic_models::{
     ChartSpec, ChatMessage, Code, MessageId, MessageStatus, Principal, Role, Thread, ThreadId,
     ThreadTitle, Usage,
 };
-use sqlmatic_services::NewMessage;
 use sqlmatic_services::agent::{Agent, AgentError, AgentEvent, CallMade, context};
 use sqlmatic_services::memory::{Summarizer, tool_calls_json, tool_result_json};
+use sqlmatic_services::{FinishedTurn, NewMessage};
 use sqlmatic_tools::TurnState;
 use tokio::sync::watch;
 
@@ -339,10 +339,16 @@ impl Sqlmatic {
             .finish_turn(
                 thread_id,
                 answer_id,
-                status,
-                answer.clone(),
-                transcript,
-                verified_query.clone().filter(|_| status == MessageStatus::Complete),
+                FinishedTurn {
+                    status,
+                    text: answer.clone(),
+                    transcript,
+                    verified_query: verified_query
+                        .clone()
+                        .filter(|_| status == MessageStatus::Complete),
+                    queries: queries.clone(),
+                    charts: charts.clone(),
+                },
             )
             .await
         {

@@ -191,6 +191,13 @@ pub struct Message {
     /// The thread owner's rating of this answer, if they gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<crate::Rating>,
+    /// An answer's queries as its turn ran them (results as clients saw them, each stored up
+    /// to a size bound: a cut result says `truncated`), failed ones too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<crate::QueryRecord>,
+    /// An answer's charts (`show_chart` specs; `query` indexes its successful queries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<crate::ChartSpec>,
 }
 
 #[cfg(test)]

@@ -123,6 +123,9 @@ const MIGRATIONS: &[&str] = &[
         value, database UNINDEXED, table_name UNINDEXED, column_name UNINDEXED,
         tokenize = 'trigram remove_diacritics 1'
     );",
+    // 6: an answer keeps what its turn produced, as clients saw it: the queries with their
+    // results (bounded) and the charts, so a stored thread renders like a live one
+    "ALTER TABLE messages ADD COLUMN turn TEXT;",
 ];
 
 /// The app database; cheap to clone. Reads use the pool; writes go to one writer thread

@@ -4,8 +4,8 @@ use std::str::FromStr;
 
 use rusqlite::{OptionalExtension, Row, params};
 use sqlmatic_models::{
-    Message, MessageId, MessageStatus, Page, Rating, Role, Thread, ThreadId, ThreadTitle,
-    VerifiedQueryRef,
+    ChartSpec, Message, MessageId, MessageStatus, Page, QueryRecord, Rating, Role, Thread,
+    ThreadId, ThreadTitle, VerifiedQueryRef,
 };
 
 use crate::app_db::now;
@@ -15,6 +15,50 @@ use crate::{AppDb, Error, Result};
 #[derive(Clone, Debug)]
 pub struct ThreadService {
     db: AppDb,
+}
+
+/// How a turn ended, for [`ThreadService::finish_turn`].
+#[derive(Debug, Clone)]
+pub struct FinishedTurn {
+    /// The answer's final status.
+    pub status: MessageStatus,
+    /// The answer's text (partial when it did not complete).
+    pub text: String,
+    /// The assistant's tool calls and the tool results, stored under the answer.
+    pub transcript: Vec<NewMessage>,
+    /// The verified query the answer reused.
+    pub verified_query: Option<VerifiedQueryRef>,
+    /// The queries the turn ran, as clients saw them.
+    pub queries: Vec<QueryRecord>,
+    /// The charts it asked for.
+    pub charts: Vec<ChartSpec>,
+}
+
+/// Result bytes stored per query at most: larger results keep their first rows and say
+/// `truncated` (Run again in the web app fetches them whole).
+const STORED_RESULT_BYTES: usize = 256 * 1024;
+
+/// The turn's queries and charts as stored with the answer, each result within
+/// [`STORED_RESULT_BYTES`].
+fn stored_turn(mut queries: Vec<QueryRecord>, charts: Vec<ChartSpec>) -> serde_json::Value {
+    for q in &mut queries {
+        let mut bytes = 0;
+        let keep = q
+            .result
+            .rows
+            .iter()
+            .take_while(|row| {
+                bytes += serde_json::to_string(row).map_or(0, |t| t.len() + 1);
+                bytes <= STORED_RESULT_BYTES
+            })
+            .count();
+        if keep < q.result.rows.len() {
+            q.result.rows.truncate(keep);
+            q.result.row_count = keep as u64;
+            q.result.truncated = true;
+        }
+    }
+    serde_json::json!({"queries": queries, "charts": charts})
 }
 
 /// A message to append to a thread.
@@ -63,7 +107,20 @@ fn thread_from_row(r: &Row<'_>) -> rusqlite::Result<Thread> {
     })
 }
 
+/// What an answer's stored turn holds.
+#[derive(serde::Deserialize, Default)]
+struct StoredTurn {
+    #[serde(default)]
+    queries: Vec<QueryRecord>,
+    #[serde(default)]
+    charts: Vec<ChartSpec>,
+}
+
 fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    let turn: StoredTurn = r
+        .get::<_, Option<String>>(10)?
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
     let thread_id: String = r.get(1)?;
     let role: String = r.get(2)?;
     let status: String = r.get(5)?;
@@ -81,6 +138,8 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         parent_id: r.get::<_, Option<i64>>(7)?.map(MessageId),
         verified_query: r.get::<_, Option<String>>(8)?.and_then(|t| serde_json::from_str(&t).ok()),
         feedback: r.get::<_, Option<String>>(9)?.as_deref().and_then(Rating::parse),
+        queries: turn.queries,
+        charts: turn.charts,
     })
 }
 
@@ -142,7 +201,7 @@ impl ThreadService {
                 let mut stmt = c.prepare_cached(
                     "SELECT id, thread_id, role, content, tool_calls, status, created_at, parent_id, \
                      verified_query, (SELECT rating FROM feedback f WHERE f.message_id = m.id \
-                     AND f.user = ?2) FROM messages m WHERE thread_id = ?1 ORDER BY id",
+                     AND f.user = ?2), turn FROM messages m WHERE thread_id = ?1 ORDER BY id",
                 )?;
                 let rows = stmt.query_map(params![id.to_string(), owner], message_from_row)?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -243,17 +302,18 @@ impl ThreadService {
     }
 
     /// Ends a turn in one transaction: stores its transcript (the assistant's tool calls and
-    /// the tool results, under the answer) and the answer's final status and text.
+    /// the tool results, under the answer), and the answer's final status and text with what
+    /// the turn produced (queries, charts, the verified query it reused).
     pub async fn finish_turn(
         &self,
         thread: ThreadId,
         answer: MessageId,
-        status: MessageStatus,
-        text: String,
-        transcript: Vec<NewMessage>,
-        verified_query: Option<VerifiedQueryRef>,
+        turn: FinishedTurn,
     ) -> Result<()> {
+        let FinishedTurn { status, text, transcript, verified_query, queries, charts } = turn;
         let verified_query = verified_query.and_then(|v| serde_json::to_string(&v).ok());
+        let produced = (!queries.is_empty() || !charts.is_empty())
+            .then(|| stored_turn(queries, charts).to_string());
         self.db
             .write(move |c| {
                 let ts = now();
@@ -262,9 +322,10 @@ impl ThreadService {
                 }
                 let n = c
                     .prepare_cached(
-                        "UPDATE messages SET status = ?1, content = ?2, verified_query = ?3 WHERE id = ?4",
+                        "UPDATE messages SET status = ?1, content = ?2, verified_query = ?3, turn = ?4 \
+                         WHERE id = ?5",
                     )?
-                    .execute(params![status.as_str(), text, verified_query, answer.0])?;
+                    .execute(params![status.as_str(), text, verified_query, produced, answer.0])?;
                 if n == 0 {
                     return Err(Error::NotFound { what: "message" });
                 }
@@ -363,6 +424,8 @@ fn insert_message(
         parent_id: m.parent_id,
         verified_query: None,
         feedback: None,
+        queries: Vec::new(),
+        charts: Vec::new(),
     })
 }
 

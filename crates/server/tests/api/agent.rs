@@ -79,6 +79,8 @@ async fn a_rest_chat_runs_the_tools_and_answers_with_the_sql_and_rows(engine: En
         messages.iter().filter(|m| m["parent_id"] == reply["message_id"]).collect();
     assert_eq!(children.len(), 6);
     assert_eq!(thread["title"], "Which countries have the most customers?");
+    // the answer keeps its queries as the reply gave them: the same structure, not the model's view
+    assert_eq!(messages[1]["queries"], reply["queries"]);
 
     // the query log knows which thread ran what
     let log: Value = app.get("/api/query-log").await.json().await.unwrap();

@@ -474,6 +474,19 @@ async fn verified_answers_show_a_badge_and_thumbs_propose_candidates_to_verify()
         browser.js("return document.querySelectorAll('.thumb[aria-label=\"Good answer\"]')[1].getAttribute('aria-pressed')").await,
         "true"
     );
+    // and its queries' results as the live turn showed them
+    assert_eq!(
+        browser
+            .js("return document.querySelector('.msg.assistant table.result td').textContent")
+            .await,
+        "1200"
+    );
+    assert_eq!(
+        browser
+            .js("return document.querySelector('.msg.assistant table.result th').textContent")
+            .await,
+        "customers"
+    );
 }
 
 #[actix_web::test]

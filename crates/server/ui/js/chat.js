@@ -48,6 +48,36 @@ export class Chat {
 
   storedAnswer(m, kids, database) {
     const node = el('div', { class: 'msg assistant', 'data-message-id': m.id });
+    if (m.queries?.length || m.charts?.length) this.storedTurn(node, m, kids, database);
+    else this.storedTranscript(node, kids, database);
+    const answer = el('div', { class: 'answer' });
+    renderMarkdown(answer, m.content);
+    node.append(answer);
+    if (m.status !== 'complete') node.append(el('p', { class: `status ${m.status === 'error' ? 'error' : ''}`, text: STATUS_TEXT[m.status] ?? m.status }));
+    else node.append(answerFooter(m.id, m.verified_query, m.feedback));
+    return node;
+  }
+
+  /** An answer's stored turn: its queries and charts exactly as the live turn showed them. */
+  storedTurn(node, m, kids, database) {
+    const succeeded = [];
+    for (const q of m.queries ?? []) {
+      const block = queryBlock(q.sql, { result: q.error ? null : q, error: q.error ? `${q.error.code}: ${q.error.message}` : null, database });
+      if (!q.error) succeeded.push(block);
+      node.append(block.node);
+    }
+    for (const c of m.charts ?? []) succeeded[c.query]?.showChart(c);
+    // the other tools' calls, as in the transcript
+    for (const k of kids.filter((x) => x.role === 'assistant')) {
+      for (const call of k.tool_calls ?? []) {
+        if (call.name === 'execute_query' || call.name === 'show_chart') continue;
+        node.append(el('details', { class: 'tool' }, el('summary', { text: `${call.name} ${call.arguments === '{}' ? '' : call.arguments}` })));
+      }
+    }
+  }
+
+  /** Answers stored before turns kept their queries: rebuilt from the transcript. */
+  storedTranscript(node, kids, database) {
     const results = new Map(kids.filter((k) => k.role === 'tool').map((k) => [k.tool_calls?.tool_call_id, parseJson(k.content)]));
     for (const k of kids.filter((x) => x.role === 'assistant')) {
       for (const call of k.tool_calls ?? []) {
@@ -62,12 +92,6 @@ export class Chat {
         }
       }
     }
-    const answer = el('div', { class: 'answer' });
-    renderMarkdown(answer, m.content);
-    node.append(answer);
-    if (m.status !== 'complete') node.append(el('p', { class: `status ${m.status === 'error' ? 'error' : ''}`, text: STATUS_TEXT[m.status] ?? m.status }));
-    else node.append(answerFooter(m.id, m.verified_query, m.feedback));
-    return node;
   }
 
   /** Starts a turn: shows the question, sends it over the WebSocket. */
