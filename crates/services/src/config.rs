@@ -42,7 +42,8 @@ pub struct ValueIndexConfig {
     pub max_value_chars: usize,
     /// Time one build may take; columns not reached are left out until the next build.
     pub build_budget_ms: u64,
-    /// A changed target is re-indexed at most this often.
+    /// A changed target is re-indexed at most this often: a busy database changes all the time,
+    /// and each build reads every text column.
     pub min_rebuild_interval_ms: u64,
 }
 
@@ -54,7 +55,7 @@ impl Default for ValueIndexConfig {
             max_per_column: 1_000,
             max_value_chars: 100,
             build_budget_ms: 20_000,
-            min_rebuild_interval_ms: 10_000,
+            min_rebuild_interval_ms: 300_000,
         }
     }
 }
