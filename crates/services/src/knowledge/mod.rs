@@ -217,9 +217,9 @@ impl KnowledgeService {
     }
 
     /// The verified queries of `database` closest to `question`, best first: BM25 over their
-    /// questions (and, weighted less, the identifiers of their SQL), then kept only when they
-    /// share at least half of their meaningful words with the question (after synonyms), so an
-    /// unrelated question retrieves nothing.
+    /// questions (and, weighted less, the identifiers of their SQL), then kept only when the two
+    /// questions share at least half of the meaningful words of the shorter one (after
+    /// synonyms), ordered by how many they share, so an unrelated question retrieves nothing.
     pub async fn retrieve(
         &self,
         database: &str,
