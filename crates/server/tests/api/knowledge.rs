@@ -388,3 +388,34 @@ async fn the_value_index_follows_the_data(engine: Engine) {
     );
     eventually("the new value", async || top("reykjavik").await == "Reykjavík").await;
 }
+
+/// The demo's context file against the same shop in PostgreSQL: it is validated against
+/// PostgreSQL's catalogue and each verified query is run by PostgreSQL; the SQLite-only ones
+/// (date functions on text dates) are reported with their line and PostgreSQL's reason, and the
+/// rest are used.
+#[actix_web::test]
+async fn the_demo_context_on_postgres_keeps_what_postgres_runs() {
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/context/demo.yaml");
+    let app = Engine::Postgres
+        .spawn("context", |c| c.database.targets[0].context = Some(file.clone()))
+        .await;
+    let report: Value = app.get("/api/databases/demo/context").await.json().await.unwrap();
+    let issues = report["issues"].as_array().unwrap();
+    let rejected = report["rejected_queries"].as_u64().unwrap();
+    let used = report["verified_queries"].as_u64().unwrap();
+    assert_eq!(used + rejected, 19, "{report}");
+    assert!(used >= 12, "{report}");
+    assert!(rejected >= 1, "the file uses SQLite's date functions: {report}");
+    assert_eq!(issues.len() as u64, rejected, "tables and columns all exist: {report}");
+    for issue in issues {
+        assert!(issue["line"].as_u64().is_some_and(|l| l > 100), "{issue}");
+        assert!(issue["message"].as_str().unwrap().contains("does not run"), "{issue}");
+    }
+    assert!(
+        issues.iter().any(|i| i["message"].as_str().unwrap().contains("julianday")),
+        "PostgreSQL's own reason: {report}"
+    );
+    let verified: Value = app.get("/api/verified-queries").await.json().await.unwrap();
+    assert_eq!(verified.as_array().unwrap().len() as u64, used);
+}
