@@ -81,6 +81,8 @@ impl Sqlmatic {
     pub async fn load_context(&self, database: &str) -> Result<ContextReport> {
         let target = self.targets.get(Some(database))?;
         let Some(source) = self.targets.context_source(database) else {
+            // promoted verified queries may exist without a file
+            self.knowledge.recount(database).await?;
             return Ok(self.knowledge.context(database).report.clone());
         };
         let (label, text) = match &source {

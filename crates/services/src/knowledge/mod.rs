@@ -87,6 +87,9 @@ pub struct FeedbackOutcome {
 pub struct KnowledgeService {
     db: AppDb,
     contexts: Arc<RwLock<HashMap<String, Arc<LoadedContext>>>>,
+    /// Verified queries per database, as last counted: a database with none (most without a
+    /// context file) skips the index and its thread hop on every question.
+    verified_counts: Arc<RwLock<HashMap<String, usize>>>,
 }
 
 impl std::fmt::Debug for KnowledgeService {
@@ -150,7 +153,7 @@ fn get_verified(c: &rusqlite::Connection, id: i64) -> Result<VerifiedQuery> {
 impl KnowledgeService {
     /// Over sqlmatic's own database.
     pub fn new(db: AppDb) -> Self {
-        Self { db, contexts: Arc::default() }
+        Self { db, contexts: Arc::default(), verified_counts: Arc::default() }
     }
 
     /// The loaded context of `database` (empty when it has none).
@@ -166,6 +169,28 @@ impl KnowledgeService {
                     ..Default::default()
                 })
             })
+    }
+
+    /// Counts the verified queries of `database` again (after they changed, and at start-up for
+    /// every target), so retrieval knows when there is nothing to look for.
+    pub async fn recount(&self, database: &str) -> Result<usize> {
+        let name = database.to_owned();
+        let n = self
+            .db
+            .run(move |c| {
+                let n: i64 = c
+                    .prepare_cached(
+                        "SELECT count(*) FROM verified_queries WHERE database = ?1 AND status = 'verified'",
+                    )?
+                    .query_row([name], |r| r.get(0))?;
+                Ok(usize::try_from(n).unwrap_or(0))
+            })
+            .await?;
+        self.verified_counts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(database.to_owned(), n);
+        Ok(n)
     }
 
     /// Installs a loaded context and the file's usable verified queries (those that ran),
@@ -213,6 +238,7 @@ impl KnowledgeService {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(database.to_owned(), Arc::new(loaded));
+        self.recount(database).await?;
         Ok(())
     }
 
@@ -226,6 +252,11 @@ impl KnowledgeService {
         question: &str,
         k: usize,
     ) -> Result<Vec<VerifiedQuery>> {
+        if self.verified_counts.read().unwrap_or_else(PoisonError::into_inner).get(database)
+            == Some(&0)
+        {
+            return Ok(Vec::new());
+        }
         let context = self.context(database);
         let asked = expand_synonyms(&context.file, question);
         // each word and its stem: FTS5's porter stemmer and ours disagree on some ("monthly")
@@ -456,7 +487,8 @@ impl KnowledgeService {
         onboarding: bool,
     ) -> Result<VerifiedQuery> {
         let by = verified_by.to_owned();
-        self.db
+        let verified = self
+            .db
             .write(move |c| {
                 let ts = now();
                 let id = match (candidate, new) {
@@ -499,13 +531,16 @@ impl KnowledgeService {
                 };
                 get_verified(c, id)
             })
-            .await
+            .await?;
+        self.recount(&verified.database).await?;
+        Ok(verified)
     }
 
     /// Removes a candidate (rejecting it) or a verified query that did not come from the
     /// context file.
     pub async fn delete(&self, id: i64) -> Result<VerifiedQuery> {
-        self.db
+        let removed = self
+            .db
             .write(move |c| {
                 let q = get_verified(c, id)?;
                 if q.source == "file" {
@@ -521,7 +556,9 @@ impl KnowledgeService {
                 c.prepare_cached("DELETE FROM verified_queries WHERE id = ?1")?.execute([id])?;
                 Ok(q)
             })
-            .await
+            .await?;
+        self.recount(&removed.database).await?;
+        Ok(removed)
     }
 
     /// Records `user`'s rating of answer `message_id` (in a thread they own; a second rating
@@ -781,6 +818,27 @@ mod tests {
         assert_eq!(top(&k, "Tell me a joke").await, Vec::<String>::new());
         // another database's queries are not retrieved
         assert!(k.retrieve("other", "Show me monthly revenue", 3).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn counts_follow_verification_so_empty_databases_skip_the_index() {
+        let (_dir, k) = demo_knowledge().await;
+        assert_eq!(k.recount("demo").await.unwrap(), 19, "install counted the file's");
+        assert_eq!(k.recount("shop").await.unwrap(), 0);
+        assert!(k.retrieve("shop", "How many suppliers are there?", 3).await.unwrap().is_empty());
+        let q = k
+            .verify(
+                None,
+                Some(("shop".into(), "How many suppliers are there?".into(), "SELECT 1".into())),
+                "ana",
+                false,
+            )
+            .await
+            .unwrap();
+        let found = k.retrieve("shop", "how many suppliers", 3).await.unwrap();
+        assert_eq!(found.first().map(|f| f.id), Some(q.id), "verifying counted it");
+        k.delete(q.id).await.unwrap();
+        assert!(k.retrieve("shop", "how many suppliers", 3).await.unwrap().is_empty());
     }
 
     #[tokio::test]
