@@ -80,6 +80,9 @@ pub struct Sqlmatic {
     pub(crate) bus: EventBus,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) observer: Arc<dyn QueryObserver>,
+    /// What `find_values` searches (none when `database.value_index.enabled` is off); built
+    /// once, handed to every tool context.
+    pub(crate) values: Option<Arc<dyn sqlmatic_tools::ValueLookup>>,
 }
 
 impl std::fmt::Debug for Sqlmatic {
@@ -136,6 +139,7 @@ impl Sqlmatic {
             if config.agent.is_configured() { "configured" } else { "not configured" }
         );
         let bus = EventBus::new();
+        let knowledge = KnowledgeService::new(app_db.clone());
         Ok(Arc::new(Self {
             threads,
             users: UserService::new(app_db.clone()),
@@ -144,7 +148,12 @@ impl Sqlmatic {
                 Duration::from_millis(config.agent.approval_timeout_ms),
             )),
             memory: MemoryService::new(app_db.clone(), config.memory.clone()),
-            knowledge: KnowledgeService::new(app_db.clone()),
+            knowledge: knowledge.clone(),
+            values: config
+                .database
+                .value_index
+                .enabled
+                .then(|| Arc::new(knowledge.clone()) as Arc<dyn sqlmatic_tools::ValueLookup>),
             agents,
             inflight: Mutex::default(),
             chat_rate: crate::limits::Buckets::new(config.chats_per_minute),

@@ -346,8 +346,8 @@ impl Sqlmatic {
                     verified_query: verified_query
                         .clone()
                         .filter(|_| status == MessageStatus::Complete),
-                    queries: queries.clone(),
-                    charts: charts.clone(),
+                    queries: &queries,
+                    charts: &charts,
                 },
             )
             .await

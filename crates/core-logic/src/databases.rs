@@ -61,7 +61,7 @@ impl Sqlmatic {
         ctx.thread_id = thread_id;
         ctx.source = source;
         ctx.observer = Some(self.observer.clone());
-        ctx.values = self.value_lookup();
+        ctx.values = self.values.clone();
         Ok(ctx)
     }
 

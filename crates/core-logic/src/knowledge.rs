@@ -2,7 +2,6 @@
 //! against the database first), feedback on answers, the candidate → verified gate (promotion
 //! re-runs the SQL and records who verified it), export, and the value index's upkeep.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -337,14 +336,5 @@ impl Sqlmatic {
             stats.elapsed_ms
         );
         Ok(Some(stats))
-    }
-
-    /// The lookup tools get (`find_values`).
-    pub(crate) fn value_lookup(&self) -> Option<Arc<dyn sqlmatic_tools::ValueLookup>> {
-        self.config
-            .database
-            .value_index
-            .enabled
-            .then(|| Arc::new(self.knowledge.clone()) as Arc<dyn sqlmatic_tools::ValueLookup>)
     }
 }

@@ -114,10 +114,11 @@ async fn watch_credentials(core: std::sync::Weak<Sqlmatic>, every: Duration) {
 }
 
 /// Reloads a context file whose length or modification time changed, and rebuilds a target's
-/// value index when its data stamp changed (at most every `value_index.min_rebuild_interval_ms`).
+/// value index when its data stamp changed. The stamp is read at most every
+/// `value_index.min_rebuild_interval_ms` (no rebuild could follow sooner), not every tick.
 async fn watch_knowledge(core: std::sync::Weak<Sqlmatic>, every: Duration) {
     let mut files: HashMap<String, crate::knowledge::FileStamp> = HashMap::new();
-    let mut built: HashMap<String, tokio::time::Instant> = HashMap::new();
+    let mut checked: HashMap<String, tokio::time::Instant> = HashMap::new();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut first = true;
@@ -144,14 +145,14 @@ async fn watch_knowledge(core: std::sync::Weak<Sqlmatic>, every: Duration) {
                     }
                 }
             }
-            if built.get(&name).is_some_and(|at| at.elapsed() < min_rebuild) {
+            if checked.get(&name).is_some_and(|at| at.elapsed() < min_rebuild) {
                 continue;
             }
             match core.refresh_values(&name, false).await {
-                Ok(Some(_)) => {
-                    built.insert(name.clone(), tokio::time::Instant::now());
+                Ok(_) => {
+                    checked.insert(name.clone(), tokio::time::Instant::now());
                 }
-                Ok(None) => {}
+                // an unreachable target is tried again next tick
                 Err(e) => log::debug!("value index of `{name}` not rebuilt: {e}"),
             }
         }

@@ -19,7 +19,7 @@ pub struct ThreadService {
 
 /// How a turn ended, for [`ThreadService::finish_turn`].
 #[derive(Debug, Clone)]
-pub struct FinishedTurn {
+pub struct FinishedTurn<'a> {
     /// The answer's final status.
     pub status: MessageStatus,
     /// The answer's text (partial when it did not complete).
@@ -28,37 +28,52 @@ pub struct FinishedTurn {
     pub transcript: Vec<NewMessage>,
     /// The verified query the answer reused.
     pub verified_query: Option<VerifiedQueryRef>,
-    /// The queries the turn ran, as clients saw them.
-    pub queries: Vec<QueryRecord>,
+    /// The queries the turn ran, as clients saw them (borrowed: the reply keeps them).
+    pub queries: &'a [QueryRecord],
     /// The charts it asked for.
-    pub charts: Vec<ChartSpec>,
+    pub charts: &'a [ChartSpec],
 }
 
 /// Result bytes stored per query at most: larger results keep their first rows and say
 /// `truncated` (Run again in the web app fetches them whole).
 const STORED_RESULT_BYTES: usize = 256 * 1024;
 
-/// The turn's queries and charts as stored with the answer, each result within
-/// [`STORED_RESULT_BYTES`].
-fn stored_turn(mut queries: Vec<QueryRecord>, charts: Vec<ChartSpec>) -> serde_json::Value {
-    for q in &mut queries {
-        let mut bytes = 0;
-        let keep = q
-            .result
-            .rows
-            .iter()
-            .take_while(|row| {
-                bytes += serde_json::to_string(row).map_or(0, |t| t.len() + 1);
-                bytes <= STORED_RESULT_BYTES
-            })
-            .count();
-        if keep < q.result.rows.len() {
-            q.result.rows.truncate(keep);
-            q.result.row_count = keep as u64;
-            q.result.truncated = true;
-        }
+/// The turn's queries and charts as stored with the answer (JSON), each result within
+/// [`STORED_RESULT_BYTES`]; only a result over the bound is copied (to cut it).
+fn stored_turn(queries: &[QueryRecord], charts: &[ChartSpec]) -> Option<String> {
+    if queries.is_empty() && charts.is_empty() {
+        return None;
     }
-    serde_json::json!({"queries": queries, "charts": charts})
+    let bounded: Vec<std::borrow::Cow<'_, QueryRecord>> = queries
+        .iter()
+        .map(|q| {
+            let mut bytes = 0;
+            let keep = q
+                .result
+                .rows
+                .iter()
+                .take_while(|row| {
+                    bytes += serde_json::to_string(row).map_or(0, |t| t.len() + 1);
+                    bytes <= STORED_RESULT_BYTES
+                })
+                .count();
+            if keep == q.result.rows.len() {
+                return std::borrow::Cow::Borrowed(q);
+            }
+            let mut cut = q.clone();
+            cut.result.rows.truncate(keep);
+            cut.result.row_count = keep as u64;
+            cut.result.truncated = true;
+            std::borrow::Cow::Owned(cut)
+        })
+        .collect();
+    // written straight to text: `json!` would copy every value into a `Value` first
+    #[derive(serde::Serialize)]
+    struct Stored<'a> {
+        queries: Vec<std::borrow::Cow<'a, QueryRecord>>,
+        charts: &'a [ChartSpec],
+    }
+    serde_json::to_string(&Stored { queries: bounded, charts }).ok()
 }
 
 /// A message to append to a thread.
@@ -308,12 +323,11 @@ impl ThreadService {
         &self,
         thread: ThreadId,
         answer: MessageId,
-        turn: FinishedTurn,
+        turn: FinishedTurn<'_>,
     ) -> Result<()> {
         let FinishedTurn { status, text, transcript, verified_query, queries, charts } = turn;
         let verified_query = verified_query.and_then(|v| serde_json::to_string(&v).ok());
-        let produced = (!queries.is_empty() || !charts.is_empty())
-            .then(|| stored_turn(queries, charts).to_string());
+        let produced = stored_turn(queries, charts);
         self.db
             .write(move |c| {
                 let ts = now();
@@ -457,6 +471,30 @@ mod tests {
 
     fn title(s: &str) -> ThreadTitle {
         ThreadTitle::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_stored_result_keeps_its_first_rows_within_the_bound() {
+        let big = QueryRecord::succeeded(
+            "SELECT x FROM t".into(),
+            sqlmatic_models::QueryResult {
+                rows: (0..2000)
+                    .map(|i| vec![serde_json::json!("x".repeat(500)), i.into()])
+                    .collect(),
+                row_count: 2000,
+                ..Default::default()
+            },
+        );
+        let small = QueryRecord::succeeded("SELECT 1".into(), Default::default());
+        let stored: serde_json::Value =
+            serde_json::from_str(&stored_turn(&[big, small.clone()], &[]).unwrap()).unwrap();
+        let kept = stored["queries"][0]["rows"].as_array().unwrap().len();
+        assert!(kept > 100 && kept < 2000, "{kept}");
+        assert_eq!(stored["queries"][0]["row_count"], kept);
+        assert_eq!(stored["queries"][0]["truncated"], true);
+        assert!(stored.to_string().len() < 2 * STORED_RESULT_BYTES);
+        assert_eq!(stored["queries"][1], serde_json::to_value(&small).unwrap(), "untouched");
+        assert_eq!(stored_turn(&[], &[]), None);
     }
 
     #[tokio::test]

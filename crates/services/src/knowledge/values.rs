@@ -154,14 +154,6 @@ impl KnowledgeService {
         typed: &str,
         limit: usize,
     ) -> Result<Vec<ValueMatch>> {
-        if self.value_stamp(database).await?.is_none() {
-            return Err(Error::Refused {
-                code: Code::ValueIndexUnavailable,
-                message: format!(
-                    "the values of `{database}` are still being indexed; try again shortly or use LIKE"
-                ),
-            });
-        }
         let folded = text::fold(typed.trim());
         let (table, column) =
             match column.map(|c| c.rsplit_once('.').map_or((None, c), |(t, c)| (Some(t), c))) {
@@ -169,10 +161,18 @@ impl KnowledgeService {
                 None => (None, None),
             };
         let grams = text::trigrams(&folded);
+        let name = database.to_owned();
         let (database, pattern) = (database.to_owned(), folded.clone());
-        let found: Vec<(String, String, String)> = self
+        let found: Option<Vec<(String, String, String)>> = self
             .db
             .run(move |c| {
+                // one hop: whether the index is built, and the candidates
+                let built = c
+                    .prepare_cached("SELECT 1 FROM value_index_state WHERE database = ?1")?
+                    .exists([&database])?;
+                if !built {
+                    return Ok(None);
+                }
                 let filter = "database = ?2 AND (?3 IS NULL OR column_name = ?3 COLLATE NOCASE) \
                               AND (?4 IS NULL OR table_name = ?4 COLLATE NOCASE)";
                 let rows = if grams.is_empty() {
@@ -200,9 +200,17 @@ impl KnowledgeService {
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?
                 };
-                Ok(rows)
+                Ok(Some(rows))
             })
             .await?;
+        let Some(found) = found else {
+            return Err(Error::Refused {
+                code: Code::ValueIndexUnavailable,
+                message: format!(
+                    "the values of `{name}` are still being indexed; try again shortly or use LIKE"
+                ),
+            });
+        };
         let mut matches: Vec<ValueMatch> = found
             .into_iter()
             .map(|(table, column, value)| {
