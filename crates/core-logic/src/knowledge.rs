@@ -41,8 +41,9 @@ pub struct VerifyRequest {
 /// A file's modification time and length: when either changes, the file is loaded again.
 pub(crate) type FileStamp = Option<(SystemTime, u64)>;
 
-pub(crate) fn file_stamp(path: &std::path::Path) -> FileStamp {
-    let m = std::fs::metadata(path).ok()?;
+/// The stamp of the file at `path` (none when it is missing), read off the async executor.
+pub(crate) async fn file_stamp(path: &std::path::Path) -> FileStamp {
+    let m = tokio::fs::metadata(path).await.ok()?;
     Some((m.modified().ok()?, m.len()))
 }
 
@@ -87,7 +88,7 @@ impl Sqlmatic {
         let (label, text) = match &source {
             ContextSource::File(path) => (
                 path.display().to_string(),
-                std::fs::read_to_string(path).map_err(|e| ContextIssue {
+                tokio::fs::read_to_string(path).await.map_err(|e| ContextIssue {
                     line: None,
                     message: format!("cannot read {}: {e}", path.display()),
                 }),
@@ -109,7 +110,7 @@ impl Sqlmatic {
                 self.knowledge
                     .install(
                         database,
-                        LoadedContext { file: ContextFile::default(), report: report.clone() },
+                        LoadedContext::new(ContextFile::default(), report.clone()),
                         Vec::new(),
                     )
                     .await?;
@@ -156,9 +157,7 @@ impl Sqlmatic {
             report.metrics,
             report.rules
         );
-        self.knowledge
-            .install(database, LoadedContext { file, report: report.clone() }, usable)
-            .await?;
+        self.knowledge.install(database, LoadedContext::new(file, report.clone()), usable).await?;
         Ok(report)
     }
 

@@ -132,7 +132,7 @@ async fn watch_knowledge(core: std::sync::Weak<Sqlmatic>, every: Duration) {
             if let Some(sqlmatic_services::ContextSource::File(path)) =
                 core.targets().context_source(&name)
             {
-                let stamp = crate::knowledge::file_stamp(&path);
+                let stamp = crate::knowledge::file_stamp(&path).await;
                 // the first look records what start-up loaded
                 let changed = files.insert(name.clone(), stamp).is_some_and(|old| old != stamp);
                 if changed {

@@ -68,6 +68,68 @@ pub struct LoadedContext {
     pub file: ContextFile,
     /// What loading it found.
     pub report: ContextReport,
+    /// The file's names, rules and synonyms folded once at install, not on every question.
+    keys: MatchKeys,
+}
+
+impl LoadedContext {
+    /// A context as loaded from `file`.
+    pub fn new(file: ContextFile, report: ContextReport) -> Self {
+        Self { file, report, keys: MatchKeys::default() }
+    }
+}
+
+/// What questions are matched against, folded once: the stems of each name and rule, and the
+/// folded words of each synonym.
+#[derive(Debug, Clone, Default)]
+struct MatchKeys {
+    stems: HashMap<String, BTreeSet<String>>,
+    phrases: HashMap<String, Vec<String>>,
+}
+
+impl MatchKeys {
+    fn of(file: &ContextFile) -> Self {
+        let mut keys = Self::default();
+        let names = file
+            .metrics
+            .keys()
+            .chain(file.dimensions.keys())
+            .chain(file.tables.keys())
+            .chain(&file.rules);
+        for text in names {
+            keys.stems.insert(text.clone(), text::stems(text));
+        }
+        let synonyms =
+            file.metrics.values().chain(file.dimensions.values()).flat_map(|e| &e.synonyms).chain(
+                file.tables.values().flat_map(|t| {
+                    t.synonyms.iter().chain(t.columns.values().flat_map(|c| &c.synonyms))
+                }),
+            );
+        for s in synonyms {
+            keys.phrases.insert(s.clone(), split_words(&text::fold(s)));
+        }
+        keys
+    }
+
+    fn stems(&self, text: &str) -> std::borrow::Cow<'_, BTreeSet<String>> {
+        match self.stems.get(text) {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(text::stems(text)),
+        }
+    }
+
+    /// True when the question's folded `words` say synonym `phrase` as whole words.
+    fn said(&self, words: &[String], phrase: &str) -> bool {
+        let owned;
+        let wanted = match self.phrases.get(phrase) {
+            Some(w) => w.as_slice(),
+            None => {
+                owned = split_words(&text::fold(phrase));
+                owned.as_slice()
+            }
+        };
+        !wanted.is_empty() && words.windows(wanted.len()).any(|w| w == wanted)
+    }
 }
 
 /// What a thumbs-up or -down stored.
@@ -164,10 +226,10 @@ impl KnowledgeService {
             .get(database)
             .cloned()
             .unwrap_or_else(|| {
-                Arc::new(LoadedContext {
-                    report: ContextReport { database: database.to_owned(), ..Default::default() },
-                    ..Default::default()
-                })
+                Arc::new(LoadedContext::new(
+                    ContextFile::default(),
+                    ContextReport { database: database.to_owned(), ..Default::default() },
+                ))
             })
     }
 
@@ -198,9 +260,10 @@ impl KnowledgeService {
     pub async fn install(
         &self,
         database: &str,
-        loaded: LoadedContext,
+        mut loaded: LoadedContext,
         usable: Vec<VerifiedEntry>,
     ) -> Result<()> {
+        loaded.keys = MatchKeys::of(&loaded.file);
         let db_name = database.to_owned();
         self.db
             .write(move |c| {
@@ -258,7 +321,7 @@ impl KnowledgeService {
             return Ok(Vec::new());
         }
         let context = self.context(database);
-        let asked = expand_synonyms(&context.file, question);
+        let asked = expand_synonyms(&context, question);
         // each word and its stem: FTS5's porter stemmer and ours disagree on some ("monthly")
         let mut terms: Vec<String> = Vec::new();
         for w in text::words(&asked) {
@@ -324,11 +387,12 @@ impl KnowledgeService {
         let context = self.context(database);
         let retrieved = self.retrieve(database, question, RETRIEVED).await?;
         let file = &context.file;
+        let keys = &context.keys;
         let asked = text::stems(question);
-        let folded = text::fold(question);
+        let words = split_words(&text::fold(question));
         // named by a word of its name, or by one of its synonyms as a whole word or phrase
         let mentions = |name: &str, synonyms: &[String]| {
-            !text::stems(name).is_disjoint(&asked) || synonyms.iter().any(|s| said(&folded, s))
+            !keys.stems(name).is_disjoint(&asked) || synonyms.iter().any(|s| keys.said(&words, s))
         };
         let mut parts: Vec<String> = Vec::new();
         let mut used_queries = Vec::new();
@@ -353,16 +417,16 @@ impl KnowledgeService {
             }
         }
         for rule in &file.rules {
-            if !text::stems(rule).is_disjoint(&asked) {
+            if !keys.stems(rule).is_disjoint(&asked) {
                 parts.push(format!("Rule: {}", rule.trim()));
             }
         }
         for (table, t) in &file.tables {
-            for s in t.synonyms.iter().filter(|s| said(&folded, s)) {
+            for s in t.synonyms.iter().filter(|s| keys.said(&words, s)) {
                 parts.push(format!("\"{s}\" means table {table}"));
             }
             for (column, c) in &t.columns {
-                for s in c.synonyms.iter().filter(|s| said(&folded, s)) {
+                for s in c.synonyms.iter().filter(|s| keys.said(&words, s)) {
                     parts.push(format!("\"{s}\" means column {table}.{column}"));
                 }
             }
@@ -703,30 +767,27 @@ impl KnowledgeService {
     }
 }
 
-/// True when `folded` (a folded question) says `phrase` as whole words.
-fn said(folded: &str, phrase: &str) -> bool {
-    let split = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
-    let (words, wanted) = (split(folded), split(&text::fold(phrase)));
-    !wanted.is_empty() && words.windows(wanted.len()).any(|w| w == wanted.as_slice())
+/// The words of folded text.
+fn split_words(folded: &str) -> Vec<String> {
+    folded
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The question with each table or column synonym it uses followed by what it stands for
 /// ("clients" → "clients customers"), so retrieval sees the schema's words too.
-fn expand_synonyms(file: &ContextFile, question: &str) -> String {
-    let folded = text::fold(question);
+fn expand_synonyms(context: &LoadedContext, question: &str) -> String {
+    let words = split_words(&text::fold(question));
     let mut out = question.to_owned();
     let mut add = |synonyms: &[String], name: &str| {
-        if synonyms.iter().any(|s| said(&folded, s)) {
+        if synonyms.iter().any(|s| context.keys.said(&words, s)) {
             out.push(' ');
             out.push_str(&name.replace('_', " "));
         }
     };
-    for (table, t) in &file.tables {
+    for (table, t) in &context.file.tables {
         add(&t.synonyms, table);
         for (column, c) in &t.columns {
             add(&c.synonyms, column);
@@ -782,7 +843,7 @@ mod tests {
         let file = ContextFile::parse(crate::demo::CONTEXT).unwrap();
         let usable = file.verified_queries.clone();
         knowledge
-            .install("demo", LoadedContext { file, ..Default::default() }, usable)
+            .install("demo", LoadedContext::new(file, ContextReport::default()), usable)
             .await
             .unwrap();
         (dir, knowledge)
