@@ -1,4 +1,4 @@
-//! The layer rule, checked from `cargo metadata`: models ← events ← tools ← services ←
+//! The layer rule, checked from `cargo metadata`: models ← events ← tools ← agent ← services ←
 //! core-logic ← server. A crate may depend only on crates to its left, and only the server may
 //! depend on actix (or figment); lower layers also stay away from IO crates they must not know.
 
@@ -12,6 +12,7 @@ pub const LAYERS: &[&str] = &[
     "sqlmatic-models",
     "sqlmatic-events",
     "sqlmatic-tools",
+    "sqlmatic-agent",
     "sqlmatic-services",
     "sqlmatic-core-logic",
     "sqlmatic-server",
@@ -34,6 +35,16 @@ fn forbidden(package: &str) -> &'static [&'static str] {
             &["rusqlite", "r2d2", "r2d2_sqlite", "reqwest", "actix-web", "actix-ws", "figment"]
         }
         "sqlmatic-tools" => &["reqwest", "actix-web", "actix-ws", "figment"],
+        // the agent stores nothing: storage is the services layer's
+        "sqlmatic-agent" => &[
+            "rusqlite",
+            "r2d2",
+            "r2d2_sqlite",
+            "tokio-postgres",
+            "actix-web",
+            "actix-ws",
+            "figment",
+        ],
         "sqlmatic-services" | "sqlmatic-core-logic" => {
             &["actix-web", "actix-ws", "actix-rt", "awc", "figment"]
         }
@@ -115,8 +126,11 @@ mod tests {
             e("sqlmatic-core-logic", "actix-web"),
             e("sqlmatic-server", "actix-web"),
             e("sqlmatic-services", "sqlmatic-tools"),
+            e("sqlmatic-agent", "sqlmatic-services"),
+            e("sqlmatic-agent", "rusqlite"),
+            e("sqlmatic-services", "sqlmatic-agent"),
         ]);
-        assert_eq!(v.len(), 2, "{v:#?}");
+        assert_eq!(v.len(), 4, "{v:#?}");
     }
 
     #[test]

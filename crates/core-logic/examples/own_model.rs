@@ -9,11 +9,12 @@
 
 use std::sync::Arc;
 
+use sqlmatic_agent::AgentConfig;
+use sqlmatic_agent::llm::{BoxFuture, ChatModel, Deltas, LlmError, LlmRequest, LlmResponse};
 use sqlmatic_core_logic::{ChatRequest, CoreConfig, Sqlmatic};
 use sqlmatic_events::Topic;
 use sqlmatic_models::{ChatMessage, Principal, ToolCall, Usage};
-use sqlmatic_services::llm::{BoxFuture, ChatModel, Deltas, LlmError, LlmRequest, LlmResponse};
-use sqlmatic_services::{AgentConfig, DatabaseConfig};
+use sqlmatic_services::DatabaseConfig;
 use sqlmatic_tools::TargetSpec;
 
 /// First asks `execute_query` for the number of customers, then answers with what it returned.

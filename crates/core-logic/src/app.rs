@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sqlmatic_agent::llm::ChatModel;
+use sqlmatic_agent::{AgentConfig, AgentService, MemoryConfig};
 use sqlmatic_events::EventBus;
 use sqlmatic_models::{Message, Principal, Thread, ThreadId};
-use sqlmatic_services::agent::AgentService;
-use sqlmatic_services::llm::ChatModel;
 use sqlmatic_services::{
-    AgentConfig, AppDb, DatabaseConfig, KnowledgeService, MemoryConfig, MemoryService, QueryLog,
-    Targets, ThreadService, UserService,
+    AppDb, DatabaseConfig, KnowledgeService, MemoryService, QueryLog, Targets, ThreadService,
+    UserService,
 };
 use sqlmatic_tools::{QueryEvent, QueryObserver, ToolRegistry, ToolsConfig};
 use tokio::sync::watch;
@@ -83,6 +83,9 @@ pub struct Sqlmatic {
     /// What `find_values` searches (none when `database.value_index.enabled` is off); built
     /// once, handed to every tool context.
     pub(crate) values: Option<Arc<dyn sqlmatic_tools::ValueLookup>>,
+    /// The stamp of each context file as it was when last loaded: the watcher reloads when the
+    /// file's differs (a change between start-up and the watcher's first look included).
+    pub(crate) context_stamps: Mutex<HashMap<String, crate::knowledge::FileStamp>>,
 }
 
 impl std::fmt::Debug for Sqlmatic {
@@ -156,6 +159,7 @@ impl Sqlmatic {
                 .then(|| Arc::new(knowledge.clone()) as Arc<dyn sqlmatic_tools::ValueLookup>),
             agents,
             inflight: Mutex::default(),
+            context_stamps: Mutex::default(),
             chat_rate: crate::limits::Buckets::new(config.chats_per_minute),
             credentials: watch::Sender::new(Arc::from(Vec::new())),
             config,

@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use serde_json::json;
+use sqlmatic_agent::{Agent, AgentError, AgentEvent, CallMade, context};
 use sqlmatic_events::{Event, MessageStream, StreamPart, Topic};
 pub use sqlmatic_models::QueryRecord;
 use sqlmatic_models::{
     ChartSpec, ChatMessage, Code, MessageId, MessageStatus, Principal, Role, Thread, ThreadId,
     ThreadTitle, Usage,
 };
-use sqlmatic_services::agent::{Agent, AgentError, AgentEvent, CallMade, context};
 use sqlmatic_services::memory::{Summarizer, tool_calls_json, tool_result_json};
 use sqlmatic_services::{FinishedTurn, NewMessage};
 use sqlmatic_tools::TurnState;
@@ -123,7 +123,7 @@ impl std::fmt::Debug for PreparedTurn {
 }
 
 enum Ending {
-    Done(Result<sqlmatic_services::agent::AgentOutcome, AgentError>),
+    Done(Result<sqlmatic_agent::AgentOutcome, AgentError>),
     Cancelled,
 }
 

@@ -56,7 +56,7 @@ pub enum Error {
     },
     /// The agent failed (model, steps, access).
     #[error("{0}")]
-    Agent(#[source] sqlmatic_services::agent::AgentError),
+    Agent(#[source] sqlmatic_agent::AgentError),
     /// The thread has a turn running.
     #[error("thread {0} is still answering a question; wait for it or cancel it")]
     ThreadBusy(ThreadId),
@@ -88,7 +88,7 @@ impl Error {
     }
 
     /// The agent's failure.
-    pub fn agent(e: sqlmatic_services::agent::AgentError) -> Self {
+    pub fn agent(e: sqlmatic_agent::AgentError) -> Self {
         Self::Agent(e)
     }
 

@@ -117,7 +117,6 @@ async fn watch_credentials(core: std::sync::Weak<Sqlmatic>, every: Duration) {
 /// value index when its data stamp changed. The stamp is read at most every
 /// `value_index.min_rebuild_interval_ms` (no rebuild could follow sooner), not every tick.
 async fn watch_knowledge(core: std::sync::Weak<Sqlmatic>, every: Duration) {
-    let mut files: HashMap<String, crate::knowledge::FileStamp> = HashMap::new();
     let mut checked: HashMap<String, tokio::time::Instant> = HashMap::new();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -133,9 +132,13 @@ async fn watch_knowledge(core: std::sync::Weak<Sqlmatic>, every: Duration) {
                 core.targets().context_source(&name)
             {
                 let stamp = crate::knowledge::file_stamp(&path).await;
-                // the first look records what start-up loaded
-                let changed = files.insert(name.clone(), stamp).is_some_and(|old| old != stamp);
-                if changed {
+                let loaded = core
+                    .context_stamps
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&name)
+                    .copied();
+                if loaded.is_some_and(|loaded| loaded != stamp) {
                     match core.load_context(&name).await {
                         Ok(report) => log::info!(
                             "context of `{name}` reloaded: {} issue(s)",

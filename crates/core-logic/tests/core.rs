@@ -156,7 +156,7 @@ fn rusqlite_exec(path: &std::path::Path, sql: &str) {
     rusqlite::Connection::open(path).unwrap().execute_batch(sql).unwrap();
 }
 
-fn open_with_llm(llm: &sqlmatic_services::testing::ScriptedLlm) -> Fixture {
+fn open_with_llm(llm: &sqlmatic_agent::testing::ScriptedLlm) -> Fixture {
     let mut fx = open(1000);
     let mut config = fx.core.config().clone();
     config.agent.provider = Some("openai".into());
@@ -170,7 +170,7 @@ fn open_with_llm(llm: &sqlmatic_services::testing::ScriptedLlm) -> Fixture {
 
 #[tokio::test]
 async fn a_turn_streams_events_and_stores_its_transcript() {
-    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
     let llm = ScriptedLlm::by_round(
         vec![
             Step::Reply(Reply::tool(
@@ -205,7 +205,7 @@ async fn a_turn_streams_events_and_stores_its_transcript() {
 
 #[tokio::test]
 async fn an_interrupted_turn_is_marked_on_restart() {
-    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
     let llm = ScriptedLlm::queue(vec![Step::StallAfter {
         events: 1,
         reply: Reply::text("partial answer"),
@@ -225,7 +225,7 @@ async fn an_interrupted_turn_is_marked_on_restart() {
 
 #[tokio::test]
 async fn evaluation_scores_execution_accuracy() {
-    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
     let llm = ScriptedLlm::queue(vec![
         Step::Reply(Reply::tool(
             "a",
@@ -264,7 +264,7 @@ async fn evaluation_scores_execution_accuracy() {
 /// without context gets no verified query in its prompt.
 #[tokio::test]
 async fn evaluation_measures_retrieval_and_the_effect_of_context() {
-    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
     let llm = ScriptedLlm::queue(vec![
         // with context: the verified SQL
         Step::Reply(Reply::tool(
@@ -327,7 +327,7 @@ async fn evaluation_measures_retrieval_and_the_effect_of_context() {
 
 #[tokio::test]
 async fn an_llm_fault_storm_ends_every_turn_cleanly_and_leaves_nothing_behind() {
-    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
     let status = |s: u16| Step::Status { status: s, retry_after: Some(0), body: "{}".into() };
     let slow = || Step::delayed(600, Step::Reply(Reply::text("late")));
     let llm = ScriptedLlm::queue(vec![

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
 
 fn turn_script() -> Vec<Step> {
     vec![
@@ -83,7 +83,7 @@ fn main() {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let report = rt.block_on(async {
         let client =
-            sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(120)))
+            sqlmatic_agent::http_client(Duration::from_secs(5), Some(Duration::from_secs(120)))
                 .unwrap();
 
         // 1. per-turn overhead, zero-latency model

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
 use tokio_tungstenite::tungstenite::Message;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -80,7 +80,7 @@ fn main() {
         let server = start_server(dir.path(), &llm.openai_url(), &[("SQLMATIC_DATABASE__SCHEMA_POLL_INTERVAL_MS", "100")]);
         let pid = server.child.id();
         let port = server.port;
-        let client = sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(60))).unwrap();
+        let client = sqlmatic_agent::http_client(Duration::from_secs(5), Some(Duration::from_secs(60))).unwrap();
         client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_idle = status_kib(pid, "VmRSS:");

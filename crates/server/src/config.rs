@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Yaml};
 use serde::{Deserialize, Serialize};
-use sqlmatic_services::{AgentConfig, DatabaseConfig, MemoryConfig};
+use sqlmatic_agent::{AgentConfig, MemoryConfig};
+use sqlmatic_services::DatabaseConfig;
 use sqlmatic_tools::ToolsConfig;
 
 use crate::logging::LoggingConfig;

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
 
 fn start(dir: &std::path::Path, llm_url: &str) -> (Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -47,8 +47,7 @@ async fn a_killed_server_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, port) = start(dir.path(), &llm.openai_url());
     let client =
-        sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(30)))
-            .unwrap();
+        sqlmatic_agent::http_client(Duration::from_secs(5), Some(Duration::from_secs(30))).unwrap();
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
     let first: Value = client
         .post(url("/chat"))

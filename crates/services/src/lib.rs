@@ -1,31 +1,26 @@
-//! sqlmatic's services: everything stateful below the chat domain.
+//! sqlmatic's services: storage, everything stateful below the chat domain.
 //!
 //! - [`AppDb`]: sqlmatic's own SQLite database (r2d2 pool, WAL, migrations);
 //! - [`ThreadService`]: threads and their ordered messages;
 //! - [`QueryLog`]: every SQL statement a tool ran, who ran it and how it ended;
 //! - [`Targets`]: the configured target databases users query, with the bundled [`demo`] database;
-//! - [`http_client`]: the one way to build an HTTP client (rustls provider installed);
-//! - [`llm`]: the `ChatModel` trait and the OpenAI-compatible and Anthropic providers;
-//! - [`agent`]: the tool-calling loop and per-user agents;
 //! - [`MemoryService`]: a thread's history within a token budget, with persisted summaries;
 //! - [`KnowledgeService`]: business context (context files, verified queries and their
 //!   lexical index, feedback) and the value index behind `find_values`;
-//! - [`AgentConfig`], [`MemoryConfig`]: their configuration sections.
+//! - [`DatabaseConfig`]: its configuration section.
+//!
+//! The agent and the LLM providers are in `sqlmatic-agent`, below this crate: they store nothing.
 //!
 //! Must not know actix or HTTP status codes: errors carry a [`sqlmatic_models::ErrorKind`].
 
 #![warn(missing_docs)]
 
-pub mod agent;
-mod agent_config;
 mod app_db;
 mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod error;
-pub mod http;
 pub mod knowledge;
-pub mod llm;
 pub mod memory;
 mod query_log;
 mod targets;
@@ -34,11 +29,9 @@ pub mod testing;
 mod threads;
 pub mod users;
 
-pub use agent_config::{AgentConfig, AgentOverrides, DEFAULT_SYSTEM_PROMPT, MemoryConfig};
 pub use app_db::AppDb;
 pub use config::{DatabaseConfig, ValueIndexConfig};
 pub use error::{Error, Result};
-pub use http::{ClientSettings, PerThreadClient, http_client, http_client_builder};
 pub use knowledge::KnowledgeService;
 pub use memory::MemoryService;
 pub use query_log::{QueryLog, QueryLogEntry};

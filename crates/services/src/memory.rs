@@ -12,8 +12,9 @@ use rusqlite::{OptionalExtension, params};
 use sqlmatic_models::{ChatMessage, MessageStatus, Role, ThreadId, ToolCall};
 
 use crate::app_db::now;
-use crate::llm::{ChatModel, LlmRequest};
-use crate::{AppDb, MemoryConfig, Result};
+use crate::{AppDb, Result};
+use sqlmatic_agent::MemoryConfig;
+use sqlmatic_agent::llm::{ChatModel, LlmRequest};
 
 const SUMMARY_PROMPT: &str = "You maintain the memory of a conversation between a user and a SQL assistant working on a \
 SQLite database. Write a concise summary that lets the assistant continue the conversation. Keep the SQL facts: the \
@@ -280,7 +281,7 @@ impl MemoryService {
         s: Summarizer<'_>,
         previous: Option<&str>,
         dropped: &[Turn],
-    ) -> Result<String, crate::llm::LlmError> {
+    ) -> Result<String, sqlmatic_agent::llm::LlmError> {
         let mut text = String::new();
         if let Some(p) = previous {
             text.push_str(&format!("Summary so far:\n{p}\n\nConversation to add:\n"));
@@ -296,7 +297,7 @@ impl MemoryService {
         let response = s.model.complete(&request).await?;
         let summary = response.content.trim().to_owned();
         if summary.is_empty() {
-            return Err(crate::llm::LlmError::BadResponse("the summary is empty".into()));
+            return Err(sqlmatic_agent::llm::LlmError::BadResponse("the summary is empty".into()));
         }
         Ok(summary)
     }
@@ -402,5 +403,85 @@ mod tests {
             matches!(&turns[1].messages[1], ChatMessage::Assistant { content, tool_calls } if content.contains("interrupted") && tool_calls.is_empty())
         );
         assert_eq!(turns[2].messages, vec![ChatMessage::user("q3")]);
+    }
+
+    #[tokio::test]
+    async fn memory_falls_back_to_trimming_when_summarising_fails() {
+        use std::time::Duration;
+
+        use sqlmatic_agent::llm::ProviderSettings;
+        use sqlmatic_agent::llm::openai::OpenAi;
+        use sqlmatic_agent::testing::{ScriptedLlm, Step};
+        use sqlmatic_models::ThreadTitle;
+
+        use crate::{NewMessage, ThreadService};
+        let dir = tempfile::tempdir().unwrap();
+        let db = AppDb::open_path(&dir.path().join("app.db")).unwrap();
+        let threads = ThreadService::new(db.clone());
+        let t = threads.create("local", ThreadTitle::parse("t").unwrap(), "demo").await.unwrap();
+        for i in 0..3 {
+            let q = format!("question {i} {}", "x".repeat(400));
+            threads
+                .add_message("local", t.id, NewMessage::new(Role::User, q, MessageStatus::Complete))
+                .await
+                .unwrap();
+            threads
+                .add_message(
+                    "local",
+                    t.id,
+                    NewMessage::new(
+                        Role::Assistant,
+                        format!("answer {i}"),
+                        MessageStatus::Complete,
+                    ),
+                )
+                .await
+                .unwrap();
+        }
+        threads
+            .add_message(
+                "local",
+                t.id,
+                NewMessage::new(Role::User, "latest?", MessageStatus::Complete),
+            )
+            .await
+            .unwrap();
+        let memory = MemoryService::new(
+            db,
+            MemoryConfig { max_history_tokens: 300, ..MemoryConfig::default() },
+        );
+        let failing = ScriptedLlm::queue(vec![
+            Step::Status {
+                status: 500,
+                retry_after: None,
+                body: "{}".into()
+            };
+            3
+        ])
+        .await;
+        let model = OpenAi::new(ProviderSettings {
+            base_url: failing.openai_url(),
+            api_key: None,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            stream_idle_timeout: Duration::from_millis(400),
+            retry: sqlmatic_agent::llm::retry::RetryPolicy {
+                max_attempts: 3,
+                base: Duration::from_millis(10),
+                max: Duration::from_millis(50),
+            },
+            compat: Default::default(),
+        })
+        .unwrap();
+        let history = memory
+            .history(t.id, Some(Summarizer { model: &model, model_name: "m" }))
+            .await
+            .unwrap();
+        let text = serde_json::to_string(&history).unwrap();
+        assert!(text.contains("latest?"));
+        assert!(!text.contains("question 0"), "the oldest turns were trimmed");
+        assert!(!text.contains("Summary of the earlier"), "no summary when summarising failed");
+        assert!(history.iter().map(ChatMessage::estimated_tokens).sum::<usize>() <= 300);
+        assert!(memory.summary(t.id).await.unwrap().is_none());
     }
 }

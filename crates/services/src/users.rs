@@ -12,9 +12,9 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use sqlmatic_models::Principal;
 
-use crate::agent_config::AgentOverrides;
 use crate::app_db::now;
 use crate::{AppDb, Error, Result};
+use sqlmatic_agent::AgentOverrides;
 
 /// Users, their API tokens (salted hashes only) and stored agent settings.
 #[derive(Clone, Debug)]

@@ -1,9 +1,9 @@
 //! Who am I, and (admins) users and their agent settings.
 
 use actix_web::{HttpResponse, get, put, web};
+use sqlmatic_agent::AgentOverrides;
 use sqlmatic_models::Code;
 use sqlmatic_models::Principal;
-use sqlmatic_services::AgentOverrides;
 
 use crate::error::ApiError;
 use crate::{Admin, CurrentUser, State};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
 
 use crate::helpers::*;
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
 
 use crate::helpers::*;
 
@@ -67,7 +67,7 @@ impl Driver {
             .spawn()
             .unwrap();
         let http =
-            sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(60)))
+            sqlmatic_agent::http_client(Duration::from_secs(5), Some(Duration::from_secs(60)))
                 .unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();

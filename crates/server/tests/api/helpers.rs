@@ -57,7 +57,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 /// Points the agent at a scripted LLM server, with short timeouts and retries.
-pub fn use_llm(config: &mut Config, llm: &sqlmatic_services::testing::ScriptedLlm) {
+pub fn use_llm(config: &mut Config, llm: &sqlmatic_agent::testing::ScriptedLlm) {
     config.agent.provider = Some("openai".into());
     config.agent.base_url = Some(llm.openai_url());
     config.agent.model = Some("scripted".into());
@@ -83,8 +83,7 @@ pub async fn spawn_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) 
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
     let client =
-        sqlmatic_services::http_client(Duration::from_secs(5), Some(Duration::from_secs(30)))
-            .unwrap();
+        sqlmatic_agent::http_client(Duration::from_secs(5), Some(Duration::from_secs(30))).unwrap();
     TestApp { addr: format!("http://127.0.0.1:{port}"), port, client, core, dir, handle }
 }
 

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
 use sqlmatic_services::knowledge::ContextFile;
-use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
 
 use crate::helpers::*;
 
@@ -119,7 +119,7 @@ verified_queries:
     .await;
 }
 
-fn system_prompt(received: &sqlmatic_services::testing::Received) -> String {
+fn system_prompt(received: &sqlmatic_agent::testing::Received) -> String {
     received.body["messages"][0]["content"].as_str().unwrap().to_owned()
 }
 

@@ -284,7 +284,7 @@ async fn no_auth_on_a_public_address_is_refused() {
 /// same from another process), and the user's running answer is cancelled, within a second.
 #[actix_web::test]
 async fn revoked_or_rotated_tokens_close_open_sockets_and_cancel_turns() {
-    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
     let llm = ScriptedLlm::queue(vec![Step::StallAfter {
         events: 3,
         reply: Reply::text("thinking about it for a long time"),
@@ -362,7 +362,7 @@ async fn revoked_or_rotated_tokens_close_open_sockets_and_cancel_turns() {
 /// `rate_limited`, and REST a `429` with `Retry-After`; a refused turn stores nothing.
 #[actix_web::test]
 async fn the_chat_rate_limit_is_shared_by_rest_and_websocket() {
-    use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
+    use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
     let llm =
         ScriptedLlm::by_round(vec![Step::Reply(Reply::text("ok"))], std::time::Duration::ZERO)
             .await;

@@ -7,8 +7,6 @@
 //! arguments, unknown tools, time limits — go back to the model as tool results so it can correct
 //! itself.
 
-pub mod context;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use serde_json::json;
+use sqlmatic_agent::llm::anthropic::Anthropic;
+use sqlmatic_agent::llm::openai::OpenAi;
+use sqlmatic_agent::llm::retry::RetryPolicy;
+use sqlmatic_agent::llm::{ChatModel, LlmError, LlmRequest, ProviderSettings};
+use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
 use sqlmatic_models::ChatMessage;
-use sqlmatic_services::llm::anthropic::Anthropic;
-use sqlmatic_services::llm::openai::OpenAi;
-use sqlmatic_services::llm::retry::RetryPolicy;
-use sqlmatic_services::llm::{ChatModel, LlmError, LlmRequest, ProviderSettings};
-use sqlmatic_services::testing::{Reply, ScriptedLlm, Step};
 use sqlmatic_tools::ToolRegistry;
 
 fn settings(base_url: String) -> ProviderSettings {
@@ -44,7 +44,7 @@ fn request() -> LlmRequest {
 
 async fn stream(
     model: &dyn ChatModel,
-) -> (Result<sqlmatic_services::llm::LlmResponse, LlmError>, String) {
+) -> (Result<sqlmatic_agent::llm::LlmResponse, LlmError>, String) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let req = request();
     let result = model.stream(&req, &tx).await;
@@ -210,53 +210,6 @@ async fn anthropic_non_streaming() {
     );
 }
 
-#[tokio::test]
-async fn memory_falls_back_to_trimming_when_summarising_fails() {
-    use sqlmatic_models::{MessageStatus, Role, ThreadTitle};
-    use sqlmatic_services::memory::Summarizer;
-    use sqlmatic_services::{AppDb, MemoryConfig, MemoryService, NewMessage, ThreadService};
-    let dir = tempfile::tempdir().unwrap();
-    let db = AppDb::open_path(&dir.path().join("app.db")).unwrap();
-    let threads = ThreadService::new(db.clone());
-    let t = threads.create("local", ThreadTitle::parse("t").unwrap(), "demo").await.unwrap();
-    for i in 0..3 {
-        let q = format!("question {i} {}", "x".repeat(400));
-        threads
-            .add_message("local", t.id, NewMessage::new(Role::User, q, MessageStatus::Complete))
-            .await
-            .unwrap();
-        threads
-            .add_message(
-                "local",
-                t.id,
-                NewMessage::new(Role::Assistant, format!("answer {i}"), MessageStatus::Complete),
-            )
-            .await
-            .unwrap();
-    }
-    threads
-        .add_message("local", t.id, NewMessage::new(Role::User, "latest?", MessageStatus::Complete))
-        .await
-        .unwrap();
-    let memory =
-        MemoryService::new(db, MemoryConfig { max_history_tokens: 300, ..MemoryConfig::default() });
-    let failing =
-        ScriptedLlm::queue(vec![
-            Step::Status { status: 500, retry_after: None, body: "{}".into() };
-            3
-        ])
-        .await;
-    let model = OpenAi::new(settings(failing.openai_url())).unwrap();
-    let history =
-        memory.history(t.id, Some(Summarizer { model: &model, model_name: "m" })).await.unwrap();
-    let text = serde_json::to_string(&history).unwrap();
-    assert!(text.contains("latest?"));
-    assert!(!text.contains("question 0"), "the oldest turns were trimmed");
-    assert!(!text.contains("Summary of the earlier"), "no summary when summarising failed");
-    assert!(history.iter().map(ChatMessage::estimated_tokens).sum::<usize>() <= 300);
-    assert!(memory.summary(t.id).await.unwrap().is_none());
-}
-
 fn contract(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contracts").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -404,10 +357,7 @@ async fn the_fake_refuses_what_openai_refuses() {
     old.tools[1].parameters = json!({"type": "object", "properties": {"sql": {"type": "string"},
         "params": {"anyOf": [{"type": "array"}, {"type": "object"}]}}, "required": ["sql"]});
     let plain = ProviderSettings {
-        compat: sqlmatic_services::llm::ProviderCompat {
-            strict_tools: false,
-            ..Default::default()
-        },
+        compat: sqlmatic_agent::llm::ProviderCompat { strict_tools: false, ..Default::default() },
         ..settings(llm.openai_url())
     };
     let err = OpenAi::new(plain).unwrap().complete(&old).await.unwrap_err();
@@ -422,8 +372,8 @@ async fn the_fake_refuses_what_openai_refuses() {
     let mut reasoning = request();
     reasoning.model = "o3-mini".into();
     let legacy = ProviderSettings {
-        compat: sqlmatic_services::llm::ProviderCompat {
-            max_tokens_field: sqlmatic_services::llm::MaxTokensField::MaxTokens,
+        compat: sqlmatic_agent::llm::ProviderCompat {
+            max_tokens_field: sqlmatic_agent::llm::MaxTokensField::MaxTokens,
             ..Default::default()
         },
         ..settings(llm.openai_url())
@@ -434,7 +384,7 @@ async fn the_fake_refuses_what_openai_refuses() {
         "{err:?}"
     );
     let fitted = ProviderSettings {
-        compat: sqlmatic_services::llm::ProviderCompat {
+        compat: sqlmatic_agent::llm::ProviderCompat {
             send_temperature: false,
             ..Default::default()
         },
