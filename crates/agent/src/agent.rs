@@ -288,16 +288,16 @@ impl Agent {
             self.settings.system_prompt
         )));
         messages.extend(history);
-        let tools = self.toolset.definitions_for(&ctx.database);
+        // one request, its conversation growing in place: no copy of the prompt per step
+        let mut request = LlmRequest {
+            model: self.settings.model.clone(),
+            messages,
+            tools: self.toolset.definitions_for(&ctx.database),
+            temperature: self.settings.temperature,
+            max_tokens: self.settings.max_tokens,
+        };
         let mut usage = Usage::default();
         for step in 1..=self.settings.max_steps {
-            let request = LlmRequest {
-                model: self.settings.model.clone(),
-                messages: messages.clone(),
-                tools: tools.clone(),
-                temperature: self.settings.temperature,
-                max_tokens: self.settings.max_tokens,
-            };
             let response = if stream {
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
                 let forward = async {
@@ -328,7 +328,7 @@ impl Agent {
                 return Ok(AgentOutcome { answer: response.content, usage, steps: step });
             }
             let _ = events.send(AgentEvent::Message(assistant.clone()));
-            messages.push(assistant);
+            request.messages.push(assistant);
             let calls: Vec<CallMade> = response
                 .tool_calls
                 .iter()
@@ -371,7 +371,7 @@ impl Agent {
                     elapsed_ms,
                 });
                 let _ = events.send(AgentEvent::Message(message.clone()));
-                messages.push(message);
+                request.messages.push(message);
             }
         }
         Err(AgentError::MaxSteps(self.settings.max_steps))

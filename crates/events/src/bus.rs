@@ -4,7 +4,7 @@
 //! A subscriber whose queue is full is dropped from the bus and told why through
 //! [`Subscription::kicked`], so one slow client can never make the server's memory grow.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -20,14 +20,50 @@ pub type EventText = bytestring::ByteString;
 pub type SubscriberId = u64;
 
 struct Subscriber {
-    topics: HashSet<Topic>,
+    topics: Vec<Topic>,
     tx: mpsc::Sender<EventText>,
     kick: watch::Sender<Option<&'static str>>,
 }
 
+/// The subscribers, and for each topic who listens to it: a publish visits only the
+/// subscribers of its topic, not every connection.
+#[derive(Default)]
+struct Subscribers {
+    by_id: HashMap<SubscriberId, Subscriber>,
+    by_topic: HashMap<Topic, Vec<SubscriberId>>,
+}
+
+impl Subscribers {
+    fn remove(&mut self, id: SubscriberId) -> Option<Subscriber> {
+        let sub = self.by_id.remove(&id)?;
+        for topic in &sub.topics {
+            self.unlist(id, topic);
+        }
+        Some(sub)
+    }
+
+    fn unlist(&mut self, id: SubscriberId, topic: &Topic) {
+        if let Some(ids) = self.by_topic.get_mut(topic) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.by_topic.remove(topic);
+            }
+        }
+    }
+
+    /// Drops a subscriber that fell behind, telling it why.
+    fn kick(&mut self, id: SubscriberId, dropped: &AtomicU64) {
+        if let Some(sub) = self.remove(id) {
+            let _ = sub.kick.send(Some(SLOW_CONSUMER));
+            dropped.fetch_add(1, Ordering::Relaxed);
+            log::warn!("dropped event subscriber {id}: {SLOW_CONSUMER}");
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    subscribers: Mutex<HashMap<SubscriberId, Subscriber>>,
+    subscribers: Mutex<Subscribers>,
     next_id: AtomicU64,
     events_sent: AtomicU64,
     subscribers_dropped: AtomicU64,
@@ -77,8 +113,8 @@ impl EventBus {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SubscriberId, Subscriber>> {
-        // A panic while holding this lock leaves the map consistent (single inserts/removes).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Subscribers> {
+        // A panic while holding this lock leaves the maps consistent (single inserts/removes).
         self.inner.subscribers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -87,67 +123,68 @@ impl EventBus {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, receiver) = mpsc::channel(buffer.max(1));
         let (kick, kicked) = watch::channel(None);
-        self.lock().insert(id, Subscriber { topics: HashSet::new(), tx, kick });
+        self.lock().by_id.insert(id, Subscriber { topics: Vec::new(), tx, kick });
         Subscription { id, receiver, kicked, bus: self.clone() }
     }
 
     fn remove(&self, id: SubscriberId) {
-        self.lock().remove(&id);
+        self.lock().remove(id);
     }
 
     /// Adds topics to a subscriber; returns false when it is no longer on the bus.
     pub fn add_topics(&self, id: SubscriberId, topics: impl IntoIterator<Item = Topic>) -> bool {
-        match self.lock().get_mut(&id) {
-            Some(sub) => {
-                sub.topics.extend(topics);
-                true
+        let mut map = self.lock();
+        let Subscribers { by_id, by_topic } = &mut *map;
+        let Some(sub) = by_id.get_mut(&id) else { return false };
+        for topic in topics {
+            if !sub.topics.contains(&topic) {
+                by_topic.entry(topic.clone()).or_default().push(id);
+                sub.topics.push(topic);
             }
-            None => false,
         }
+        true
     }
 
     /// Unsubscribes `id` from `topics`.
     pub fn remove_topics<'a>(&self, id: SubscriberId, topics: impl IntoIterator<Item = &'a Topic>) {
-        if let Some(sub) = self.lock().get_mut(&id) {
-            for t in topics {
-                sub.topics.remove(t);
+        let mut map = self.lock();
+        for topic in topics {
+            let Some(sub) = map.by_id.get_mut(&id) else { return };
+            let before = sub.topics.len();
+            sub.topics.retain(|t| t != topic);
+            if sub.topics.len() != before {
+                map.unlist(id, topic);
             }
         }
     }
 
     /// The topics `id` is subscribed to.
     pub fn topics(&self, id: SubscriberId) -> Vec<Topic> {
-        self.lock().get(&id).map(|s| s.topics.iter().cloned().collect()).unwrap_or_default()
+        self.lock().by_id.get(&id).map(|s| s.topics.clone()).unwrap_or_default()
     }
 
     /// How many subscribers listen to `topic`; publishers use it to skip work nobody will see.
     pub fn subscriber_count(&self, topic: &Topic) -> usize {
-        self.lock().values().filter(|s| s.topics.contains(topic)).count()
+        self.lock().by_topic.get(topic).map_or(0, Vec::len)
     }
 
-    /// Sends `event` to every subscriber of `topic`; returns how many got it.
+    /// Sends `event` to every subscriber of `topic`; returns how many got it. The event is
+    /// encoded once, and only when someone listens.
     pub fn publish(&self, topic: &Topic, event: &Event) -> usize {
-        let mut text: Option<EventText> = None;
-        let mut delivered = 0;
         let mut map = self.lock();
+        let Some(ids) = map.by_topic.get(topic) else { return 0 };
+        let text = EventText::from(event.to_json());
+        let mut delivered = 0;
         let mut overflowed = Vec::new();
-        for (id, sub) in map.iter() {
-            if !sub.topics.contains(topic) {
-                continue;
-            }
-            let text = text.get_or_insert_with(|| EventText::from(event.to_json())).clone();
-            match sub.tx.try_send(text) {
+        for id in ids {
+            let Some(sub) = map.by_id.get(id) else { continue };
+            match sub.tx.try_send(text.clone()) {
                 Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => overflowed.push(*id),
-                Err(mpsc::error::TrySendError::Closed(_)) => overflowed.push(*id),
+                Err(_) => overflowed.push(*id),
             }
         }
         for id in overflowed {
-            if let Some(sub) = map.remove(&id) {
-                let _ = sub.kick.send(Some(SLOW_CONSUMER));
-                self.inner.subscribers_dropped.fetch_add(1, Ordering::Relaxed);
-                log::warn!("dropped event subscriber {id}: {SLOW_CONSUMER}");
-            }
+            map.kick(id, &self.inner.subscribers_dropped);
         }
         drop(map);
         self.inner.events_sent.fetch_add(delivered as u64, Ordering::Relaxed);
@@ -157,17 +194,14 @@ impl EventBus {
     /// Sends `event` to one subscriber only (e.g. the current schema right after it subscribed).
     pub fn send_to(&self, id: SubscriberId, event: &Event) -> bool {
         let mut map = self.lock();
-        let Some(sub) = map.get(&id) else { return false };
+        let Some(sub) = map.by_id.get(&id) else { return false };
         match sub.tx.try_send(EventText::from(event.to_json())) {
             Ok(()) => {
                 self.inner.events_sent.fetch_add(1, Ordering::Relaxed);
                 true
             }
             Err(_) => {
-                if let Some(sub) = map.remove(&id) {
-                    let _ = sub.kick.send(Some(SLOW_CONSUMER));
-                    self.inner.subscribers_dropped.fetch_add(1, Ordering::Relaxed);
-                }
+                map.kick(id, &self.inner.subscribers_dropped);
                 false
             }
         }
@@ -176,7 +210,7 @@ impl EventBus {
     /// Counters for metrics.
     pub fn stats(&self) -> BusStats {
         BusStats {
-            subscribers: self.lock().len() as u64,
+            subscribers: self.lock().by_id.len() as u64,
             events_sent: self.inner.events_sent.load(Ordering::Relaxed),
             subscribers_dropped: self.inner.subscribers_dropped.load(Ordering::Relaxed),
         }
@@ -230,5 +264,28 @@ mod tests {
         assert_eq!(bus.subscriber_count(&Topic::Metrics), 1);
         drop(s);
         assert_eq!(bus.subscriber_count(&Topic::Metrics), 0);
+    }
+
+    #[tokio::test]
+    async fn the_topic_index_follows_adds_removes_and_kicks() {
+        let bus = EventBus::new();
+        let mut a = bus.subscribe(1);
+        let mut b = bus.subscribe(4);
+        bus.add_topics(a.id, [Topic::Metrics, Topic::Threads, Topic::Metrics]);
+        bus.add_topics(b.id, [Topic::Metrics]);
+        assert_eq!(bus.topics(a.id), vec![Topic::Metrics, Topic::Threads], "no duplicates");
+        assert_eq!(bus.subscriber_count(&Topic::Metrics), 2);
+        bus.remove_topics(a.id, &[Topic::Threads]);
+        assert_eq!(bus.subscriber_count(&Topic::Threads), 0);
+        assert_eq!(bus.publish(&Topic::Threads, &ev(0)), 0, "nobody listens any more");
+        // a's queue holds one: the second publish kicks it, and it leaves every topic
+        assert_eq!(bus.publish(&Topic::Metrics, &ev(1)), 2);
+        assert_eq!(bus.publish(&Topic::Metrics, &ev(2)), 1);
+        assert_eq!(*a.kicked.borrow_and_update(), Some(SLOW_CONSUMER));
+        assert_eq!(bus.subscriber_count(&Topic::Metrics), 1);
+        assert!(a.receiver.recv().await.is_some());
+        assert!(b.receiver.recv().await.unwrap().contains("\"1\""));
+        assert!(b.receiver.recv().await.unwrap().contains("\"2\""));
+        assert_eq!(bus.stats().subscribers, 1);
     }
 }

@@ -21,6 +21,7 @@ pub struct Anthropic {
     settings: ProviderSettings,
     client: crate::http::PerThreadClient,
     url: String,
+    tools: super::EncodedTools,
 }
 
 impl Anthropic {
@@ -38,7 +39,7 @@ impl Anthropic {
         } else {
             join_url(base, "v1/messages")
         };
-        Ok(Self { settings, client, url })
+        Ok(Self { settings, client, url, tools: Default::default() })
     }
 }
 
@@ -48,8 +49,9 @@ struct WireRequest<'a> {
     #[serde(skip_serializing_if = "String::is_empty")]
     system: String,
     messages: Vec<WireMessage>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<Value>,
+    /// The encoded tools array, shared by the calls of a tool set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a serde_json::value::RawValue>,
     max_tokens: u32,
     temperature: f32,
     stream: bool,
@@ -149,15 +151,20 @@ impl Anthropic {
         deltas: Option<&Deltas>,
     ) -> Result<LlmResponse, LlmError> {
         let (system, messages) = wire_messages(&request.messages);
+        let tools = self.tools.get(&request.tools, |tools| {
+            let wire: Vec<Value> = tools
+                .iter()
+                .map(|t| {
+                    json!({"name": t.name, "description": t.description, "input_schema": t.parameters})
+                })
+                .collect();
+            serde_json::to_string(&wire)
+        })?;
         let body = WireRequest {
             model: &request.model,
             system,
             messages,
-            tools: request
-                .tools
-                .iter()
-                .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
-                .collect(),
+            tools: tools.as_deref(),
             max_tokens: request.max_tokens,
             temperature: request.temperature,
             stream: deltas.is_some(),

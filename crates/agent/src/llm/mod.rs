@@ -23,6 +23,49 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::AgentConfig;
 
+/// The `tools` array of a provider's request body, encoded once per tool set and reused by
+/// every call (a turn makes several): a tool's definition is fixed for its name in a process,
+/// so the names and descriptions identify a set. Keeps the last few sets (users may differ).
+#[derive(Default)]
+pub(crate) struct EncodedTools {
+    cached: std::sync::Mutex<Vec<(u64, Arc<serde_json::value::RawValue>)>>,
+}
+
+impl EncodedTools {
+    const KEPT: usize = 8;
+
+    /// The encoded array for `tools` (None when empty), from the cache or from `encode`.
+    pub(crate) fn get(
+        &self,
+        tools: &[ToolDefinition],
+        encode: impl FnOnce(&[ToolDefinition]) -> serde_json::Result<String>,
+    ) -> Result<Option<Arc<serde_json::value::RawValue>>, LlmError> {
+        use std::hash::{Hash, Hasher};
+        if tools.is_empty() {
+            return Ok(None);
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for t in tools {
+            (&t.name, &t.description).hash(&mut hasher);
+        }
+        let key = hasher.finish();
+        let mut cached = self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, raw)) = cached.iter().find(|(k, _)| *k == key) {
+            return Ok(Some(raw.clone()));
+        }
+        let raw: Arc<serde_json::value::RawValue> = serde_json::value::RawValue::from_string(
+            encode(tools).map_err(|e| LlmError::BadResponse(e.to_string()))?,
+        )
+        .map_err(|e| LlmError::BadResponse(e.to_string()))?
+        .into();
+        if cached.len() == Self::KEPT {
+            cached.remove(0);
+        }
+        cached.push((key, raw.clone()));
+        Ok(Some(raw))
+    }
+}
+
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -19,6 +19,7 @@ pub struct OpenAi {
     settings: ProviderSettings,
     client: crate::http::PerThreadClient,
     url: String,
+    tools: super::EncodedTools,
 }
 
 impl OpenAi {
@@ -33,7 +34,7 @@ impl OpenAi {
         } else {
             join_url(&settings.base_url, "chat/completions")
         };
-        Ok(Self { settings, client, url })
+        Ok(Self { settings, client, url, tools: Default::default() })
     }
 }
 
@@ -43,8 +44,9 @@ impl OpenAi {
 struct WireRequest<'a> {
     model: &'a str,
     messages: Vec<WireMessage<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<WireTool<'a>>,
+    /// The encoded `[WireTool]` array ([`wire_tools`]), shared by the calls of a tool set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a serde_json::value::RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     /// OpenAI's current name; reasoning models reject `max_tokens`.
@@ -316,6 +318,7 @@ fn wire_messages(messages: &[ChatMessage]) -> Vec<WireMessage<'_>> {
 
 fn wire_request<'a>(
     request: &'a LlmRequest,
+    tools: Option<&'a serde_json::value::RawValue>,
     stream: bool,
     compat: &ProviderCompat,
 ) -> WireRequest<'a> {
@@ -323,29 +326,37 @@ fn wire_request<'a>(
     WireRequest {
         model: &request.model,
         messages: wire_messages(&request.messages),
-        tools: request
-            .tools
-            .iter()
-            .map(|t| WireTool {
-                kind: "function",
-                function: WireToolSpec {
-                    name: &t.name,
-                    description: &t.description,
-                    parameters: if compat.strict_tools {
-                        sqlmatic_tools::schema::openai_strict(&t.parameters)
-                    } else {
-                        t.parameters.clone()
-                    },
-                    strict: compat.strict_tools.then_some(true),
-                },
-            })
-            .collect(),
+        tools,
         temperature: compat.send_temperature.then_some(request.temperature),
         max_completion_tokens: (!old_name).then_some(request.max_tokens),
         max_tokens: old_name.then_some(request.max_tokens),
         stream,
         stream_options: stream.then_some(StreamOptions { include_usage: true }),
     }
+}
+
+/// The request's `tools` array as JSON: strict schemas when the server takes them.
+fn wire_tools(
+    tools: &[sqlmatic_tools::ToolDefinition],
+    compat: &ProviderCompat,
+) -> serde_json::Result<String> {
+    let wire: Vec<WireTool<'_>> = tools
+        .iter()
+        .map(|t| WireTool {
+            kind: "function",
+            function: WireToolSpec {
+                name: &t.name,
+                description: &t.description,
+                parameters: if compat.strict_tools {
+                    sqlmatic_tools::schema::openai_strict(&t.parameters)
+                } else {
+                    t.parameters.clone()
+                },
+                strict: compat.strict_tools.then_some(true),
+            },
+        })
+        .collect();
+    serde_json::to_string(&wire)
 }
 
 /// Gives tool calls without an id (some local servers omit them) a stable one.
@@ -363,7 +374,9 @@ impl OpenAi {
         request: &LlmRequest,
         deltas: Option<&Deltas>,
     ) -> Result<LlmResponse, LlmError> {
-        let body = wire_request(request, deltas.is_some(), &self.settings.compat);
+        let compat = &self.settings.compat;
+        let tools = self.tools.get(&request.tools, |t| wire_tools(t, compat))?;
+        let body = wire_request(request, tools.as_deref(), deltas.is_some(), compat);
         let body = serde_json::to_vec(&body).map_err(|e| LlmError::BadResponse(e.to_string()))?;
         let build = || {
             let mut rb = self
@@ -527,7 +540,8 @@ mod tests {
             temperature: 0.0,
             max_tokens: 10,
         };
-        let v = serde_json::to_value(wire_request(&req, true, &ProviderCompat::default())).unwrap();
+        let v = serde_json::to_value(wire_request(&req, None, true, &ProviderCompat::default()))
+            .unwrap();
         assert_eq!(v["messages"][2]["content"], serde_json::Value::Null);
         assert_eq!(v["messages"][2]["tool_calls"][0]["function"]["name"], "list_tables");
         assert_eq!(v["messages"][3]["role"], "tool");
