@@ -397,13 +397,11 @@ where
             }
         }
 
-        // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
-        if *write_buf_needs_reset {
-            *write_buf = BytesMut::with_capacity(HW_BUFFER_SIZE);
-            *write_buf_needs_reset = false;
-        } else {
-            write_buf.clear();
-        }
+        // All bytes have been accepted by the I/O stream, so the buffer can be released.
+        // sqlmatic patch: released whole, not kept at 8 KiB: a WebSocket connection idles
+        // between small frames, and the next response allocates what it needs
+        *write_buf = BytesMut::new();
+        *write_buf_needs_reset = false;
 
         // flush the I/O and check if get blocked
         io.poll_flush(cx)
@@ -1259,6 +1257,12 @@ where
                 }
 
                 Poll::Pending => {
+                    // sqlmatic patch: an idle connection keeps no read buffer (a WebSocket or a
+                    // keep-alive connection waits here most of its life); the next read
+                    // allocates one again
+                    if this.read_buf.is_empty() {
+                        *this.read_buf = BytesMut::new();
+                    }
                     return Ok(false);
                 }
 
