@@ -256,6 +256,8 @@ impl AppDb {
             SqliteConnectionManager::file(path).with_init(move |c| configure(c, busy, max_pages));
         let pool = Pool::builder()
             .max_size(config.app_pool_size)
+            // a connection to a local file does not go stale: no test query per checkout
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(5))
             .build(manager)?;
         let writer_conn = Connection::open(path)?;

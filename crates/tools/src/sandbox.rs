@@ -259,6 +259,8 @@ pub fn open_pool(
     Pool::builder()
         .max_size(size.max(1))
         .min_idle(Some(0))
+        // a local file's connection does not go stale; `health` checks the file before each use
+        .test_on_check_out(false)
         .connection_timeout(wait.max(Duration::from_millis(1)))
         .build_unchecked(manager)
 }
@@ -520,8 +522,9 @@ pub fn estimate_scan(
     sql: &SqlQuery,
     row_counts: &std::collections::HashMap<String, u64>,
 ) -> Option<(u64, String)> {
-    let mut stmt =
-        conn.prepare(&format!("EXPLAIN QUERY PLAN {}", sql.as_str().trim_end_matches(';'))).ok()?;
+    let mut stmt = conn
+        .prepare_cached(&format!("EXPLAIN QUERY PLAN {}", sql.as_str().trim_end_matches(';')))
+        .ok()?;
     let rows: Vec<(i64, i64, String)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(3)?)))
         .ok()?
@@ -565,7 +568,11 @@ pub fn run_query(
     let started = Instant::now();
     let _deadline = Deadline::set(conn, limits.timeout).map_err(ToolError::internal)?;
     // Prepare first so syntax errors read as such; preparing runs the authorizer, executes nothing.
-    let mut stmt = conn.prepare(sql.as_str()).map_err(classify)?;
+    // Cached per connection: the same SQL again (a dashboard, a point lookup with parameters)
+    // is not parsed again. The authorizer is the connection's own and holds no per-statement
+    // state, and SQLite prepares a cached statement again (authorizer included) when the schema
+    // changed, so a cached statement is held to the same rules.
+    let mut stmt = conn.prepare_cached(sql.as_str()).map_err(classify)?;
     let keyword = leading_keyword(sql.as_str());
     if keyword.is_empty() {
         return Err(ToolError::new(
@@ -598,15 +605,6 @@ pub fn run_query(
         ));
     }
     bind(&mut stmt, params)?;
-    let columns: Vec<ColumnMeta> = stmt
-        .columns()
-        .iter()
-        .map(|c| ColumnMeta {
-            name: c.name().to_owned(),
-            decl_type: c.decl_type().map(str::to_owned),
-        })
-        .collect();
-    let width = columns.len();
     let mut out_rows = Vec::new();
     let mut bytes = 0usize;
     let mut truncated = false;
@@ -631,6 +629,7 @@ pub fn run_query(
         if truncated {
             continue;
         }
+        let width = row.as_ref().column_count();
         let mut values = Vec::with_capacity(width);
         for i in 0..width {
             let v = row.get_ref(i).map_err(classify)?;
@@ -643,6 +642,17 @@ pub fn run_query(
             truncated = true;
         }
     }
+    drop(rows);
+    // read after the first step: a cached statement whose schema changed is prepared again
+    // there, and its columns are the new ones
+    let columns: Vec<ColumnMeta> = stmt
+        .columns()
+        .iter()
+        .map(|c| ColumnMeta {
+            name: c.name().to_owned(),
+            decl_type: c.decl_type().map(str::to_owned),
+        })
+        .collect();
     let row_count = out_rows.len() as u64;
     let truncated = truncated && (total > row_count || !counted_all);
     Ok(QueryResult {

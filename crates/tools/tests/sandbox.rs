@@ -165,6 +165,35 @@ fn the_hostile_corpus_is_refused_on_the_torture_database_too() {
     assert!(r.is_ok(), "{r:?}");
 }
 
+#[test]
+fn a_statement_run_again_comes_from_the_cache_under_the_same_rules() {
+    let config = ToolsConfig { query_timeout_ms: 300, ..ToolsConfig::default() };
+    let (dir, target) = fixture_target(FIXTURE, &config);
+    // twice on the same connections: a statement prepared once (and refused after) is refused again
+    let corpus = hostile(dir.path());
+    assert_all_refused(&target, dir.path(), &corpus);
+    assert_all_refused(&target, dir.path(), &corpus);
+    let audit = QueryAudit { user: "test", thread_id: None, source: "test", observer: None };
+    let limits = config.limits();
+    let run = |sql: &str| block_on(target.query(sql, &QueryParams::None, &limits, &audit));
+    let endless =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
+    for _ in 0..2 {
+        assert_eq!(run(endless).unwrap_err().code, ToolErrorCode::QueryTimeout);
+    }
+    let before = run("SELECT * FROM t ORDER BY id").unwrap();
+    assert_eq!(before.columns.len(), 2);
+    // the schema changes under a cached statement: SQLite prepares it again
+    let path = target.spec().path.clone().unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("ALTER TABLE t ADD COLUMN note TEXT DEFAULT 'x'")
+        .unwrap();
+    let after = run("SELECT * FROM t ORDER BY id").unwrap();
+    assert_eq!(after.columns.len(), 3, "{after:?}");
+    assert_eq!(after.rows[0][2], serde_json::json!("x"));
+}
+
 fn check(sql: &str, expected: ToolErrorCode) {
     let config = ToolsConfig { query_timeout_ms: 300, ..ToolsConfig::default() };
     let (_dir, target) = fixture_target(FIXTURE, &config);
