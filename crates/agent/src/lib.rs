@@ -6,7 +6,7 @@
 //! - [`context`]: the schema section of the system prompt, ranked and within a budget;
 //! - [`http_client`]: the one way to build an HTTP client (rustls provider installed);
 //! - [`AgentConfig`], [`MemoryConfig`]: their configuration sections;
-//! - [`testing`] (feature `test-utils`): a scripted model in process and a scripted LLM server.
+//! - `testing` (feature `test-utils`): a scripted model in process and a scripted LLM server.
 //!
 //! Must not know storage (rusqlite, the app database) or actix: the services layer above it
 //! persists what a turn produced.
