@@ -542,6 +542,10 @@ pub fn generate(path: &Path) -> Result<()> {
     {
         let mut conn = Connection::open(tmp.path())?;
         populate(&mut conn)?;
+        // WAL: a read takes no file lock and reads no header (the shared-memory index says
+        // whether anything changed), and readers never wait for an approved write. Closing
+        // checkpoints and removes the temp file's -wal, so the renamed file is whole.
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     }
     let file = tmp.persist(path).map_err(|e| io(e.error))?;
     // tempfile creates 0600 files; the demo database is not secret, let other local users read it.
@@ -656,6 +660,39 @@ mod tests {
         let total: f64 =
             c.query_row("SELECT total(total) FROM order_totals", [], |r| r.get(0)).unwrap();
         assert!(total > 0.0);
+        drop(c);
+        // WAL, whole in its main file: no -wal of the temp file left, and the sandbox reads it
+        let mode: String = Connection::open(&a)
+            .unwrap()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".demo-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        let target =
+            sqlmatic_tools::TargetDatabase::new(spec(&a), &sqlmatic_tools::ToolsConfig::default());
+        let audit = sqlmatic_tools::QueryAudit {
+            user: "test",
+            thread_id: None,
+            source: "test",
+            observer: None,
+        };
+        let limits = sqlmatic_tools::ToolsConfig::default().limits();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let r = rt
+            .block_on(target.query(
+                "SELECT count(*) FROM customers",
+                &sqlmatic_models::QueryParams::None,
+                &limits,
+                &audit,
+            ))
+            .unwrap();
+        assert_eq!(r.rows[0][0], serde_json::json!(CUSTOMERS));
     }
 
     #[test]

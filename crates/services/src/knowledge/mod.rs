@@ -17,7 +17,7 @@ pub mod values;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
@@ -152,7 +152,13 @@ pub struct KnowledgeService {
     /// Verified queries per database, as last counted: a database with none (most without a
     /// context file) skips the index and its thread hop on every question.
     verified_counts: Arc<RwLock<HashMap<String, usize>>>,
+    /// The stems of verified questions, by text: retrieval re-ranks the same few questions on
+    /// every turn, and folding (Unicode decomposition) costs more than the lookup.
+    question_stems: Arc<Mutex<HashMap<String, Arc<BTreeSet<String>>>>>,
 }
+
+/// Verified questions whose stems are remembered at most (then forgotten all at once).
+const REMEMBERED_QUESTIONS: usize = 4096;
 
 impl std::fmt::Debug for KnowledgeService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -215,7 +221,12 @@ fn get_verified(c: &rusqlite::Connection, id: i64) -> Result<VerifiedQuery> {
 impl KnowledgeService {
     /// Over sqlmatic's own database.
     pub fn new(db: AppDb) -> Self {
-        Self { db, contexts: Arc::default(), verified_counts: Arc::default() }
+        Self {
+            db,
+            contexts: Arc::default(),
+            verified_counts: Arc::default(),
+            question_stems: Arc::default(),
+        }
     }
 
     /// The loaded context of `database` (empty when it has none).
@@ -361,7 +372,7 @@ impl KnowledgeService {
             .into_iter()
             .enumerate()
             .filter_map(|(rank, q)| {
-                let theirs = text::stems(&q.question);
+                let theirs = self.question_stems(&q.question);
                 let shared = theirs.intersection(&asked).count();
                 let enough = shared >= 1 && shared * 2 >= theirs.len().min(asked.len()).max(1);
                 enough.then(|| (shared, shared as f64 / theirs.len().max(1) as f64, rank, q))
@@ -369,6 +380,20 @@ impl KnowledgeService {
             .collect();
         scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
         Ok(scored.into_iter().take(k).map(|(_, _, _, q)| q).collect())
+    }
+
+    /// The stems of a verified question, remembered.
+    fn question_stems(&self, question: &str) -> Arc<BTreeSet<String>> {
+        let mut memo = self.question_stems.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(stems) = memo.get(question) {
+            return stems.clone();
+        }
+        if memo.len() >= REMEMBERED_QUESTIONS {
+            memo.clear();
+        }
+        let stems = Arc::new(text::stems(question));
+        memo.insert(question.to_owned(), stems.clone());
+        stems
     }
 
     /// The business context for one question, within `budget_tokens` (about four characters
