@@ -13,7 +13,11 @@ pub mod threads;
 pub mod users;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz)
+    // the hottest routes first: actix tries resources in order, and each dynamic one on the
+    // way is a regex match (`/api/query` came after seven of them)
+    cfg.service(query::run)
+        .service(chat::post)
+        .service(health::healthz)
         .service(health::readyz)
         .service(databases::list)
         .service(databases::structure)
@@ -26,13 +30,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(knowledge::verify)
         .service(knowledge::delete_verified)
         .service(knowledge::list_feedback)
-        .service(query::run)
         .service(threads::list)
         .service(threads::create)
         .service(threads::get)
         .service(threads::rename)
         .service(threads::delete)
-        .service(chat::post)
         .service(chat::cancel)
         .service(chat::decide)
         .service(metrics::json)
