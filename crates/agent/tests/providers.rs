@@ -8,26 +8,13 @@ use std::time::Duration;
 use serde_json::json;
 use sqlmatic_agent::llm::anthropic::Anthropic;
 use sqlmatic_agent::llm::openai::OpenAi;
-use sqlmatic_agent::llm::retry::RetryPolicy;
 use sqlmatic_agent::llm::{ChatModel, LlmError, LlmRequest, ProviderSettings};
 use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
 use sqlmatic_models::ChatMessage;
 use sqlmatic_tools::ToolRegistry;
 
 fn settings(base_url: String) -> ProviderSettings {
-    ProviderSettings {
-        base_url,
-        api_key: Some("sk-test".into()),
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(5),
-        stream_idle_timeout: Duration::from_millis(400),
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base: Duration::from_millis(10),
-            max: Duration::from_millis(50),
-        },
-        compat: Default::default(),
-    }
+    sqlmatic_agent::testing::provider_settings(base_url)
 }
 
 fn request() -> LlmRequest {

@@ -533,18 +533,18 @@ impl TurnRun<'_> {
                         result: done.and_then(|o| o.for_client()),
                     },
                 );
-                let topic = Topic::Database(Some(self.turn.database.clone()));
-                // the structure is read and copied only for someone who will see it
-                if done.is_some_and(|o| o.refreshes_schema())
-                    && core.bus.subscriber_count(&topic) > 0
-                {
+                if done.is_some_and(|o| o.refreshes_schema()) {
                     let database = &self.turn.database;
-                    match core.database_update(database).await {
-                        Ok(ev) => {
-                            core.bus.publish(&topic, &ev);
-                        }
-                        Err(e) => {
-                            log::warn!("chat: cannot publish database_update for `{database}`: {e}")
+                    let topic = Topic::Database(Some(database.clone()));
+                    // the structure is read and copied only for someone who will see it
+                    if core.bus.subscriber_count(&topic) > 0 {
+                        match core.database_update(database).await {
+                            Ok(ev) => {
+                                core.bus.publish(&topic, &ev);
+                            }
+                            Err(e) => log::warn!(
+                                "chat: cannot publish database_update for `{database}`: {e}"
+                            ),
                         }
                     }
                 }

@@ -85,17 +85,17 @@ impl Sqlmatic {
             self.knowledge.recount(database).await?;
             return Ok(self.knowledge.context(database).report.clone());
         };
+        if let ContextSource::File(path) = &source {
+            // taken before the text is read: a write after this is seen as a change
+            let stamp = file_stamp(path).await;
+            self.context_stamps
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(database.to_owned(), stamp);
+        }
         let (label, text) = match &source {
             ContextSource::File(path) => (
-                {
-                    // read before the text: a write after this is seen as a change
-                    let stamp = file_stamp(path).await;
-                    self.context_stamps
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(database.to_owned(), stamp);
-                    path.display().to_string()
-                },
+                path.display().to_string(),
                 tokio::fs::read_to_string(path).await.map_err(|e| ContextIssue {
                     line: None,
                     message: format!("cannot read {}: {e}", path.display()),

@@ -9,12 +9,12 @@
 use std::collections::HashSet;
 
 use rusqlite::{OptionalExtension, params};
+use sqlmatic_agent::MemoryConfig;
+use sqlmatic_agent::llm::{ChatModel, LlmRequest};
 use sqlmatic_models::{ChatMessage, MessageStatus, Role, ThreadId, ToolCall};
 
 use crate::app_db::now;
 use crate::{AppDb, Result};
-use sqlmatic_agent::MemoryConfig;
-use sqlmatic_agent::llm::{ChatModel, LlmRequest};
 
 const SUMMARY_PROMPT: &str = "You maintain the memory of a conversation between a user and a SQL assistant working on a \
 SQLite database. Write a concise summary that lets the assistant continue the conversation. Keep the SQL facts: the \
@@ -407,11 +407,8 @@ mod tests {
 
     #[tokio::test]
     async fn memory_falls_back_to_trimming_when_summarising_fails() {
-        use std::time::Duration;
-
-        use sqlmatic_agent::llm::ProviderSettings;
         use sqlmatic_agent::llm::openai::OpenAi;
-        use sqlmatic_agent::testing::{ScriptedLlm, Step};
+        use sqlmatic_agent::testing::{ScriptedLlm, Step, provider_settings};
         use sqlmatic_models::ThreadTitle;
 
         use crate::{NewMessage, ThreadService};
@@ -419,33 +416,15 @@ mod tests {
         let db = AppDb::open_path(&dir.path().join("app.db")).unwrap();
         let threads = ThreadService::new(db.clone());
         let t = threads.create("local", ThreadTitle::parse("t").unwrap(), "demo").await.unwrap();
+        let add = async |role: Role, text: String| {
+            let message = NewMessage::new(role, text, MessageStatus::Complete);
+            threads.add_message("local", t.id, message).await.unwrap();
+        };
         for i in 0..3 {
-            let q = format!("question {i} {}", "x".repeat(400));
-            threads
-                .add_message("local", t.id, NewMessage::new(Role::User, q, MessageStatus::Complete))
-                .await
-                .unwrap();
-            threads
-                .add_message(
-                    "local",
-                    t.id,
-                    NewMessage::new(
-                        Role::Assistant,
-                        format!("answer {i}"),
-                        MessageStatus::Complete,
-                    ),
-                )
-                .await
-                .unwrap();
+            add(Role::User, format!("question {i} {}", "x".repeat(400))).await;
+            add(Role::Assistant, format!("answer {i}")).await;
         }
-        threads
-            .add_message(
-                "local",
-                t.id,
-                NewMessage::new(Role::User, "latest?", MessageStatus::Complete),
-            )
-            .await
-            .unwrap();
+        add(Role::User, "latest?".into()).await;
         let memory = MemoryService::new(
             db,
             MemoryConfig { max_history_tokens: 300, ..MemoryConfig::default() },
@@ -459,20 +438,7 @@ mod tests {
             3
         ])
         .await;
-        let model = OpenAi::new(ProviderSettings {
-            base_url: failing.openai_url(),
-            api_key: None,
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-            stream_idle_timeout: Duration::from_millis(400),
-            retry: sqlmatic_agent::llm::retry::RetryPolicy {
-                max_attempts: 3,
-                base: Duration::from_millis(10),
-                max: Duration::from_millis(50),
-            },
-            compat: Default::default(),
-        })
-        .unwrap();
+        let model = OpenAi::new(provider_settings(failing.openai_url())).unwrap();
         let history = memory
             .history(t.id, Some(Summarizer { model: &model, model_name: "m" }))
             .await

@@ -21,6 +21,24 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Provider settings for tests against a [`ScriptedLlm`] at `base_url`: short time limits and
+/// quick retries (3 attempts, 10–50 ms apart), so fault tests finish fast.
+pub fn provider_settings(base_url: String) -> crate::llm::ProviderSettings {
+    crate::llm::ProviderSettings {
+        base_url,
+        api_key: Some("sk-test".into()),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+        stream_idle_timeout: Duration::from_millis(400),
+        retry: crate::llm::retry::RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        },
+        compat: Default::default(),
+    }
+}
+
 /// A model turn to play back.
 #[derive(Debug, Clone, Default)]
 pub struct Reply {
