@@ -15,7 +15,7 @@ use sqlmatic_models::{
     ChartSpec, ChatMessage, Code, MessageId, MessageStatus, Principal, Role, Thread, ThreadId,
     ThreadTitle, Usage,
 };
-use sqlmatic_services::memory::{Summarizer, tool_calls_json, tool_result_json};
+use sqlmatic_services::memory::{StoredHistory, Summarizer, tool_calls_json, tool_result_json};
 use sqlmatic_services::{FinishedTurn, NewMessage};
 use sqlmatic_tools::TurnState;
 use tokio::sync::watch;
@@ -106,6 +106,8 @@ pub struct PreparedTurn {
     /// The `pending` answer message.
     pub answer_id: MessageId,
     question: String,
+    /// The thread's stored history, read with the question's transaction.
+    history: StoredHistory,
     stream: bool,
     business_context: bool,
     agent: Arc<Agent>,
@@ -189,11 +191,11 @@ impl Sqlmatic {
             }
         };
         let Some(agent) = agent else {
-            let (created, stored, _) =
-                self.threads.begin_turn(user, thread, new_thread, text, false).await?;
-            self.announce(user, created);
-            log::info!("chat: stored message {} in thread {thread} (no LLM configured)", stored.id);
-            return Err(Error::LlmNotConfigured { thread_id: thread, message_id: stored.id });
+            let begun = self.threads.begin_turn(user, thread, new_thread, text, false).await?;
+            self.announce(user, begun.created);
+            let stored = begun.question.id;
+            log::info!("chat: stored message {stored} in thread {thread} (no LLM configured)");
+            return Err(Error::LlmNotConfigured { thread_id: thread, message_id: stored });
         };
         if !agent.settings().may_use(&database) || !principal.may_use(&database) {
             return Err(Error::agent(AgentError::DatabaseForbidden(database)));
@@ -212,12 +214,14 @@ impl Sqlmatic {
             inflight.insert(thread, (user.to_owned(), cancel_tx));
         }
         let guard = InFlight { core: self.clone(), thread };
-        let (created, stored, answer) =
-            self.threads.begin_turn(user, thread, new_thread, text.clone(), true).await?;
-        self.announce(user, created);
-        let answer = answer.ok_or_else(|| {
-            Error::Service(sqlmatic_services::Error::NotFound { what: "message" })
-        })?;
+        let begun = self.threads.begin_turn(user, thread, new_thread, text.clone(), true).await?;
+        self.announce(user, begun.created);
+        let (stored, answer, history) = match (begun.question, begun.answer, begun.history) {
+            (stored, Some(answer), Some(history)) => (stored, answer, history),
+            _ => {
+                return Err(Error::Service(sqlmatic_services::Error::NotFound { what: "message" }));
+            }
+        };
         log::info!("chat: turn in thread {thread} (question {}, answer {})", stored.id, answer.id);
         Ok(PreparedTurn {
             user: user.to_owned(),
@@ -226,6 +230,7 @@ impl Sqlmatic {
             user_message_id: stored.id,
             answer_id: answer.id,
             question: text,
+            history,
             stream: request.stream,
             business_context: request.business_context,
             agent,
@@ -305,12 +310,14 @@ impl Sqlmatic {
     }
 
     /// Runs a prepared turn to its end.
-    pub async fn run_turn(self: &Arc<Self>, turn: PreparedTurn) -> Result<ChatReply> {
+    pub async fn run_turn(self: &Arc<Self>, mut turn: PreparedTurn) -> Result<ChatReply> {
         let thread_id = turn.thread_id;
         let answer_id = turn.answer_id;
+        let history = std::mem::take(&mut turn.history);
         let mut run = TurnRun {
             core: self.clone(),
             turn: &turn,
+            history,
             partial: String::new(),
             state: Arc::default(),
             transcript: Vec::new(),
@@ -429,6 +436,8 @@ impl Sqlmatic {
 struct TurnRun<'a> {
     core: Arc<Sqlmatic>,
     turn: &'a PreparedTurn,
+    /// The thread's stored history (taken by the first step).
+    history: StoredHistory,
     partial: String,
     /// The turn's queries and charts, recorded by the agent's tool calls.
     state: Arc<Mutex<TurnState>>,
@@ -446,8 +455,9 @@ impl TurnRun<'_> {
         let agent = &turn.agent;
         let summarizer =
             Summarizer { model: agent.model().as_ref(), model_name: &agent.settings().model };
+        let stored = std::mem::take(&mut self.history);
         let history: Vec<ChatMessage> =
-            core.memory.history(turn.thread_id, Some(summarizer)).await?;
+            core.memory.window(turn.thread_id, stored, Some(summarizer)).await?;
         let schema = core.structure_of(&turn.database).await?;
         let dialect = core.target(Some(&turn.database))?.dialect();
         let mut system_context = context::schema_context(

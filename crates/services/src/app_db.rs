@@ -166,6 +166,11 @@ fn writer_gone(what: &str) -> Error {
     }
 }
 
+/// Runs a transaction-control statement the writer runs for every job or batch, parsed once.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn run_writer(conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -179,7 +184,7 @@ fn run_writer(conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
         let mut open = false;
         for job in batch {
             if !open {
-                if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
                     job(Err(&e))(None);
                     continue;
                 }
@@ -202,7 +207,7 @@ fn run_writer(conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
         if !open {
             continue;
         }
-        let committed = conn.execute_batch("COMMIT");
+        let committed = run_cached(&conn, "COMMIT");
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -226,6 +231,8 @@ fn configure(conn: &Connection, busy: Duration, max_pages: u64) -> rusqlite::Res
     conn.busy_timeout(busy)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // every turn runs a dozen distinct statements on the writer; keep them all parsed
+    conn.set_prepared_statement_cache_capacity(64);
     if max_pages > 0 {
         // returns the resulting limit, so it is a query, not an update
         conn.query_row(&format!("PRAGMA max_page_count = {max_pages}"), [], |_| Ok(()))?;
@@ -325,12 +332,12 @@ impl AppDb {
         let (done, answer) = tokio::sync::oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn| {
             let savepoint =
-                conn.map_err(copy_error).and_then(|c| c.execute_batch("SAVEPOINT job").map(|()| c));
+                conn.map_err(copy_error).and_then(|c| run_cached(c, "SAVEPOINT job").map(|()| c));
             let result = match savepoint {
                 Err(e) => Err(Error::from(e)),
                 Ok(conn) => match work(conn) {
                     Ok(value) => {
-                        conn.execute_batch("RELEASE job").map(|()| value).map_err(Error::from)
+                        run_cached(conn, "RELEASE job").map(|()| value).map_err(Error::from)
                     }
                     Err(e) => {
                         let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");

@@ -36,5 +36,5 @@ pub use knowledge::KnowledgeService;
 pub use memory::MemoryService;
 pub use query_log::{QueryLog, QueryLogEntry};
 pub use targets::{ContextSource, Targets};
-pub use threads::{FinishedTurn, NewMessage, ThreadService};
+pub use threads::{BegunTurn, FinishedTurn, NewMessage, ThreadService};
 pub use users::{UserInfo, UserService};

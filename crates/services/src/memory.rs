@@ -39,6 +39,46 @@ struct Row {
     parent_id: Option<i64>,
 }
 
+/// A thread's stored summary and the messages after it, as [`read_history`] read them.
+#[derive(Debug, Clone, Default)]
+pub struct StoredHistory {
+    summary: Option<String>,
+    rows: Vec<Row>,
+}
+
+/// Reads what [`MemoryService::window`] needs of `thread`: its summary and the messages the
+/// summary does not cover. Blocking; any connection (the writer's too, inside a transaction).
+pub fn read_history(c: &rusqlite::Connection, thread: ThreadId) -> Result<StoredHistory> {
+    let id = thread.to_string();
+    let summary: Option<(String, i64)> = c
+        .prepare_cached(
+            "SELECT summary, through_message_id FROM memory_summaries WHERE thread_id = ?1",
+        )?
+        .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let through = summary.as_ref().map_or(0, |s| s.1);
+    let mut stmt = c.prepare_cached(
+        "SELECT id, role, content, tool_calls, status, parent_id FROM messages \
+         WHERE thread_id = ?1 AND id > ?2 ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map(params![id, through], |r| {
+            let role: String = r.get(1)?;
+            let status: String = r.get(4)?;
+            let tool_calls: Option<String> = r.get(3)?;
+            Ok(Row {
+                id: r.get(0)?,
+                role: Role::parse(&role).unwrap_or(Role::System),
+                content: r.get(2)?,
+                tool_calls: tool_calls.and_then(|t| serde_json::from_str(&t).ok()),
+                status: MessageStatus::parse(&status).unwrap_or(MessageStatus::Error),
+                parent_id: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(StoredHistory { summary: summary.map(|s| s.0), rows })
+}
+
 /// One user question and everything that answered it.
 #[derive(Debug, Clone, Default)]
 struct Turn {
@@ -205,37 +245,20 @@ impl MemoryService {
         thread: ThreadId,
         summarizer: Option<Summarizer<'_>>,
     ) -> Result<Vec<ChatMessage>> {
-        let id = thread.to_string();
-        let (summary, rows) = self
-            .db
-            .run(move |c| {
-                let summary: Option<(String, i64)> = c
-                    .query_row("SELECT summary, through_message_id FROM memory_summaries WHERE thread_id = ?1", [&id], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()?;
-                let through = summary.as_ref().map_or(0, |s| s.1);
-                let mut stmt = c.prepare_cached(
-                    "SELECT id, role, content, tool_calls, status, parent_id FROM messages WHERE thread_id = ?1 AND id > ?2 ORDER BY id",
-                )?;
-                let rows = stmt
-                    .query_map(params![id, through], |r| {
-                        let role: String = r.get(1)?;
-                        let status: String = r.get(4)?;
-                        let tool_calls: Option<String> = r.get(3)?;
-                        Ok(Row {
-                            id: r.get(0)?,
-                            role: Role::parse(&role).unwrap_or(Role::System),
-                            content: r.get(2)?,
-                            tool_calls: tool_calls.and_then(|t| serde_json::from_str(&t).ok()),
-                            status: MessageStatus::parse(&status).unwrap_or(MessageStatus::Error),
-                            parent_id: r.get(5)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok((summary.map(|s| s.0), rows))
-            })
-            .await?;
+        let stored = self.db.run(move |c| read_history(c, thread)).await?;
+        self.window(thread, stored, summarizer).await
+    }
+
+    /// The history for the next model call from what [`read_history`] read (a turn reads it in
+    /// the transaction that stores its question, saving a hop): the newest turns that fit
+    /// `max_history_tokens`, older ones summarised (or dropped when summaries are off).
+    pub async fn window(
+        &self,
+        thread: ThreadId,
+        stored: StoredHistory,
+        summarizer: Option<Summarizer<'_>>,
+    ) -> Result<Vec<ChatMessage>> {
+        let StoredHistory { summary, rows } = stored;
         let mut turns = to_turns(rows);
         let summary_tokens = summary.as_ref().map_or(0, |s| s.len() / 4 + 8);
         let mut total: usize = summary_tokens + turns.iter().map(Turn::tokens).sum::<usize>();

@@ -158,6 +158,19 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
     })
 }
 
+/// What [`ThreadService::begin_turn`] stored and read.
+#[derive(Debug)]
+pub struct BegunTurn {
+    /// The thread, when the turn created it.
+    pub created: Option<Thread>,
+    /// The stored question.
+    pub question: Message,
+    /// The `pending` answer, when one is to come.
+    pub answer: Option<Message>,
+    /// The thread's history as it stands after the question, when an answer is to come.
+    pub history: Option<crate::memory::StoredHistory>,
+}
+
 impl ThreadService {
     /// Over the app database.
     pub fn new(db: AppDb) -> Self {
@@ -277,7 +290,8 @@ impl ThreadService {
     }
 
     /// Starts a turn in one transaction: stores the question and, when `with_answer`, the
-    /// answer's `pending` placeholder, and touches the thread. Returns (question, answer).
+    /// answer's `pending` placeholder, and touches the thread; with an answer to come it also
+    /// reads the thread's history for the model (same hop, same transaction).
     /// `new_thread` (title, database) creates thread `thread` first, in the same transaction.
     pub async fn begin_turn(
         &self,
@@ -286,13 +300,12 @@ impl ThreadService {
         new_thread: Option<(ThreadTitle, String)>,
         question: String,
         with_answer: bool,
-    ) -> Result<(Option<Thread>, Message, Option<Message>)> {
+    ) -> Result<BegunTurn> {
         let owner = owner.to_owned();
         self.db
             .write(move |c| {
                 let ts = now();
-                let created = new_thread.is_some();
-                match new_thread {
+                match &new_thread {
                     Some((title, database)) => {
                         c.prepare_cached(
                             "INSERT INTO threads(id, owner, title, database, created_at, updated_at) VALUES (?1,?2,?3,?4,?5,?5)",
@@ -310,8 +323,19 @@ impl ThreadService {
                     None
                 };
                 touch(c, thread, &ts)?;
-                let thread = if created { Some(get_thread(c, &owner, thread)?) } else { None };
-                Ok((thread, question, answer))
+                // a new thread holds what this transaction wrote: no need to read it back
+                let created = new_thread.map(|(title, database)| Thread {
+                    id: thread,
+                    owner,
+                    title: title.as_str().to_owned(),
+                    database,
+                    created_at: question.created_at,
+                    updated_at: question.created_at,
+                    message_count: 1 + u64::from(answer.is_some()),
+                });
+                let history =
+                    if with_answer { Some(crate::memory::read_history(c, thread)?) } else { None };
+                Ok(BegunTurn { created, question, answer, history })
             })
             .await
     }

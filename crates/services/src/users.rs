@@ -11,6 +11,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use sqlmatic_models::Principal;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::app_db::now;
 use crate::{AppDb, Error, Result};
@@ -20,6 +22,10 @@ use sqlmatic_agent::AgentOverrides;
 #[derive(Clone, Debug)]
 pub struct UserService {
     db: AppDb,
+    /// Stored agent settings of the users read so far (every turn needs them; only
+    /// [`UserService::set_agent_settings`] changes them). Users not found are not kept: the
+    /// CLI may add them from another process.
+    settings: Arc<Mutex<HashMap<String, Option<AgentOverrides>>>>,
 }
 
 /// A user as `sqlmatic user list` and `GET /api/users` show it.
@@ -97,7 +103,7 @@ fn hex(bytes: &[u8]) -> String {
 impl UserService {
     /// Over the app database.
     pub fn new(db: AppDb) -> Self {
-        Self { db }
+        Self { db, settings: Arc::default() }
     }
 
     /// Creates a user and returns its first token (shown once). Blocking.
@@ -238,8 +244,14 @@ impl UserService {
 
     /// The user's stored agent settings, if any.
     pub async fn agent_settings(&self, name: &str) -> Result<Option<AgentOverrides>> {
+        if let Some(known) = self.settings.lock().unwrap_or_else(PoisonError::into_inner).get(name)
+        {
+            return Ok(known.clone());
+        }
         let name = name.to_owned();
-        self.db
+        let key = name.clone();
+        let stored = self
+            .db
             .run(move |c| {
                 let row: Option<Option<String>> = c
                     .query_row("SELECT agent_settings FROM users WHERE name = ?1", [&name], |r| {
@@ -251,12 +263,17 @@ impl UserService {
                     Some(s) => Ok(s.and_then(|s| serde_json::from_str(&s).ok())),
                 }
             })
-            .await
+            .await?;
+        self.settings.lock().unwrap_or_else(PoisonError::into_inner).insert(key, stored.clone());
+        Ok(stored)
     }
 
     /// Stores the user's agent settings (they override the configuration's).
     pub async fn set_agent_settings(&self, name: &str, settings: &AgentOverrides) -> Result<()> {
-        let (name, json) = (name.to_owned(), serde_json::to_string(settings).unwrap_or_default());
+        let (key, json) = (name.to_owned(), serde_json::to_string(settings).unwrap_or_default());
+        // exactly what the next read of the row would give
+        let stored: Option<AgentOverrides> = serde_json::from_str(&json).ok();
+        let name = key.clone();
         self.db
             .run(move |c| {
                 let n = c.execute(
@@ -265,7 +282,9 @@ impl UserService {
                 )?;
                 if n == 0 { Err(Error::NotFound { what: "user" }) } else { Ok(()) }
             })
-            .await
+            .await?;
+        self.settings.lock().unwrap_or_else(PoisonError::into_inner).insert(key, stored);
+        Ok(())
     }
 }
 
@@ -321,5 +340,27 @@ mod tests {
             })
             .unwrap();
         assert!(!dump.contains(&secret));
+    }
+
+    #[tokio::test]
+    async fn agent_settings_are_read_once_and_follow_their_writes() {
+        let (_dir, users) = service();
+        users.add("carol", false, None).unwrap();
+        assert_eq!(users.agent_settings("carol").await.unwrap(), None);
+        let set = AgentOverrides { model: Some("m2".into()), ..AgentOverrides::default() };
+        users.set_agent_settings("carol", &set).await.unwrap();
+        assert_eq!(users.agent_settings("carol").await.unwrap(), Some(set.clone()));
+        // a second service over the same file reads the stored row: the cache matches it
+        let fresh = UserService::new(users.db.clone());
+        assert_eq!(fresh.agent_settings("carol").await.unwrap(), Some(set.clone()));
+        // read once: a row changed behind the service's back is not read again
+        users.db.conn().unwrap().execute("UPDATE users SET agent_settings = NULL", []).unwrap();
+        assert_eq!(users.agent_settings("carol").await.unwrap(), Some(set));
+        // a missing user is not remembered: added later (the CLI, another process), it is found
+        assert!(matches!(users.agent_settings("dave").await, Err(Error::NotFound { .. })));
+        users.add("dave", false, None).unwrap();
+        assert_eq!(users.agent_settings("dave").await.unwrap(), None);
+        assert!(users.set_agent_settings("nobody", &AgentOverrides::default()).await.is_err());
+        assert!(matches!(users.agent_settings("nobody").await, Err(Error::NotFound { .. })));
     }
 }

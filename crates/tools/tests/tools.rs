@@ -214,6 +214,23 @@ async fn the_schema_cache_follows_ddl_from_another_connection() {
     let after = ctx.database.schema(&ctx.limits).await.unwrap();
     assert!(after.schema_version > first.schema_version);
     assert!(after.tables.iter().any(|t| t.name == "added"));
+    // in WAL mode a commit may change only the -wal file (the writer stays open, so nothing is
+    // checkpointed): the cache must see it, for DDL and for data (row counts)
+    let _: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).unwrap();
+    let wal = ctx.database.schema(&ctx.limits).await.unwrap();
+    assert!(Arc::ptr_eq(&wal, &ctx.database.schema(&ctx.limits).await.unwrap()));
+    writer.execute_batch("CREATE TABLE added_in_wal(x)").unwrap();
+    let after = ctx.database.schema(&ctx.limits).await.unwrap();
+    assert!(after.tables.iter().any(|t| t.name == "added_in_wal"), "{:?}", after.tables);
+    let orders = |s: &sqlmatic_models::DatabaseSchema| {
+        s.tables.iter().find(|t| t.name == "orders").and_then(|t| t.row_count)
+    };
+    assert_eq!(orders(&after), Some(3));
+    writer.execute_batch("INSERT INTO orders VALUES (4, 3, 1.0)").unwrap();
+    let counted = ctx.database.schema(&ctx.limits).await.unwrap();
+    assert_eq!(orders(&counted), Some(4), "a data change reaches the cached row counts");
+    let listed = call(&ctx, "get_schema", json!({"tables": ["added_in_wal"]})).await.unwrap();
+    assert_eq!(listed["tables"][0]["name"], "added_in_wal", "{listed}");
 }
 
 #[derive(Default)]

@@ -511,10 +511,14 @@ impl KnowledgeService {
             verified_by: q.verified_by.clone().unwrap_or_default(),
             adapted,
         };
+        if offered.is_empty() {
+            return None;
+        }
         for literals in [true, false] {
+            let ran: Vec<String> = ran.iter().map(|sql| text::sql_shape(sql, literals)).collect();
             for q in offered {
                 let shape = text::sql_shape(&q.sql, literals);
-                if ran.iter().any(|sql| text::sql_shape(sql, literals) == shape) {
+                if ran.contains(&shape) {
                     return Some(as_ref(q, !literals));
                 }
             }

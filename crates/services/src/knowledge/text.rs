@@ -117,11 +117,20 @@ pub fn sql_shape(sql: &str, literals: bool) -> String {
             last_space = false;
         }
     }
-    // spaces around punctuation do not change a statement
-    for p in ["(", ")", ",", "=", "<", ">", "*", "+", "-", "/"] {
-        out = out.replace(&format!(" {p}"), p).replace(&format!("{p} "), p);
+    // spaces around punctuation do not change a statement (one pass: runs of whitespace are
+    // single spaces by now)
+    let punctuation = |c: Option<char>| c.is_some_and(|c| "(),=<>*+-/".contains(c));
+    let mut folded = String::with_capacity(out.len());
+    let mut rest = out.trim().chars().peekable();
+    while let Some(c) = rest.next() {
+        if c == ' '
+            && (punctuation(folded.chars().next_back()) || punctuation(rest.peek().copied()))
+        {
+            continue;
+        }
+        folded.push(c);
     }
-    out.trim().to_owned()
+    folded
 }
 
 #[cfg(test)]
@@ -160,5 +169,11 @@ mod tests {
         let other = "SELECT * FROM orders WHERE order_date >= '2024-01-01' LIMIT 5";
         assert_eq!(sql_shape(year, false), sql_shape(other, false));
         assert_ne!(sql_shape("SELECT a1 FROM t", false), sql_shape("SELECT a2 FROM t", false));
+        // the exact fold: spaces around punctuation dropped, others kept single, literals kept
+        assert_eq!(
+            sql_shape("  SELECT  a , b\tFROM t WHERE x = ( 1 + 2 ) AND y <> 'a  b' ;", true),
+            "select a,b from t where x=(1+2)and y<>'a  b'"
+        );
+        assert_eq!(sql_shape("SELECT - 3 , f( x ) / 2", false), "select-?,f(x)/?");
     }
 }

@@ -39,6 +39,8 @@ struct FileState {
 pub struct SqliteDatabase {
     spec: TargetSpec,
     path: PathBuf,
+    /// `path` with `-wal` appended.
+    wal: PathBuf,
     config: ToolsConfig,
     /// Rebuilt when the file is replaced (a new inode) or must open another way (immutable).
     pool: std::sync::RwLock<Pool<SqliteConnectionManager>>,
@@ -113,9 +115,11 @@ impl SqliteDatabase {
             config.max_value_bytes,
             spec.mask_set(),
         );
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
         Arc::new_cyclic(|me| Self {
             spec,
             path,
+            wal,
             config: config.clone(),
             pool: std::sync::RwLock::new(pool),
             file: Mutex::new(FileState {
@@ -442,8 +446,24 @@ impl SqliteDatabase {
 
     fn stamp(&self, conn: &rusqlite::Connection) -> Result<SchemaStamp, ToolError> {
         let schema_version = introspect::schema_version(conn)?;
-        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
-        Ok(SchemaStamp { schema_version, files: [file_stamp(&self.path), file_stamp(&wal)] })
+        Ok(SchemaStamp { schema_version, files: [file_stamp(&self.path), file_stamp(&self.wal)] })
+    }
+
+    /// The cached structure, when the file is the healthy one last checked and neither it nor
+    /// its `-wal` changed since the structure was built: every commit changes one's length or
+    /// mtime (the rule [`Engine::data_stamp`] relies on too). Two `stat`s, no connection, so
+    /// the async side asks this before paying a blocking-pool hop for [`Self::schema`].
+    fn unchanged_schema(&self) -> Option<Arc<DatabaseSchema>> {
+        let main = std::fs::metadata(&self.path).ok()?;
+        {
+            let state = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.key != Some(file_key(&main)) || state.health.is_err() {
+                return None;
+            }
+        }
+        let files = [Some((main.modified().ok()?, main.len())), file_stamp(&self.wal)];
+        let cache = self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.as_ref().filter(|(stamp, _)| stamp.files == files).map(|(_, schema)| schema.clone())
     }
 
     /// The last structure built, whatever changed since (for estimates and error hints).
@@ -652,6 +672,9 @@ impl Engine for SqliteDatabase {
     }
 
     fn schema(&self, limits: QueryLimits) -> BoxFuture<'_, Result<Arc<DatabaseSchema>, ToolError>> {
+        if let Some(schema) = self.unchanged_schema() {
+            return Box::pin(std::future::ready(Ok(schema)));
+        }
         self.off_thread(move |db| db.schema(&limits))
     }
 
@@ -661,6 +684,11 @@ impl Engine for SqliteDatabase {
         sample_rows: usize,
         limits: QueryLimits,
     ) -> BoxFuture<'_, Result<DatabaseSchema, ToolError>> {
+        if sample_rows == 0
+            && let Some(schema) = self.unchanged_schema()
+        {
+            return Box::pin(std::future::ready(introspect::filter_schema(&schema, &tables)));
+        }
         self.off_thread(move |db| db.schema_with(&tables, sample_rows, &limits))
     }
 
@@ -676,9 +704,8 @@ impl Engine for SqliteDatabase {
         // every committed write changes the file's or its WAL's length or mtime
         self.off_thread(|db| {
             use std::hash::{Hash, Hasher};
-            let wal = PathBuf::from(format!("{}-wal", db.path.display()));
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            (file_stamp(&db.path), file_stamp(&wal)).hash(&mut h);
+            (file_stamp(&db.path), file_stamp(&db.wal)).hash(&mut h);
             Ok(h.finish() as i64)
         })
     }
