@@ -295,6 +295,7 @@ impl Anthropic {
         if !stopped {
             return Err(LlmError::StreamCut);
         }
+        super::release_stream(events).await;
         out.tool_calls = calls
             .into_iter()
             .map(|(_, mut c)| {

@@ -483,6 +483,9 @@ impl OpenAi {
         if !done && out.finish_reason.is_none() {
             return Err(LlmError::StreamCut);
         }
+        if done {
+            super::release_stream(events).await;
+        }
         out.tool_calls = calls.finish();
         Ok(out)
     }

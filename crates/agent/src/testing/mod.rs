@@ -182,6 +182,8 @@ struct State {
     script: Mutex<Script>,
     received: Mutex<Vec<Received>>,
     latency: Duration,
+    /// Connections accepted so far.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 /// The running server; it stops when dropped.
@@ -215,11 +217,16 @@ impl ScriptedLlm {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         #[allow(clippy::unwrap_used)]
         let port = listener.local_addr().unwrap().port();
-        let state =
-            Arc::new(State { script: Mutex::new(script), received: Mutex::default(), latency });
+        let state = Arc::new(State {
+            script: Mutex::new(script),
+            received: Mutex::default(),
+            latency,
+            connections: std::sync::atomic::AtomicUsize::new(0),
+        });
         let s = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                s.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(serve(stream, s.clone()));
             }
@@ -235,6 +242,12 @@ impl ScriptedLlm {
     /// Base URL for the Anthropic provider.
     pub fn anthropic_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// How many connections clients opened to it (a client that reuses its connections opens
+    /// one per concurrent request).
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every request received so far, in order.
