@@ -429,29 +429,35 @@ async fn timeouts_mean_what_the_settings_say() {
     }
 }
 
-// two threads: the server writes the end of a body while the client reads its start, as a
-// server on another machine does
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_finished_stream_gives_its_connection_back() {
+#[test]
+fn a_finished_stream_gives_its_connection_back() {
     // a response dropped before the end of its body may lose its connection, and the next call
-    // opens a new one (a TLS handshake at a real provider). With the server in another process
-    // (`cargo xtask bench-agent`) that happened on most turns: 790 connects in 4 s, 0 once the
-    // providers read a finished stream to its end. The timing here rarely shows the loss; this
-    // guards the reuse itself.
+    // opens a new one (a TLS handshake at a real provider). As in the server: the client on a
+    // single-threaded runtime, the model server elsewhere (here its own runtime's threads).
+    // The loss was measured under `cargo xtask bench-agent` (790 connects in 4 s before the
+    // providers read finished streams to their end, 0 after); its timing does not show here,
+    // so this guards the reuse itself.
+    let server =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     for anthropic in [false, true] {
         let reply = Reply::tool("c1", "list_tables", json!({}));
-        let llm = ScriptedLlm::by_round(vec![Step::Reply(reply)], Duration::ZERO).await;
-        let model: Box<dyn ChatModel> = if anthropic {
-            Box::new(Anthropic::new(settings(llm.anthropic_url())).unwrap())
-        } else {
-            Box::new(OpenAi::new(settings(llm.openai_url())).unwrap())
-        };
-        // the next call follows at once, as the agent's does after a tool served from cache
-        for _ in 0..50 {
-            let (r, _) = stream(model.as_ref()).await;
-            assert_eq!(r.unwrap().tool_calls[0].name, "list_tables");
-        }
+        let llm = server.block_on(ScriptedLlm::by_round(vec![Step::Reply(reply)], Duration::ZERO));
+        client.block_on(async {
+            let model: Box<dyn ChatModel> = if anthropic {
+                Box::new(Anthropic::new(settings(llm.anthropic_url())).unwrap())
+            } else {
+                Box::new(OpenAi::new(settings(llm.openai_url())).unwrap())
+            };
+            // the next call follows at once, as the agent's does after a tool served from cache
+            for _ in 0..50 {
+                let (r, _) = stream(model.as_ref()).await;
+                assert_eq!(r.unwrap().tool_calls[0].name, "list_tables");
+            }
+        });
         assert_eq!(llm.received().len(), 50);
         assert_eq!(llm.connections(), 1, "anthropic: {anthropic}");
+        let _guard = server.enter();
+        drop(llm);
     }
 }

@@ -21,6 +21,8 @@ pub struct Anthropic {
     settings: ProviderSettings,
     client: crate::http::PerThreadClient,
     url: String,
+    /// `url` parsed once (not on every call); an unparsable one fails when sent, naming `url`.
+    endpoint: Option<reqwest::Url>,
     tools: super::EncodedTools,
 }
 
@@ -39,7 +41,8 @@ impl Anthropic {
         } else {
             join_url(base, "v1/messages")
         };
-        Ok(Self { settings, client, url, tools: Default::default() })
+        let endpoint = reqwest::Url::parse(&url).ok();
+        Ok(Self { settings, client, url, endpoint, tools: Default::default() })
     }
 }
 
@@ -169,15 +172,19 @@ impl Anthropic {
             temperature: request.temperature,
             stream: deltas.is_some(),
         };
-        let body = serde_json::to_vec(&body).map_err(|e| LlmError::BadResponse(e.to_string()))?;
+        // shared by the retries without a copy each
+        let body = bytes::Bytes::from(
+            serde_json::to_vec(&body).map_err(|e| LlmError::BadResponse(e.to_string()))?,
+        );
         let build = || {
-            let mut rb = self
-                .client
-                .get()
-                .post(&self.url)
-                .header("content-type", "application/json")
-                .header("anthropic-version", API_VERSION)
-                .body(body.clone());
+            let client = self.client.get();
+            let mut rb = match &self.endpoint {
+                Some(endpoint) => client.post(endpoint.clone()),
+                None => client.post(&self.url),
+            }
+            .header("content-type", "application/json")
+            .header("anthropic-version", API_VERSION)
+            .body(body.clone());
             if let Some(key) = &self.settings.api_key {
                 rb = rb.header("x-api-key", key);
             }

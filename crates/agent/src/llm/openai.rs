@@ -19,6 +19,8 @@ pub struct OpenAi {
     settings: ProviderSettings,
     client: crate::http::PerThreadClient,
     url: String,
+    /// `url` parsed once (not on every call); an unparsable one fails when sent, naming `url`.
+    endpoint: Option<reqwest::Url>,
     tools: super::EncodedTools,
 }
 
@@ -34,7 +36,8 @@ impl OpenAi {
         } else {
             join_url(&settings.base_url, "chat/completions")
         };
-        Ok(Self { settings, client, url, tools: Default::default() })
+        let endpoint = reqwest::Url::parse(&url).ok();
+        Ok(Self { settings, client, url, endpoint, tools: Default::default() })
     }
 }
 
@@ -377,14 +380,18 @@ impl OpenAi {
         let compat = &self.settings.compat;
         let tools = self.tools.get(&request.tools, |t| wire_tools(t, compat))?;
         let body = wire_request(request, tools.as_deref(), deltas.is_some(), compat);
-        let body = serde_json::to_vec(&body).map_err(|e| LlmError::BadResponse(e.to_string()))?;
+        // shared by the retries without a copy each
+        let body = bytes::Bytes::from(
+            serde_json::to_vec(&body).map_err(|e| LlmError::BadResponse(e.to_string()))?,
+        );
         let build = || {
-            let mut rb = self
-                .client
-                .get()
-                .post(&self.url)
-                .header("content-type", "application/json")
-                .body(body.clone());
+            let client = self.client.get();
+            let mut rb = match &self.endpoint {
+                Some(endpoint) => client.post(endpoint.clone()),
+                None => client.post(&self.url),
+            }
+            .header("content-type", "application/json")
+            .body(body.clone());
             if let Some(key) = &self.settings.api_key {
                 rb = rb.bearer_auth(key);
             }
