@@ -136,6 +136,14 @@ async fn an_unreachable_provider_is_reported() {
     let model = OpenAi::new(settings(format!("http://127.0.0.1:{port}/v1"))).unwrap();
     let err = model.complete(&request()).await.unwrap_err();
     assert_eq!(err.code().as_str(), "llm_unavailable");
+    // a base URL that does not parse fails when sent, naming it, for both providers
+    let openai = OpenAi::new(settings("not a url".into())).unwrap();
+    let anthropic = Anthropic::new(settings("not a url".into())).unwrap();
+    for model in [&openai as &dyn ChatModel, &anthropic] {
+        let err = model.complete(&request()).await.unwrap_err();
+        assert_eq!(err.code().as_str(), "llm_unavailable", "{err}");
+        assert!(err.to_string().contains("not a url"), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -216,12 +216,10 @@ impl Sqlmatic {
         let guard = InFlight { core: self.clone(), thread };
         let begun = self.threads.begin_turn(user, thread, new_thread, text.clone(), true).await?;
         self.announce(user, begun.created);
-        let (stored, answer, history) = match (begun.question, begun.answer, begun.history) {
-            (stored, Some(answer), Some(history)) => (stored, answer, history),
-            _ => {
-                return Err(Error::Service(sqlmatic_services::Error::NotFound { what: "message" }));
-            }
-        };
+        let stored = begun.question;
+        let (answer, history) = begun.answer.ok_or_else(|| {
+            Error::Service(sqlmatic_services::Error::NotFound { what: "message" })
+        })?;
         log::info!("chat: turn in thread {thread} (question {}, answer {})", stored.id, answer.id);
         Ok(PreparedTurn {
             user: user.to_owned(),
@@ -317,13 +315,12 @@ impl Sqlmatic {
         let mut run = TurnRun {
             core: self.clone(),
             turn: &turn,
-            history,
             partial: String::new(),
             state: Arc::default(),
             transcript: Vec::new(),
             offered: Vec::new(),
         };
-        let ending = run.drive().await;
+        let ending = run.drive(history).await;
         // what the agent recorded, even when the turn was cancelled mid-way
         let TurnState { queries, charts } =
             std::mem::take(&mut *run.state.lock().unwrap_or_else(PoisonError::into_inner));
@@ -436,8 +433,6 @@ impl Sqlmatic {
 struct TurnRun<'a> {
     core: Arc<Sqlmatic>,
     turn: &'a PreparedTurn,
-    /// The thread's stored history (taken by the first step).
-    history: StoredHistory,
     partial: String,
     /// The turn's queries and charts, recorded by the agent's tool calls.
     state: Arc<Mutex<TurnState>>,
@@ -449,13 +444,13 @@ struct TurnRun<'a> {
 }
 
 impl TurnRun<'_> {
-    async fn drive(&mut self) -> Result<Ending> {
+    /// Runs the agent from the thread's stored history to the turn's end (or its cancel).
+    async fn drive(&mut self, stored: StoredHistory) -> Result<Ending> {
         let turn = self.turn;
         let core = self.core.clone();
         let agent = &turn.agent;
         let summarizer =
             Summarizer { model: agent.model().as_ref(), model_name: &agent.settings().model };
-        let stored = std::mem::take(&mut self.history);
         let history: Vec<ChatMessage> =
             core.memory.window(turn.thread_id, stored, Some(summarizer)).await?;
         let schema = core.structure_of(&turn.database).await?;

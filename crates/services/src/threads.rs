@@ -165,10 +165,9 @@ pub struct BegunTurn {
     pub created: Option<Thread>,
     /// The stored question.
     pub question: Message,
-    /// The `pending` answer, when one is to come.
-    pub answer: Option<Message>,
-    /// The thread's history as it stands after the question, when an answer is to come.
-    pub history: Option<crate::memory::StoredHistory>,
+    /// When an answer is to come: its `pending` message, and the thread's history as it
+    /// stands after the question.
+    pub answer: Option<(Message, crate::memory::StoredHistory)>,
 }
 
 impl ThreadService {
@@ -316,7 +315,7 @@ impl ThreadService {
                 }
                 let q = NewMessage::new(Role::User, question, MessageStatus::Complete);
                 let question = insert_message(c, thread, &q, &ts)?;
-                let answer = if with_answer {
+                let pending = if with_answer {
                     let a = NewMessage::new(Role::Assistant, "", MessageStatus::Pending);
                     Some(insert_message(c, thread, &a, &ts)?)
                 } else {
@@ -331,11 +330,13 @@ impl ThreadService {
                     database,
                     created_at: question.created_at,
                     updated_at: question.created_at,
-                    message_count: 1 + u64::from(answer.is_some()),
+                    message_count: 1 + u64::from(pending.is_some()),
                 });
-                let history =
-                    if with_answer { Some(crate::memory::read_history(c, thread)?) } else { None };
-                Ok(BegunTurn { created, question, answer, history })
+                let answer = match pending {
+                    Some(a) => Some((a, crate::memory::read_history(c, thread)?)),
+                    None => None,
+                };
+                Ok(BegunTurn { created, question, answer })
             })
             .await
     }

@@ -20,9 +20,7 @@ const API_VERSION: &str = "2023-06-01";
 pub struct Anthropic {
     settings: ProviderSettings,
     client: crate::http::PerThreadClient,
-    url: String,
-    /// `url` parsed once (not on every call); an unparsable one fails when sent, naming `url`.
-    endpoint: Option<reqwest::Url>,
+    url: super::Endpoint,
     tools: super::EncodedTools,
 }
 
@@ -41,8 +39,7 @@ impl Anthropic {
         } else {
             join_url(base, "v1/messages")
         };
-        let endpoint = reqwest::Url::parse(&url).ok();
-        Ok(Self { settings, client, url, endpoint, tools: Default::default() })
+        Ok(Self { settings, client, url: super::Endpoint::new(url), tools: Default::default() })
     }
 }
 
@@ -177,14 +174,12 @@ impl Anthropic {
             serde_json::to_vec(&body).map_err(|e| LlmError::BadResponse(e.to_string()))?,
         );
         let build = || {
-            let client = self.client.get();
-            let mut rb = match &self.endpoint {
-                Some(endpoint) => client.post(endpoint.clone()),
-                None => client.post(&self.url),
-            }
-            .header("content-type", "application/json")
-            .header("anthropic-version", API_VERSION)
-            .body(body.clone());
+            let mut rb = self
+                .url
+                .post(&self.client.get())
+                .header("content-type", "application/json")
+                .header("anthropic-version", API_VERSION)
+                .body(body.clone());
             if let Some(key) = &self.settings.api_key {
                 rb = rb.header("x-api-key", key);
             }
@@ -194,7 +189,7 @@ impl Anthropic {
             rb
         };
         let started = std::time::Instant::now();
-        let resp = self.settings.send(&self.url, build).await?;
+        let resp = self.settings.send(self.url.as_str(), build).await?;
         match deltas {
             None => {
                 let wire: WireResponse = read_json(resp).await?;
@@ -318,7 +313,7 @@ impl Anthropic {
 
 impl ChatModel for Anthropic {
     fn describe(&self) -> String {
-        format!("anthropic at {}", self.url)
+        format!("anthropic at {}", self.url.as_str())
     }
 
     fn complete<'a>(

@@ -326,6 +326,33 @@ impl ProviderSettings {
     }
 }
 
+/// A provider's endpoint: the URL as configured (for messages) and parsed once, not per call.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    url: String,
+    parsed: Option<reqwest::Url>,
+}
+
+impl Endpoint {
+    pub(crate) fn new(url: String) -> Self {
+        let parsed = reqwest::Url::parse(&url).ok();
+        Self { url, parsed }
+    }
+
+    /// The URL as configured.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// A POST to it; an unparsable URL fails when sent, naming it.
+    pub(crate) fn post(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        match &self.parsed {
+            Some(url) => client.post(url.clone()),
+            None => client.post(&self.url),
+        }
+    }
+}
+
 /// Reads the rest of a stream that ended in words (`[DONE]`, `message_stop`) to the end of its
 /// body, so its connection goes back to the pool: a response dropped before its last chunk
 /// closes the connection, and the next model call pays a new connection (a TLS handshake at a
@@ -342,7 +369,7 @@ where
 }
 
 /// How long a finished stream's body may take to end before its connection is dropped.
-pub const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+pub(crate) const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A whole JSON response body.
 pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(

@@ -18,9 +18,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub struct OpenAi {
     settings: ProviderSettings,
     client: crate::http::PerThreadClient,
-    url: String,
-    /// `url` parsed once (not on every call); an unparsable one fails when sent, naming `url`.
-    endpoint: Option<reqwest::Url>,
+    url: super::Endpoint,
     tools: super::EncodedTools,
 }
 
@@ -36,8 +34,7 @@ impl OpenAi {
         } else {
             join_url(&settings.base_url, "chat/completions")
         };
-        let endpoint = reqwest::Url::parse(&url).ok();
-        Ok(Self { settings, client, url, endpoint, tools: Default::default() })
+        Ok(Self { settings, client, url: super::Endpoint::new(url), tools: Default::default() })
     }
 }
 
@@ -385,13 +382,11 @@ impl OpenAi {
             serde_json::to_vec(&body).map_err(|e| LlmError::BadResponse(e.to_string()))?,
         );
         let build = || {
-            let client = self.client.get();
-            let mut rb = match &self.endpoint {
-                Some(endpoint) => client.post(endpoint.clone()),
-                None => client.post(&self.url),
-            }
-            .header("content-type", "application/json")
-            .body(body.clone());
+            let mut rb = self
+                .url
+                .post(&self.client.get())
+                .header("content-type", "application/json")
+                .body(body.clone());
             if let Some(key) = &self.settings.api_key {
                 rb = rb.bearer_auth(key);
             }
@@ -401,7 +396,7 @@ impl OpenAi {
             rb
         };
         let started = std::time::Instant::now();
-        let resp = self.settings.send(&self.url, build).await?;
+        let resp = self.settings.send(self.url.as_str(), build).await?;
         let result = match deltas {
             None => {
                 let wire: WireResponse = read_json(resp).await?;
@@ -500,7 +495,7 @@ impl OpenAi {
 
 impl ChatModel for OpenAi {
     fn describe(&self) -> String {
-        format!("openai-compatible at {}", self.url)
+        format!("openai-compatible at {}", self.url.as_str())
     }
 
     fn complete<'a>(

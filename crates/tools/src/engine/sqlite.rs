@@ -74,8 +74,11 @@ impl std::fmt::Debug for SqliteDatabase {
 }
 
 fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    stamp_of(&std::fs::metadata(path).ok()?)
+}
+
+fn stamp_of(meta: &std::fs::Metadata) -> Option<(SystemTime, u64)> {
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// Why SQLite could not open or read a file, in words an operator can act on.
@@ -446,7 +449,13 @@ impl SqliteDatabase {
 
     fn stamp(&self, conn: &rusqlite::Connection) -> Result<SchemaStamp, ToolError> {
         let schema_version = introspect::schema_version(conn)?;
-        Ok(SchemaStamp { schema_version, files: [file_stamp(&self.path), file_stamp(&self.wal)] })
+        Ok(SchemaStamp { schema_version, files: self.file_stamps() })
+    }
+
+    /// The file's and its `-wal`'s stamps: two `stat`s, cheap enough for the async side (a
+    /// blocking-pool hop costs more than both).
+    fn file_stamps(&self) -> FileStamps {
+        [file_stamp(&self.path), file_stamp(&self.wal)]
     }
 
     /// The cached structure, when the file is the healthy one last checked and neither it nor
@@ -461,7 +470,7 @@ impl SqliteDatabase {
                 return None;
             }
         }
-        let files = [Some((main.modified().ok()?, main.len())), file_stamp(&self.wal)];
+        let files = [stamp_of(&main), file_stamp(&self.wal)];
         let cache = self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner);
         cache.as_ref().filter(|(stamp, _)| stamp.files == files).map(|(_, schema)| schema.clone())
     }
@@ -684,10 +693,13 @@ impl Engine for SqliteDatabase {
         sample_rows: usize,
         limits: QueryLimits,
     ) -> BoxFuture<'_, Result<DatabaseSchema, ToolError>> {
-        if sample_rows == 0
-            && let Some(schema) = self.unchanged_schema()
-        {
-            return Box::pin(std::future::ready(introspect::filter_schema(&schema, &tables)));
+        if sample_rows == 0 {
+            // the whole structure, from cache when nothing changed, then filtered
+            let full = Engine::schema(self, limits);
+            return Box::pin(async move {
+                let full = full.await?;
+                introspect::filter_schema(&full, &tables)
+            });
         }
         self.off_thread(move |db| db.schema_with(&tables, sample_rows, &limits))
     }
@@ -702,12 +714,10 @@ impl Engine for SqliteDatabase {
 
     fn data_stamp(&self) -> BoxFuture<'_, Result<i64, ToolError>> {
         // every committed write changes the file's or its WAL's length or mtime
-        self.off_thread(|db| {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (file_stamp(&db.path), file_stamp(&db.wal)).hash(&mut h);
-            Ok(h.finish() as i64)
-        })
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.file_stamps().hash(&mut h);
+        Box::pin(std::future::ready(Ok(h.finish() as i64)))
     }
 
     fn check_write(&self, sql: String) -> BoxFuture<'_, Result<(), ToolError>> {
