@@ -86,6 +86,10 @@ pub struct Sqlmatic {
     /// The stamp of each context file as it was when last loaded: the watcher reloads when the
     /// file's differs (a change between start-up and the watcher's first look included).
     pub(crate) context_stamps: Mutex<HashMap<String, crate::knowledge::FileStamp>>,
+    /// The structure each database's subscribers were last sent, which the next
+    /// `database_update` patches. Held while an update is published, so subscribers never see
+    /// a patch to a structure they were not sent.
+    pub(crate) published: tokio::sync::Mutex<HashMap<String, Arc<sqlmatic_models::DatabaseSchema>>>,
 }
 
 impl std::fmt::Debug for Sqlmatic {
@@ -160,6 +164,7 @@ impl Sqlmatic {
             agents,
             inflight: Mutex::default(),
             context_stamps: Mutex::default(),
+            published: tokio::sync::Mutex::default(),
             chat_rate: crate::limits::Buckets::new(config.chats_per_minute),
             credentials: watch::Sender::new(Arc::from(Vec::new())),
             config,

@@ -1,11 +1,12 @@
 //! The target databases as the core serves them: which a user may use, tool contexts,
 //! readiness, structures, queries for the API, the query log and `database_update` events.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlmatic_events::{DatabaseUpdate, Event};
+use sqlmatic_events::{DatabaseUpdate, Event, StructureUpdate, SubscriberId, Topic};
 use sqlmatic_models::{
-    DatabaseSchema, DatabaseSummary, Principal, QueryParams, QueryResult, ThreadId,
+    DatabaseSchema, DatabaseSummary, Principal, QueryParams, QueryResult, SchemaPatch, ThreadId,
 };
 use sqlmatic_services::{QueryLogEntry, Targets};
 use sqlmatic_tools::{QueryEvent, QueryOutcome, TargetDatabase, ToolContext};
@@ -173,13 +174,61 @@ impl Sqlmatic {
         Ok(self.query_log.recent(filter, limit.clamp(1, 1000)).await?)
     }
 
-    /// The `database_update` event for a database's current structure.
-    pub async fn database_update(&self, database: &str) -> Result<Event> {
-        let schema = self.structure_of(database).await?;
-        Ok(Event::DatabaseUpdate(Box::new(DatabaseUpdate {
-            database: schema.database.clone(),
-            schema_version: schema.schema_version,
-            schema: (*schema).clone(),
-        })))
+    /// Tells `database`'s subscribers how its structure changed since they were last sent it
+    /// (a `database_update` patch; nothing when it did not change). Returns how many were told.
+    pub async fn publish_structure(&self, database: &str) -> Result<usize> {
+        let mut published = self.published.lock().await;
+        self.publish_structure_locked(&mut published, database).await.map(|(_, told)| told)
     }
+
+    /// Brings `database`'s subscribers to its current structure and returns that structure.
+    /// The caller holds `published`.
+    async fn publish_structure_locked(
+        &self,
+        published: &mut HashMap<String, Arc<DatabaseSchema>>,
+        database: &str,
+    ) -> Result<(Arc<DatabaseSchema>, usize)> {
+        let current = self.structure_of(database).await?;
+        let Some(last) = published.insert(database.to_owned(), current.clone()) else {
+            return Ok((current, 0));
+        };
+        if Arc::ptr_eq(&last, &current) || *last == *current {
+            return Ok((current, 0));
+        }
+        let topic = Topic::Database(Some(database.to_owned()));
+        if self.bus.subscriber_count(&topic) == 0 {
+            return Ok((current, 0));
+        }
+        let structure = match SchemaPatch::between(&last, &current) {
+            Some(patch) => StructureUpdate::Patch(patch),
+            None => StructureUpdate::Schema((*current).clone()),
+        };
+        let told = self.bus.publish(&topic, &database_update(&current, structure));
+        Ok((current, told))
+    }
+
+    /// Subscribes `subscriber` to `database`'s topic and sends it the whole structure, which
+    /// the following patches start from.
+    pub(crate) async fn subscribe_to_structure(
+        &self,
+        subscriber: SubscriberId,
+        database: &str,
+    ) -> Result<()> {
+        let mut published = self.published.lock().await;
+        // the others first learn what changed since their structure, so one structure is
+        // current for everyone when the new subscriber joins
+        let (current, _) = self.publish_structure_locked(&mut published, database).await?;
+        self.bus.add_topics(subscriber, [Topic::Database(Some(database.to_owned()))]);
+        let whole = StructureUpdate::Schema((*current).clone());
+        self.bus.send_to(subscriber, &database_update(&current, whole));
+        Ok(())
+    }
+}
+
+fn database_update(schema: &DatabaseSchema, structure: StructureUpdate) -> Event {
+    Event::DatabaseUpdate(Box::new(DatabaseUpdate {
+        database: schema.database.clone(),
+        schema_version: schema.schema_version,
+        structure,
+    }))
 }

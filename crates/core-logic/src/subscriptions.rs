@@ -23,14 +23,17 @@ impl Sqlmatic {
         }
     }
 
-    /// Subscribes a bus subscriber to resolved topics, pushing the current schema for database
-    /// topics right away.
+    /// Subscribes a bus subscriber to resolved topics; a database topic first brings the
+    /// structure its subscribers hold up to date, then sends the new one the whole structure.
     pub async fn subscribe(&self, subscriber: SubscriberId, topics: Vec<Topic>) -> Result<()> {
-        self.bus.add_topics(subscriber, topics.iter().cloned());
         for topic in topics {
-            if let Topic::Database(Some(name)) = topic {
-                let event = self.database_update(&name).await?;
-                self.bus.send_to(subscriber, &event);
+            match topic {
+                Topic::Database(Some(name)) => {
+                    self.subscribe_to_structure(subscriber, &name).await?
+                }
+                other => {
+                    self.bus.add_topics(subscriber, [other]);
+                }
             }
         }
         Ok(())

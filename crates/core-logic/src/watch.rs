@@ -42,7 +42,7 @@ pub fn start(core: &Arc<Sqlmatic>) -> BackgroundTasks {
 
 /// Polls each target's schema fingerprint (SQLite's `PRAGMA schema_version`, a hash of
 /// PostgreSQL's catalogue); when it changes, every subscriber of the
-/// database's topic gets a fresh `database_update`.
+/// database's topic gets a `database_update` patch.
 async fn watch_schemas(core: std::sync::Weak<Sqlmatic>, every: Duration) {
     let mut last: HashMap<String, i64> = HashMap::new();
     let mut tick = tokio::time::interval(every);
@@ -64,13 +64,10 @@ async fn watch_schemas(core: std::sync::Weak<Sqlmatic>, every: Duration) {
             let changed = last.insert(name.clone(), version).is_some_and(|old| old != version);
             let topic = Topic::Database(Some(name.clone()));
             if changed && core.bus().subscriber_count(&topic) > 0 {
-                match core.database_update(&name).await {
-                    Ok(event) => {
-                        let n = core.bus().publish(&topic, &event);
-                        log::info!(
-                            "schema of `{name}` changed (version {version}); told {n} subscriber(s)"
-                        );
-                    }
+                match core.publish_structure(&name).await {
+                    Ok(n) => log::info!(
+                        "schema of `{name}` changed (version {version}); told {n} subscriber(s)"
+                    ),
                     Err(e) => {
                         log::warn!("schema watcher: cannot read the new schema of `{name}`: {e}")
                     }

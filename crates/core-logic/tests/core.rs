@@ -101,33 +101,73 @@ async fn queries_reach_the_query_log_and_metrics() {
     assert_eq!(m["queries"]["blocked"], 1);
 }
 
+/// The next `database_update` on a subscription: its version and what it carries.
+async fn next_structure(
+    sub: &mut sqlmatic_events::Subscription,
+) -> (i64, sqlmatic_events::StructureUpdate) {
+    let text = tokio::time::timeout(Duration::from_secs(5), sub.receiver.recv())
+        .await
+        .expect("a database_update within 5 s")
+        .unwrap();
+    match serde_json::from_str::<sqlmatic_events::Event>(&text).unwrap() {
+        sqlmatic_events::Event::DatabaseUpdate(u) => (u.schema_version, u.structure),
+        other => panic!("expected a database_update, got {other:?}"),
+    }
+}
+
+fn patched(
+    mut held: sqlmatic_models::DatabaseSchema,
+    (version, update): (i64, sqlmatic_events::StructureUpdate),
+) -> (sqlmatic_models::DatabaseSchema, sqlmatic_models::SchemaPatch) {
+    let sqlmatic_events::StructureUpdate::Patch(patch) = update else {
+        panic!("a change is sent as a patch: {update:?}")
+    };
+    patch.apply(&mut held, version).unwrap();
+    (held, patch)
+}
+
 #[tokio::test]
-async fn subscribers_get_the_schema_now_and_changes_later() {
+async fn subscribers_get_the_schema_now_and_patches_later() {
+    use sqlmatic_events::StructureUpdate;
     let fx = open(50);
     let _tasks = watch::start(&fx.core);
-    let mut sub = fx.core.bus().subscribe(8);
+    let mut early = fx.core.bus().subscribe(8);
     let topic = fx.core.resolve_topic(&local(), Topic::Database(None)).await.unwrap();
     assert_eq!(topic, Topic::Database(Some("fx".into())));
-    fx.core.subscribe(sub.id, vec![topic]).await.unwrap();
-    let first: serde_json::Value =
-        serde_json::from_str(&sub.receiver.recv().await.unwrap()).unwrap();
-    assert_eq!(first["event"], "database_update");
+    fx.core.subscribe(early.id, vec![topic.clone()]).await.unwrap();
+    let (version, StructureUpdate::Schema(held)) = next_structure(&mut early).await else {
+        panic!("a new subscriber gets the whole structure")
+    };
+    assert_eq!(held.schema_version, version);
+    let tables = held.tables.len();
     // let the watcher record the current version before changing it
     tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // another connection changes the schema: the watcher sends only the new table
     rusqlite_exec(&fx.target_path, "CREATE TABLE added(x)");
-    let next =
-        tokio::time::timeout(Duration::from_secs(5), sub.receiver.recv()).await.unwrap().unwrap();
-    let next: serde_json::Value = serde_json::from_str(&next).unwrap();
-    assert!(
-        next["payload"]["schema_version"].as_i64() > first["payload"]["schema_version"].as_i64()
-    );
-    assert!(
-        next["payload"]["schema"]["tables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["name"] == "added")
-    );
+    let (held, patch) = patched(held, next_structure(&mut early).await);
+    assert_eq!(patch.since, version);
+    assert!(held.schema_version > version);
+    assert_eq!(patch.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["added"]);
+    assert_eq!(patch.names.len(), tables + 1);
+    let now = fx.core.structure(&local(), None).await.unwrap();
+    assert_eq!(held, sqlmatic_models::DatabaseSchema { ddl: String::new(), ..(*now).clone() });
+
+    // a change the watcher has not seen yet, then a new subscriber: the early one is patched
+    // first, the late one starts from the same structure, and the watcher sends nothing again
+    rusqlite_exec(&fx.target_path, "DROP TABLE added; CREATE TABLE other(y)");
+    let mut late = fx.core.bus().subscribe(8);
+    fx.core.subscribe(late.id, vec![topic]).await.unwrap();
+    let (held, patch) = patched(held, next_structure(&mut early).await);
+    assert_eq!(patch.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["other"]);
+    let (_, StructureUpdate::Schema(whole)) = next_structure(&mut late).await else {
+        panic!("a new subscriber gets the whole structure")
+    };
+    assert_eq!(held, sqlmatic_models::DatabaseSchema { ddl: String::new(), ..whole.clone() });
+    assert!(!held.tables.iter().any(|t| t.name == "added"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(early.receiver.try_recv().is_err(), "one update per change");
+    assert!(late.receiver.try_recv().is_err(), "one update per change");
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 pub use sqlmatic_models::ErrorPayload;
-use sqlmatic_models::{DatabaseSchema, MessageId, Thread, ThreadId};
+use sqlmatic_models::{DatabaseSchema, MessageId, SchemaPatch, Thread, ThreadId};
 
 /// An event as it travels on the wire: `{"event": "<name>", "payload": {…}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,15 +57,28 @@ impl Event {
     }
 }
 
-/// A target database's structure as clients receive it.
+/// A target database's structure as clients receive it: whole when they subscribe, then as
+/// patches from the structure they were last sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseUpdate {
     /// The target database's name.
     pub database: String,
-    /// SQLite's `PRAGMA schema_version` the structure was read at.
+    /// The `schema_version` of the structure this update gives.
     pub schema_version: i64,
-    /// The structure, as `GET /api/database/structure` answers it.
-    pub schema: DatabaseSchema,
+    /// The structure, or how it changed (`schema` or `patch` on the wire).
+    #[serde(flatten)]
+    pub structure: StructureUpdate,
+}
+
+/// The structure itself, or a patch to the one the subscriber was last sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StructureUpdate {
+    /// The whole structure, as `GET /api/database/structure` answers it.
+    Schema(DatabaseSchema),
+    /// What changed since the structure of version `since` (only the changed tables: a
+    /// schema change reaches thousands of subscribers).
+    Patch(SchemaPatch),
 }
 
 /// A part of a message being produced.
@@ -180,5 +193,46 @@ mod tests {
         assert_eq!(v["payload"]["type"], "delta");
         assert_eq!(v["payload"]["text"], "Hi");
         assert_eq!(v["payload"]["message_id"], 7);
+    }
+
+    #[test]
+    fn a_database_update_is_whole_or_a_patch() {
+        let schema = DatabaseSchema {
+            database: "demo".into(),
+            schema_version: 3,
+            tables: Vec::new(),
+            ddl: String::new(),
+            warnings: Vec::new(),
+        };
+        let whole = Event::DatabaseUpdate(Box::new(DatabaseUpdate {
+            database: "demo".into(),
+            schema_version: 3,
+            structure: StructureUpdate::Schema(schema),
+        }));
+        let v: serde_json::Value = serde_json::from_str(&whole.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"event": "database_update", "payload": {"database": "demo",
+                "schema_version": 3, "schema": {"database": "demo", "schema_version": 3,
+                "tables": [], "ddl": ""}}})
+        );
+        let patch = Event::DatabaseUpdate(Box::new(DatabaseUpdate {
+            database: "demo".into(),
+            schema_version: 4,
+            structure: StructureUpdate::Patch(SchemaPatch {
+                since: 3,
+                names: vec!["a".into()],
+                tables: Vec::new(),
+                warnings: Vec::new(),
+            }),
+        }));
+        let text = patch.to_json();
+        assert_eq!(
+            text,
+            r#"{"event":"database_update","payload":{"database":"demo","schema_version":4,"patch":{"since":3,"names":["a"],"tables":[],"warnings":[]}}}"#
+        );
+        for e in [whole, patch] {
+            assert_eq!(serde_json::from_str::<Event>(&e.to_json()).unwrap(), e);
+        }
     }
 }

@@ -11,5 +11,5 @@ mod event;
 mod topic;
 
 pub use bus::{BusStats, EventBus, EventText, SubscriberId, Subscription};
-pub use event::{DatabaseUpdate, ErrorPayload, Event, MessageStream, StreamPart};
+pub use event::{DatabaseUpdate, ErrorPayload, Event, MessageStream, StreamPart, StructureUpdate};
 pub use topic::{InvalidTopic, Topic};

@@ -29,7 +29,8 @@ pub use principal::Principal;
 pub use query::{ColumnMeta, InvalidSql, QueryParams, QueryResult, SqlQuery};
 pub use schema::{
     ColumnInfo, DatabaseMetadata, DatabaseSchema, DatabaseSummary, ForeignKeyInfo, Generated,
-    IndexInfo, ObjectError, TableInfo, TableKind, TableSummary, TriggerInfo,
+    IndexInfo, ObjectError, PatchMismatch, SchemaPatch, TableInfo, TableKind, TableSummary,
+    TriggerInfo,
 };
 pub use thread::{Message, MessageStatus, Role, Thread, ThreadTitle};
 pub use turn::{ChartKind, ChartSpec, ErrorPayload, QueryRecord};

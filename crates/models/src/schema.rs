@@ -198,6 +198,100 @@ pub struct DatabaseSchema {
     pub warnings: Vec<String>,
 }
 
+/// How a structure changed since another one: what a subscriber that holds the structure of
+/// version `since` needs to hold the new one, without the tables that did not change.
+///
+/// `ddl` is not carried (it is a rendering of every table, for prompts); read
+/// `GET /api/database/structure` when it is needed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaPatch {
+    /// The `schema_version` of the structure this patch applies to.
+    pub since: i64,
+    /// Every table's name, in the structure's order: tables not named here are gone.
+    pub names: Vec<String>,
+    /// The tables that are new or changed, in full.
+    pub tables: Vec<TableInfo>,
+    /// The structure's warnings now (replacing the previous ones).
+    pub warnings: Vec<String>,
+}
+
+/// A patch that does not fit the structure it is applied to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatchMismatch {
+    /// The structure is not the version the patch was made from.
+    #[error("the patch applies to schema version {expected}, not {found}")]
+    Version {
+        /// The patch's `since`.
+        expected: i64,
+        /// The structure's version.
+        found: i64,
+    },
+    /// A table the patch keeps is neither in the structure nor in the patch.
+    #[error("the patch keeps table `{0}`, which the structure does not have")]
+    UnknownTable(String),
+}
+
+impl SchemaPatch {
+    /// The patch from `old` to `new`; `None` when a patch cannot describe the change (names
+    /// that are not unique, another database), so the whole structure must be sent.
+    pub fn between(old: &DatabaseSchema, new: &DatabaseSchema) -> Option<Self> {
+        if old.database != new.database {
+            return None;
+        }
+        let before: std::collections::HashMap<&str, &TableInfo> =
+            old.tables.iter().map(|t| (t.name.as_str(), t)).collect();
+        let mut names = std::collections::HashSet::with_capacity(new.tables.len());
+        if before.len() != old.tables.len()
+            || !new.tables.iter().all(|t| names.insert(t.name.as_str()))
+        {
+            return None;
+        }
+        Some(Self {
+            since: old.schema_version,
+            names: new.tables.iter().map(|t| t.name.clone()).collect(),
+            tables: new
+                .tables
+                .iter()
+                .filter(|t| before.get(t.name.as_str()) != Some(t))
+                .cloned()
+                .collect(),
+            warnings: new.warnings.clone(),
+        })
+    }
+
+    /// Brings `schema` (of version `since`) to the patched structure of `version`. Its `ddl`
+    /// is cleared: a patch does not carry it. On a mismatch `schema` is left as it was.
+    pub fn apply(
+        &self,
+        schema: &mut DatabaseSchema,
+        version: i64,
+    ) -> std::result::Result<(), PatchMismatch> {
+        if schema.schema_version != self.since {
+            return Err(PatchMismatch::Version {
+                expected: self.since,
+                found: schema.schema_version,
+            });
+        }
+        let mut changed: std::collections::HashMap<&str, &TableInfo> =
+            self.tables.iter().map(|t| (t.name.as_str(), t)).collect();
+        let mut kept: std::collections::HashMap<String, TableInfo> =
+            schema.tables.iter().map(|t| (t.name.clone(), t.clone())).collect();
+        let mut tables = Vec::with_capacity(self.names.len());
+        for name in &self.names {
+            match (changed.remove(name.as_str()), kept.remove(name)) {
+                (Some(table), _) => tables.push(table.clone()),
+                (None, Some(table)) => tables.push(table),
+                (None, None) => return Err(PatchMismatch::UnknownTable(name.clone())),
+            }
+        }
+        schema.tables = tables;
+        schema.schema_version = version;
+        schema.warnings.clone_from(&self.warnings);
+        schema.ddl.clear();
+        Ok(())
+    }
+}
+
 /// One entry of `list_tables`: cheap enough for very large schemas.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -266,4 +360,67 @@ pub struct DatabaseSummary {
     pub description: Option<String>,
     /// Its engine: `sqlite` or `postgresql`.
     pub engine: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(name: &str, rows: u64) -> TableInfo {
+        TableInfo { name: name.into(), row_count: Some(rows), ..TableInfo::default() }
+    }
+
+    fn schema(version: i64, tables: Vec<TableInfo>) -> DatabaseSchema {
+        DatabaseSchema {
+            database: "demo".into(),
+            schema_version: version,
+            tables,
+            ddl: "TABLE …".into(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_patch_carries_only_what_changed_and_rebuilds_the_new_structure() {
+        let old = schema(1, vec![table("a", 1), table("b", 2), table("c", 3)]);
+        let mut new = schema(2, vec![table("a", 1), table("aa", 0), table("c", 4)]);
+        new.warnings.push("opened immutable".into());
+        let patch = SchemaPatch::between(&old, &new).unwrap();
+        assert_eq!(patch.since, 1);
+        assert_eq!(patch.names, ["a", "aa", "c"]);
+        assert_eq!(patch.tables, [table("aa", 0), table("c", 4)], "`a` did not change");
+        let mut applied = old.clone();
+        patch.apply(&mut applied, 2).unwrap();
+        assert_eq!(applied, DatabaseSchema { ddl: String::new(), ..new.clone() });
+
+        let unchanged = SchemaPatch::between(&new, &new).unwrap();
+        assert!(unchanged.tables.is_empty());
+    }
+
+    #[test]
+    fn a_patch_that_does_not_fit_changes_nothing() {
+        let old = schema(1, vec![table("a", 1)]);
+        let new = schema(2, vec![table("b", 1)]);
+        let patch = SchemaPatch::between(&old, &new).unwrap();
+        let mut other = schema(7, vec![table("a", 1)]);
+        assert_eq!(
+            patch.apply(&mut other, 2),
+            Err(PatchMismatch::Version { expected: 1, found: 7 })
+        );
+        let keeps_unknown = SchemaPatch { tables: Vec::new(), ..patch };
+        let mut held = old.clone();
+        assert_eq!(keeps_unknown.apply(&mut held, 2), Err(PatchMismatch::UnknownTable("b".into())));
+        assert_eq!(held, old);
+    }
+
+    #[test]
+    fn duplicate_names_or_another_database_need_the_whole_structure() {
+        let old = schema(1, vec![table("a", 1)]);
+        assert_eq!(
+            SchemaPatch::between(&old, &schema(2, vec![table("a", 1), table("a", 2)])),
+            None
+        );
+        let other = DatabaseSchema { database: "shop".into(), ..old.clone() };
+        assert_eq!(SchemaPatch::between(&old, &other), None);
+    }
 }

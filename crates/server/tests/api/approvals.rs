@@ -81,7 +81,7 @@ async fn an_approved_write_runs_exactly_once_and_pushes_the_new_schema() {
     loop {
         let e = ws_next(&mut ws, 5).await;
         if e["event"] == "database_update" {
-            saw_update = e["payload"]["schema"]["tables"]
+            saw_update = e["payload"]["patch"]["tables"]
                 .as_array()
                 .unwrap()
                 .iter()

@@ -300,6 +300,13 @@ async fn ask_a_question_and_see_the_answer_sql_table_chart_and_live_schema(engin
         )
         .await;
     assert_eq!(browser.js("return window.__same_page === true").await, true, "no reload happened");
+    // it came as a patch: the tables it did not name are still shown
+    assert_eq!(
+        browser
+            .js("return !!document.querySelector('.table-card[data-table=\"customers\"]')")
+            .await,
+        true
+    );
 
     // dark theme
     browser.click("#theme-button").await;

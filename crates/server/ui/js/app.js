@@ -103,13 +103,22 @@ async function selectDatabase(name) {
 }
 
 const structure = new Structure($('structure'), $('structure-filter'));
+
+// Reads the whole structure when a patch does not fit the one shown (never expected: the
+// server sends the whole structure on subscribe and patches from it).
+async function reloadStructure(name) {
+  const schema = await api(`/api/database/structure?database=${encodeURIComponent(name)}`);
+  if (state.database === name) structure.update(schema);
+}
 let chat;
 
 function onEvent(e) {
   const p = e.payload;
   switch (e.event) {
     case 'database_update':
-      if (p.database === state.database) structure.update(p.schema);
+      if (p.database !== state.database) break;
+      if (p.schema) structure.update(p.schema);
+      else if (!structure.patch(p.schema_version, p.patch)) reloadStructure(p.database).catch(() => {}); // the next update tries again
       break;
     case 'thread_created':
       if (!state.threads.some((t) => t.id === p.id)) state.threads.unshift(p);

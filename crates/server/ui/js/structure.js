@@ -1,5 +1,5 @@
 // The DatabaseStructure view: tables and views with columns, types, keys, row counts,
-// descriptions and masked columns; redrawn live from `database_update`.
+// descriptions and masked columns; redrawn live from `database_update` (whole, then patches).
 
 import { el } from './dom.js';
 
@@ -19,6 +19,18 @@ export class Structure {
   update(schema) {
     this.schema = schema;
     this.render();
+  }
+
+  // Applies a `database_update` patch: the tables it names, the changed ones replaced. False
+  // when it does not fit what this page holds (the caller then reads the whole structure).
+  patch(version, patch) {
+    const s = this.schema;
+    if (!s || s.schema_version !== patch.since) return false;
+    const byName = new Map(s.tables.map((t) => [t.name, t]));
+    for (const t of patch.tables) byName.set(t.name, t);
+    if (!patch.names.every((n) => byName.has(n))) return false;
+    this.update({ ...s, schema_version: version, tables: patch.names.map((n) => byName.get(n)), warnings: patch.warnings, ddl: undefined });
+    return true;
   }
 
   jump(table) {
