@@ -55,8 +55,9 @@ async fn next_update(ws: &mut Ws) -> Option<()> {
 /// A subscriber's read buffer. tungstenite zero-fills its whole read buffer (128 KiB by
 /// default) before every socket read, twice per message at least: with 10,000 subscribers on
 /// the server's two cores that was 2.5 GB of `memset` per change, and the spread measured this
-/// client more than the server. 16 KiB still takes a whole `database_update` in one read.
-const SUBSCRIBER_READ_BUFFER: usize = 16 * 1024;
+/// client more than the server. A `database_update` patch fits in 4 KiB (the whole structure
+/// sent on subscribe takes a few reads).
+const SUBSCRIBER_READ_BUFFER: usize = 4 * 1024;
 
 async fn subscriber(port: u16) -> Option<Ws> {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
