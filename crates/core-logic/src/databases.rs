@@ -189,17 +189,17 @@ impl Sqlmatic {
         database: &str,
     ) -> Result<(Arc<DatabaseSchema>, usize)> {
         let current = self.structure_of(database).await?;
-        let Some(last) = published.insert(database.to_owned(), current.clone()) else {
-            return Ok((current, 0));
-        };
-        if Arc::ptr_eq(&last, &current) || *last == *current {
+        let last = published.insert(database.to_owned(), current.clone());
+        if last.as_ref().is_some_and(|last| Arc::ptr_eq(last, &current) || **last == *current) {
             return Ok((current, 0));
         }
         let topic = Topic::Database(Some(database.to_owned()));
         if self.bus.subscriber_count(&topic) == 0 {
             return Ok((current, 0));
         }
-        let structure = match SchemaPatch::between(&last, &current) {
+        // subscribers that joined the bus directly (MCP's `resources/subscribe`) were sent no
+        // structure: they get the whole one
+        let structure = match last.and_then(|last| SchemaPatch::between(&last, &current)) {
             Some(patch) => StructureUpdate::Patch(patch),
             None => StructureUpdate::Schema((*current).clone()),
         };
