@@ -576,18 +576,13 @@ impl SqliteDatabase {
             }
             counts.1.extend(counted.iter().map(|(k, v)| (k.clone(), *v)));
         }
+        // after `counts`: a build cached meanwhile either merged them or is updated here
         let mut cache = self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((stamp, schema)) = cache.as_mut().filter(|(stamp, _)| stamp.files == files) {
-            let _ = stamp;
+        if let Some((_, schema)) = cache.as_mut().filter(|(stamp, _)| stamp.files == files) {
             let mut fresh = (**schema).clone();
-            for t in &mut fresh.tables {
-                if let Some(n) = counted.get(&t.name) {
-                    t.row_count = Some(*n);
-                    t.row_count_exact = true;
-                }
+            if with_exact_counts(&mut fresh, &counted) {
+                *schema = Arc::new(fresh);
             }
-            fresh.ddl = introspect::render_ddl(&fresh.tables);
-            *schema = Arc::new(fresh);
         }
     }
 
@@ -609,11 +604,21 @@ impl SqliteDatabase {
                 return Ok(schema.clone());
             }
         }
-        let schema = Arc::new(self.build_schema(conn, stamp.files, limits, &[], 0)?);
+        let mut schema = self.build_schema(conn, stamp.files, limits, &[], 0)?;
         // The stamp is re-read so a change during the build is picked up next time.
         let stamp = SchemaStamp { schema_version: schema.schema_version, ..stamp };
-        *self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((stamp, schema.clone()));
+        let mut cache = self.schema_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        // A background count that finished before this structure was cached could not put its
+        // counts into it (the estimates would have stayed until the file changed): merge them
+        // now, under the cache lock that a later count takes too.
+        {
+            let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+            if counts.0 == stamp.files {
+                with_exact_counts(&mut schema, &counts.1);
+            }
+        }
+        let schema = Arc::new(schema);
+        *cache = Some((stamp, schema.clone()));
         Ok(schema)
     }
 
@@ -645,6 +650,23 @@ impl SqliteDatabase {
         let conn = self.connection()?;
         introspect::metadata(&conn, &self.spec, &schema)
     }
+}
+
+/// Puts exact counts into the tables still estimated; re-renders the DDL and returns true when
+/// one changed.
+fn with_exact_counts(schema: &mut DatabaseSchema, counted: &HashMap<String, u64>) -> bool {
+    let mut changed = false;
+    for t in schema.tables.iter_mut().filter(|t| !t.row_count_exact) {
+        if let Some(n) = counted.get(&t.name) {
+            t.row_count = Some(*n);
+            t.row_count_exact = true;
+            changed = true;
+        }
+    }
+    if changed {
+        schema.ddl = introspect::render_ddl(&schema.tables);
+    }
+    changed
 }
 
 impl SqliteDatabase {
