@@ -264,8 +264,9 @@ impl UserService {
                 }
             })
             .await?;
-        self.settings.lock().unwrap_or_else(PoisonError::into_inner).insert(key, stored.clone());
-        Ok(stored)
+        // a `set_agent_settings` that finished while this read ran keeps its newer value
+        let mut known = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(known.entry(key).or_insert(stored).clone())
     }
 
     /// Stores the user's agent settings (they override the configuration's).
