@@ -272,18 +272,28 @@ impl SchemaPatch {
                 found: schema.schema_version,
             });
         }
-        let mut changed: std::collections::HashMap<&str, &TableInfo> =
+        let changed: std::collections::HashMap<&str, &TableInfo> =
             self.tables.iter().map(|t| (t.name.as_str(), t)).collect();
-        let mut kept: std::collections::HashMap<String, TableInfo> =
-            schema.tables.iter().map(|t| (t.name.clone(), t.clone())).collect();
-        let mut tables = Vec::with_capacity(self.names.len());
-        for name in &self.names {
-            match (changed.remove(name.as_str()), kept.remove(name)) {
-                (Some(table), _) => tables.push(table.clone()),
-                (None, Some(table)) => tables.push(table),
-                (None, None) => return Err(PatchMismatch::UnknownTable(name.clone())),
-            }
+        let held: std::collections::HashSet<&str> =
+            schema.tables.iter().map(|t| t.name.as_str()).collect();
+        if let Some(unknown) = self
+            .names
+            .iter()
+            .find(|n| !changed.contains_key(n.as_str()) && !held.contains(n.as_str()))
+        {
+            return Err(PatchMismatch::UnknownTable(unknown.clone()));
         }
+        // the unchanged tables are moved, not copied
+        let mut kept: std::collections::HashMap<String, TableInfo> =
+            std::mem::take(&mut schema.tables).into_iter().map(|t| (t.name.clone(), t)).collect();
+        let tables = self
+            .names
+            .iter()
+            .filter_map(|name| match changed.get(name.as_str()) {
+                Some(table) => Some((*table).clone()),
+                None => kept.remove(name),
+            })
+            .collect();
         schema.tables = tables;
         schema.schema_version = version;
         schema.warnings.clone_from(&self.warnings);
