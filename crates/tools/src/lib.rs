@@ -9,9 +9,9 @@
 //! tools, one file each: `list_tables`, `get_metadata`, `get_schema`, `execute_query`,
 //! `execute_write` (writes proposed for a person's approval) and `show_chart`.
 //!
-//! Must not know reqwest or actix. Blocking SQLite work runs inside
-//! `tokio::task::spawn_blocking` (one hop per operation), never on the async executor;
-//! PostgreSQL is asynchronous (`tokio-postgres`).
+//! Must not know reqwest or actix. Blocking SQLite work runs on a queue drained by
+//! `spawn_blocking` runners (one hop per operation, none for work queued behind a busy
+//! runner), never on the async executor; PostgreSQL is asynchronous (`tokio-postgres`).
 
 #![warn(missing_docs)]
 

@@ -12,6 +12,7 @@ use sqlmatic_models::{
     DatabaseMetadata, DatabaseSchema, DatabaseSummary, QueryParams, QueryResult, SqlQuery,
     TableSummary, ThreadId,
 };
+use tokio::sync::Semaphore;
 
 use crate::engine::{
     Dialect, Engine, OpenMode, postgres::PostgresDatabase, sqlite::SqliteDatabase,
@@ -270,9 +271,10 @@ pub struct TargetDatabase {
     spec: TargetSpec,
     config: ToolsConfig,
     engine: Arc<dyn Engine>,
-    /// Queries running per user; `freed` wakes waiters when one ends.
-    running: Mutex<HashMap<String, usize>>,
-    freed: tokio::sync::Notify,
+    /// Each user's running queries: a semaphore of `max_queries_per_user` permits, present
+    /// while the user runs or waits for a query. A freed slot wakes one waiter, first come
+    /// first served (waking every waiter to re-check cost one wake-up per waiter per query).
+    running: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl std::fmt::Debug for TargetDatabase {
@@ -288,18 +290,13 @@ impl std::fmt::Debug for TargetDatabase {
 struct QuerySlot<'a> {
     target: &'a TargetDatabase,
     user: &'a str,
+    permits: Arc<Semaphore>,
 }
 
 impl Drop for QuerySlot<'_> {
     fn drop(&mut self) {
-        let mut running = self.target.running.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = running.get_mut(self.user) {
-            *n -= 1;
-            if *n == 0 {
-                running.remove(self.user);
-            }
-        }
-        self.target.freed.notify_waiters();
+        self.permits.add_permits(1);
+        self.target.forget_idle(self.user, &self.permits);
     }
 }
 
@@ -322,13 +319,7 @@ impl TargetDatabase {
         config: &ToolsConfig,
         engine: Arc<dyn Engine>,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            spec,
-            config: config.clone(),
-            engine,
-            running: Mutex::new(HashMap::new()),
-            freed: tokio::sync::Notify::new(),
-        })
+        Arc::new(Self { spec, config: config.clone(), engine, running: Mutex::new(HashMap::new()) })
     }
 
     /// The name clients and the model use.
@@ -386,38 +377,52 @@ impl TargetDatabase {
     /// `tools.pool_wait_ms` for one to free.
     async fn query_slot<'a>(&'a self, user: &'a str) -> Result<QuerySlot<'a>, ToolError> {
         let cap = self.config.max_queries_per_user.max(1);
-        let deadline = Instant::now() + Duration::from_millis(self.config.pool_wait_ms);
-        loop {
-            let freed = self.freed.notified();
-            tokio::pin!(freed);
-            // registered before the check, so a slot freed in between still wakes us
-            freed.as_mut().enable();
-            {
-                let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-                // the user's name is copied only for their first running query
-                match running.get_mut(user) {
-                    Some(n) if *n >= cap => {}
-                    Some(n) => {
-                        *n += 1;
-                        return Ok(QuerySlot { target: self, user });
-                    }
-                    None => {
-                        running.insert(user.to_owned(), 1);
-                        return Ok(QuerySlot { target: self, user });
-                    }
-                }
+        let permits = {
+            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            // the user's name is copied only when they had nothing running or waiting
+            match running.get(user) {
+                Some(permits) => permits.clone(),
+                None => running
+                    .entry(user.to_owned())
+                    .or_insert_with(|| Arc::new(Semaphore::new(cap)))
+                    .clone(),
             }
-            if tokio::time::timeout_at(deadline.into(), freed).await.is_err() {
-                return Err(ToolError::new(
-                    ToolErrorCode::TooManyQueries,
-                    format!(
-                        "you already run {cap} queries on `{}` (tools.max_queries_per_user); wait \
-                         for one to finish",
-                        self.spec.name
-                    ),
-                )
-                .retryable());
+        };
+        let wait = Duration::from_millis(self.config.pool_wait_ms);
+        let acquired = match tokio::time::timeout(wait, permits.acquire()).await {
+            // given back by the slot's drop, which also forgets an idle user
+            Ok(Ok(permit)) => {
+                permit.forget();
+                true
             }
+            // the semaphore is never closed
+            Ok(Err(_)) | Err(_) => false,
+        };
+        if acquired {
+            Ok(QuerySlot { target: self, user, permits })
+        } else {
+            self.forget_idle(user, &permits);
+            Err(ToolError::new(
+                ToolErrorCode::TooManyQueries,
+                format!(
+                    "you already run {cap} queries on `{}` (tools.max_queries_per_user); wait \
+                     for one to finish",
+                    self.spec.name
+                ),
+            )
+            .retryable())
+        }
+    }
+
+    /// Drops `user`'s semaphore when nobody runs or waits for a query with it: `permits`
+    /// (the caller's) and the map's are then its only references, and a new query clones it
+    /// only under the same lock.
+    fn forget_idle(&self, user: &str, permits: &Arc<Semaphore>) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if Arc::strong_count(permits) == 2
+            && running.get(user).is_some_and(|p| Arc::ptr_eq(p, permits))
+        {
+            running.remove(user);
         }
     }
 
@@ -573,5 +578,60 @@ impl TargetDatabase {
                 description: t.description.clone(),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_user_at_the_cap_waits_in_line_and_idle_users_are_forgotten() {
+        let config =
+            ToolsConfig { max_queries_per_user: 2, pool_wait_ms: 5_000, ..ToolsConfig::default() };
+        let target = TargetDatabase::new(TargetSpec::read_only("t", "/nonexistent.db"), &config);
+        let first = target.query_slot("ann").await.unwrap();
+        let second = target.query_slot("ann").await.unwrap();
+        // another user is not held up by ann's queries
+        drop(target.query_slot("bob").await.unwrap());
+        let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let waiters: Vec<_> = (0..3)
+            .map(|i| {
+                let (target, order_tx) = (target.clone(), order_tx.clone());
+                tokio::spawn(async move {
+                    let slot = target.query_slot("ann").await.unwrap();
+                    order_tx.send(i).unwrap();
+                    drop(slot);
+                })
+            })
+            .collect();
+        // every waiter is queued (in spawn order) before a slot frees
+        tokio::task::yield_now().await;
+        assert!(order.try_recv().is_err(), "nobody got a third slot");
+        drop(first);
+        for waiter in waiters {
+            waiter.await.unwrap();
+        }
+        let mut got = Vec::new();
+        while let Ok(i) = order.try_recv() {
+            got.push(i);
+        }
+        assert_eq!(got, [0, 1, 2], "first come, first served");
+        assert_eq!(target.running.lock().unwrap().len(), 1, "only ann's semaphore is left");
+        drop(second);
+        assert!(target.running.lock().unwrap().is_empty(), "an idle user is forgotten");
+    }
+
+    #[tokio::test]
+    async fn a_user_waiting_too_long_is_told_and_forgotten() {
+        let config =
+            ToolsConfig { max_queries_per_user: 1, pool_wait_ms: 50, ..ToolsConfig::default() };
+        let target = TargetDatabase::new(TargetSpec::read_only("t", "/nonexistent.db"), &config);
+        let held = target.query_slot("ann").await.unwrap();
+        let err = target.query_slot("ann").await.err().unwrap();
+        assert_eq!(err.code, ToolErrorCode::TooManyQueries, "{err:?}");
+        assert!(err.retryable);
+        drop(held);
+        assert!(target.running.lock().unwrap().is_empty());
     }
 }

@@ -8,6 +8,7 @@
 //! module here implementing [`Engine`], plus one arm in `TargetDatabase::new`; see
 //! `docs/architecture.md`.
 
+mod blocking;
 pub mod postgres;
 pub mod sqlite;
 

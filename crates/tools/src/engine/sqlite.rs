@@ -12,6 +12,7 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use sqlmatic_models::{DatabaseMetadata, DatabaseSchema, QueryParams, QueryResult, SqlQuery};
 
+use crate::engine::blocking::BlockingQueue;
 use crate::engine::{BoxFuture, Dialect, Engine};
 use crate::{QueryLimits, TargetSpec, ToolError, ToolErrorCode, ToolsConfig, introspect, sandbox};
 
@@ -50,8 +51,13 @@ pub struct SqliteDatabase {
     counts: Mutex<(FileStamps, HashMap<String, u64>)>,
     /// A background count is running.
     counting: AtomicBool,
+    /// Where the blocking work runs: one wake-up per burst of statements.
+    jobs: Arc<BlockingQueue>,
     me: Weak<SqliteDatabase>,
 }
+
+/// Runners beyond `pool_size` (see `SqliteDatabase::jobs`).
+const SPARE_RUNNERS: usize = 16;
 
 /// (device, inode) of a file: which file a path names right now.
 fn file_key(meta: &std::fs::Metadata) -> (u64, u64, u64, SystemTime) {
@@ -133,6 +139,9 @@ impl SqliteDatabase {
             schema_cache: Mutex::new(None),
             counts: Mutex::new(([None, None], HashMap::new())),
             counting: AtomicBool::new(false),
+            // more runners than connections: a job that finds every connection busy must wait
+            // on the pool (and fail with `target_busy` after `pool_wait_ms`), not for a runner
+            jobs: BlockingQueue::new(config.pool_size as usize + SPARE_RUNNERS),
             me: me.clone(),
         })
     }
@@ -670,16 +679,22 @@ fn with_exact_counts(schema: &mut DatabaseSchema, counted: &HashMap<String, u64>
 }
 
 impl SqliteDatabase {
-    /// Runs `work` on the blocking pool with this database (one hop for the whole operation).
+    /// Runs `work` with this database on its blocking queue (one hop for the whole
+    /// operation, and none for work queued while a runner is busy).
     fn off_thread<T, F>(&self, work: F) -> BoxFuture<'static, Result<T, ToolError>>
     where
         T: Send + 'static,
         F: FnOnce(&SqliteDatabase) -> Result<T, ToolError> + Send + 'static,
     {
         let me = self.me.upgrade();
+        let jobs = self.jobs.clone();
         Box::pin(async move {
             let me = me.ok_or_else(|| ToolError::internal("the database was closed"))?;
-            tokio::task::spawn_blocking(move || work(&me)).await.map_err(ToolError::internal)?
+            jobs.run(move || work(&me)).await.ok_or_else(|| {
+                ToolError::internal(
+                    "the database work stopped: it panicked or the server is stopping",
+                )
+            })?
         })
     }
 }
