@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use sqlmatic_core_logic::ChatRequest;
 use sqlmatic_events::{ErrorPayload, Event, Topic};
@@ -236,6 +237,21 @@ fn current_topics(bus: &sqlmatic_events::EventBus, id: u64, adding: &[Topic]) ->
     all
 }
 
+/// A watch channel's new values as a stream. Its wait for a change stays registered between
+/// values, where `changed()` in a `select!` loop registers and unregisters on every turn of the
+/// loop: every session shares the credentials channel, so a fan-out to 10,000 sessions did that
+/// 10,000 times on one lock. Ends when the sender is gone.
+fn watch_values<T: Clone + Send + Sync + 'static>(
+    rx: tokio::sync::watch::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        let value = rx.borrow_and_update().clone();
+        Some((value, rx))
+    })
+    .fuse()
+}
+
 async fn run(
     state: std::sync::Arc<State>,
     user: CurrentUser,
@@ -254,12 +270,13 @@ async fn run(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let idle = Duration::from_millis(api.ws_idle_timeout_ms);
     let mut last_seen = Instant::now();
-    let mut credentials = state.core.credential_changes();
+    let mut credentials = std::pin::pin!(watch_values(state.core.credential_changes()));
+    let mut kicked = std::pin::pin!(watch_values(subscription.kicked.clone()));
     let close: Option<CloseReason> = loop {
         tokio::select! {
             biased;
-            Ok(()) = credentials.changed() => {
-                let changed = credentials.borrow_and_update().contains(&conn.user.0.name);
+            Some(names) = credentials.next() => {
+                let changed = names.contains(&conn.user.0.name);
                 let Some(token) = token.as_deref().filter(|_| changed) else { continue };
                 if !matches!(state.core.users().authenticate(token).await, Ok(Some(_))) {
                     break Some(CloseReason {
@@ -268,16 +285,16 @@ async fn run(
                     });
                 }
             }
-            _ = subscription.kicked.changed() => {
-                let why = subscription.kicked.borrow().unwrap_or("dropped by the server");
+            kick = kicked.next() => {
+                let why = kick.flatten().unwrap_or("dropped by the server");
                 break Some(CloseReason { code: CloseCode::Again, description: Some(why.to_owned()) });
             }
             Some(text) = subscription.receiver.recv() => {
                 // Waiting here is what fills the queue of a client that does not read.
                 let sent = tokio::select! {
                     r = conn.session.text(text) => r.is_ok(),
-                    _ = subscription.kicked.changed() => {
-                        let why = subscription.kicked.borrow().unwrap_or("dropped by the server");
+                    kick = kicked.next() => {
+                        let why = kick.flatten().unwrap_or("dropped by the server");
                         break Some(CloseReason { code: CloseCode::Again, description: Some(why.to_owned()) });
                     }
                 };
