@@ -42,7 +42,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     database.verify().await?;
     let ctx = ToolContext::new(database, config.limits());
 
-    // Directly: typed (SQLite's blocking work runs on the blocking pool, PostgreSQL is async).
+    // Directly: typed (SQLite's blocking work runs on the target's runner threads, PostgreSQL is
+    // async).
     let result = ctx.database.query(&sql, &Default::default(), &ctx.limits, &ctx.audit()).await?;
     println!("{} rows in {:.2} ms", result.row_count, result.elapsed_ms);
     for row in &result.rows {
