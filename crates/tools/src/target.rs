@@ -585,11 +585,15 @@ impl TargetDatabase {
 mod tests {
     use super::*;
 
+    /// A target whose file is never opened: only its query slots are used.
+    fn slots(max_queries_per_user: usize, pool_wait_ms: u64) -> Arc<TargetDatabase> {
+        let config = ToolsConfig { max_queries_per_user, pool_wait_ms, ..ToolsConfig::default() };
+        TargetDatabase::new(TargetSpec::read_only("t", "/nonexistent.db"), &config)
+    }
+
     #[tokio::test]
     async fn a_user_at_the_cap_waits_in_line_and_idle_users_are_forgotten() {
-        let config =
-            ToolsConfig { max_queries_per_user: 2, pool_wait_ms: 5_000, ..ToolsConfig::default() };
-        let target = TargetDatabase::new(TargetSpec::read_only("t", "/nonexistent.db"), &config);
+        let target = slots(2, 5_000);
         let first = target.query_slot("ann").await.unwrap();
         let second = target.query_slot("ann").await.unwrap();
         // another user is not held up by ann's queries
@@ -624,9 +628,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_user_waiting_too_long_is_told_and_forgotten() {
-        let config =
-            ToolsConfig { max_queries_per_user: 1, pool_wait_ms: 50, ..ToolsConfig::default() };
-        let target = TargetDatabase::new(TargetSpec::read_only("t", "/nonexistent.db"), &config);
+        let target = slots(1, 50);
         let held = target.query_slot("ann").await.unwrap();
         let err = target.query_slot("ann").await.err().unwrap();
         assert_eq!(err.code, ToolErrorCode::TooManyQueries, "{err:?}");
