@@ -99,28 +99,46 @@ impl BlockingQueue {
     }
 
     fn start_runner(self: &Arc<Self>) {
-        let me = self.clone();
-        // a runtime that is shutting down refuses the task: its jobs are dropped, and their
-        // callers (whose senders drop with them) get `None`
-        drop(tokio::task::spawn_blocking(move || me.drain()));
+        let runner = Runner { queue: self.clone(), counted: true };
+        // a runtime that is shutting down drops the task unrun: the runner's drop then gives
+        // its place back, and the jobs wait for the next runner (their callers, gone with that
+        // runtime, get `None`)
+        drop(tokio::task::spawn_blocking(move || runner.drain()));
     }
+}
 
-    /// Runs queued jobs until there are none. A runner that leaves does so under the lock a
-    /// new job is queued under, so a job never waits without a runner.
-    fn drain(&self) {
+/// A runner's place among `runners`, given back when it leaves or is dropped unrun.
+struct Runner {
+    queue: Arc<BlockingQueue>,
+    counted: bool,
+}
+
+impl Runner {
+    /// Runs queued jobs until there are none. A runner leaves under the lock a new job is
+    /// queued under, so a job never waits without a runner.
+    fn drain(mut self) {
         loop {
             let job = {
-                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut state = self.queue.state.lock().unwrap_or_else(PoisonError::into_inner);
                 match state.jobs.pop_front() {
                     Some(job) => job,
                     None => {
                         state.runners -= 1;
+                        self.counted = false;
                         return;
                     }
                 }
             };
             // a panicking job loses its own result only; the runner keeps going
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if self.counted {
+            self.queue.state.lock().unwrap_or_else(PoisonError::into_inner).runners -= 1;
         }
     }
 }
@@ -169,6 +187,34 @@ mod tests {
         assert!(!slow.is_finished(), "the slow job was still running");
         release.send(()).unwrap();
         assert_eq!(slow.await.unwrap(), Some(true));
+    }
+
+    #[test]
+    fn a_runtime_that_shuts_down_leaves_no_runner_counted() {
+        let queue = BlockingQueue::new(1);
+        for _ in 0..3 {
+            // each runtime starts a runner and is dropped: whether it ran or was dropped
+            // unrun, its place is given back, and the next runtime's jobs still run
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            assert_eq!(rt.block_on(queue.run(|| 5)), Some(5));
+            drop(rt);
+            assert_eq!(queue.state.lock().unwrap().runners, 0);
+        }
+        // a job queued on a runtime that has shut down: its runner is dropped unrun
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let handle = rt.handle().clone();
+        rt.shutdown_background();
+        {
+            let _entered = handle.enter();
+            assert!(queue.push(Box::new(|| {})), "a runner was started");
+        }
+        let state = queue.state.lock().unwrap();
+        assert_eq!(state.jobs.len(), 1, "the runner never ran");
+        assert_eq!(state.runners, 0, "and gave its place back");
+        drop(state);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert_eq!(rt.block_on(queue.run(|| 6)), Some(6), "the next runner runs both jobs");
+        assert!(queue.state.lock().unwrap().jobs.is_empty());
     }
 
     #[tokio::test]
