@@ -67,11 +67,23 @@ impl BlockingQueue {
     /// Queues `job`; starts a runner when none runs, or when more jobs wait than runners
     /// take. Whether it started one.
     fn push(self: &Arc<Self>, job: Job) -> bool {
+        self.add_runner_if(move |state| {
+            state.jobs.push_back(job);
+            state.runners == 0 || state.jobs.len() > state.runners
+        })
+    }
+
+    /// One more runner, if jobs still wait.
+    fn help(self: &Arc<Self>) {
+        self.add_runner_if(|state| !state.jobs.is_empty());
+    }
+
+    /// Starts a runner when `wanted` (which may change the queue first) says so and fewer
+    /// than `max` run; whether it started one.
+    fn add_runner_if(self: &Arc<Self>, wanted: impl FnOnce(&mut Queued) -> bool) -> bool {
         let start = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.jobs.push_back(job);
-            let start = state.runners == 0
-                || (state.runners < self.max && state.jobs.len() > state.runners);
+            let start = wanted(&mut state) && state.runners < self.max;
             if start {
                 state.runners += 1;
             }
@@ -81,21 +93,6 @@ impl BlockingQueue {
             self.start_runner();
         }
         start
-    }
-
-    /// One more runner, if jobs still wait and fewer than `max` run.
-    fn help(self: &Arc<Self>) {
-        let start = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            let start = !state.jobs.is_empty() && state.runners < self.max;
-            if start {
-                state.runners += 1;
-            }
-            start
-        };
-        if start {
-            self.start_runner();
-        }
     }
 
     fn start_runner(self: &Arc<Self>) {
