@@ -389,29 +389,24 @@ impl TargetDatabase {
             }
         };
         let wait = Duration::from_millis(self.config.pool_wait_ms);
-        let acquired = match tokio::time::timeout(wait, permits.acquire()).await {
-            // given back by the slot's drop, which also forgets an idle user
-            Ok(Ok(permit)) => {
-                permit.forget();
-                true
-            }
-            // the semaphore is never closed
-            Ok(Err(_)) | Err(_) => false,
-        };
+        // the permit is given back by the slot's drop (which also forgets an idle user); the
+        // semaphore is never closed
+        let acquired = tokio::time::timeout(wait, permits.acquire())
+            .await
+            .is_ok_and(|permit| permit.map(tokio::sync::SemaphorePermit::forget).is_ok());
         if acquired {
-            Ok(QuerySlot { target: self, user, permits })
-        } else {
-            self.forget_idle(user, &permits);
-            Err(ToolError::new(
-                ToolErrorCode::TooManyQueries,
-                format!(
-                    "you already run {cap} queries on `{}` (tools.max_queries_per_user); wait \
-                     for one to finish",
-                    self.spec.name
-                ),
-            )
-            .retryable())
+            return Ok(QuerySlot { target: self, user, permits });
         }
+        self.forget_idle(user, &permits);
+        Err(ToolError::new(
+            ToolErrorCode::TooManyQueries,
+            format!(
+                "you already run {cap} queries on `{}` (tools.max_queries_per_user); wait for \
+                 one to finish",
+                self.spec.name
+            ),
+        )
+        .retryable())
     }
 
     /// Drops `user`'s semaphore when nobody runs or waits for a query with it: `permits`
