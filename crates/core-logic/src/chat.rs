@@ -540,11 +540,7 @@ impl TurnRun<'_> {
                 );
                 if done.is_some_and(|o| o.refreshes_schema()) {
                     let database = &self.turn.database;
-                    let topic = Topic::Database(Some(database.clone()));
-                    // the structure is read only for someone who will see it
-                    if core.bus.subscriber_count(&topic) > 0
-                        && let Err(e) = core.publish_structure(database).await
-                    {
+                    if let Err(e) = core.publish_structure(database).await {
                         log::warn!("chat: cannot publish database_update for `{database}`: {e}");
                     }
                 }

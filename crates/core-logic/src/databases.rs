@@ -176,7 +176,11 @@ impl Sqlmatic {
 
     /// Tells `database`'s subscribers how its structure changed since they were last sent it
     /// (a `database_update` patch; nothing when it did not change). Returns how many were told.
+    /// With no subscriber the structure is not even read.
     pub async fn publish_structure(&self, database: &str) -> Result<usize> {
+        if self.bus.subscriber_count(&Topic::Database(Some(database.to_owned()))) == 0 {
+            return Ok(0);
+        }
         let mut published = self.published.lock().await;
         self.publish_structure_locked(&mut published, database).await.map(|(_, told)| told)
     }

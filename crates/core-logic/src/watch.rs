@@ -62,9 +62,9 @@ async fn watch_schemas(core: std::sync::Weak<Sqlmatic>, every: Duration) {
                 }
             };
             let changed = last.insert(name.clone(), version).is_some_and(|old| old != version);
-            let topic = Topic::Database(Some(name.clone()));
-            if changed && core.bus().subscriber_count(&topic) > 0 {
+            if changed {
                 match core.publish_structure(&name).await {
+                    Ok(0) => {}
                     Ok(n) => log::info!(
                         "schema of `{name}` changed (version {version}); told {n} subscriber(s)"
                     ),
