@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -277,6 +278,20 @@ fn run_wrk(
     Ok(r)
 }
 
+/// Builds an example of the server crate (a benchmark's floor) in release mode; its path.
+pub fn build_example(name: &str) -> anyhow::Result<PathBuf> {
+    crate::run(cargo().args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "sqlmatic-server",
+        "--example",
+        name,
+    ]))?;
+    Ok(root().join("target/release/examples").join(name))
+}
+
 /// Rounds of the floor comparison (each runs every server once, in turn).
 const FLOOR_ROUNDS: usize = 3;
 
@@ -291,17 +306,9 @@ const FLOOR_ROUNDS: usize = 3;
 /// the rounds' ratios is reported: on a shared machine whose speed drifts by a quarter within a
 /// minute, one run of each side, one after the other, measured the drift.
 fn bare_actix_floor(args: &BenchArgs, ours_port: u16) -> anyhow::Result<()> {
-    crate::run(cargo().args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "sqlmatic-server",
-        "--example",
-        "bare_actix",
-    ]))?;
+    let bare_actix = build_example("bare_actix")?;
     let port = free_port()?;
-    let child = Command::new(root().join("target/release/examples/bare_actix"))
+    let child = Command::new(bare_actix)
         .args([port.to_string(), "2".into()])
         .stdout(Stdio::null())
         .spawn()

@@ -135,10 +135,16 @@ fn main() -> anyhow::Result<()> {
                 }
                 Err(e) => eprintln!("the Python comparison will be skipped: {e}"),
             }
+            // the same loop in Rust, the floor under sqlmatic's turn
+            bench.env("AGENT_BENCH_RUST_LOOP", bench::build_example("agent_loop")?);
             run(&mut bench)
         }
         Task::BenchLoad => {
-            run(cargo().args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "load"]))
+            // the chat bursts' floor: a bare actix-web `/chat` making the turn's model calls only
+            let floor = bench::build_example("bare_actix")?;
+            run(cargo()
+                .args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "load"])
+                .env("LOAD_BENCH_FLOOR", floor))
         }
         Task::Eval { dataset, out, with_context_only } => run(cargo()
             .args([

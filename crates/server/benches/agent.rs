@@ -53,15 +53,21 @@ async fn chat(client: &reqwest::Client, port: u16, i: usize) -> Result<f64, Stri
     Ok(started.elapsed().as_secs_f64() * 1000.0)
 }
 
-/// Runs `benches/python/agent_loop.py` with the interpreter in `AGENT_BENCH_PYTHON` (a virtualenv
-/// with the openai SDK; `cargo xtask bench-agent` makes one). Its report, or why it did not run.
-fn python_loop(llm_url: &str, db: &Path, turns: usize) -> Value {
-    let Ok(python) = std::env::var("AGENT_BENCH_PYTHON") else {
-        return json!({"skipped": "AGENT_BENCH_PYTHON is not set; run `cargo xtask bench-agent`"});
+/// Runs a hand-written loop of the same turn: the program in the variable `env` (with `script`
+/// as its first argument when given), which prints one JSON report. Its report, or why it did
+/// not run. `cargo xtask bench-agent` sets both variables.
+fn hand_written_loop(
+    env: &str,
+    script: Option<&str>,
+    llm_url: &str,
+    db: &Path,
+    turns: usize,
+) -> Value {
+    let Ok(program) = std::env::var(env) else {
+        return json!({"skipped": format!("{env} is not set; run `cargo xtask bench-agent`")});
     };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/agent_loop.py");
-    let out = std::process::Command::new(python)
-        .arg(script)
+    let out = std::process::Command::new(program)
+        .args(script.map(|s| Path::new(env!("CARGO_MANIFEST_DIR")).join(s)))
         .arg(llm_url)
         .arg(db)
         .arg(turns.to_string())
@@ -109,7 +115,18 @@ fn main() {
         let (_, cpu_without_context) =
             measure(&[("SQLMATIC_AGENT__CONTEXT_TOKEN_BUDGET", "0")]).await;
         // the same turns, same scripted model, same database: a hand-written Python loop
-        let python = python_loop(&llm.openai_url(), &dir.path().join("demo.db"), turns);
+        let demo = dir.path().join("demo.db");
+        // `benches/python/agent_loop.py` in a virtualenv with the openai SDK
+        let python = hand_written_loop(
+            "AGENT_BENCH_PYTHON",
+            Some("benches/python/agent_loop.py"),
+            &llm.openai_url(),
+            &demo,
+            turns,
+        );
+        // the same loop in Rust (`examples/agent_loop.rs`): the floor under sqlmatic's turn
+        let rust =
+            hand_written_loop("AGENT_BENCH_RUST_LOOP", None, &llm.openai_url(), &demo, turns);
 
         // 2. concurrent chats, 100 ms per model call
         let slow = ScriptedLlm::by_round(turn_script(), Duration::from_millis(100)).await;
@@ -134,6 +151,7 @@ fn main() {
                 "server_cpu_ms_per_turn_without_business_context": cpu_without_context,
             },
             "python_loop": python,
+            "rust_loop": rust,
             "concurrent": {
                 "chats": concurrent,
                 "model_latency_ms": 100,
@@ -175,6 +193,26 @@ fn main() {
             );
         }
         None => println!("  hand-written Python loop: not run ({})", p["skipped"]),
+    }
+    let r = &report["rust_loop"];
+    match r["cpu_ms_per_turn"].as_f64() {
+        Some(rust_cpu) => {
+            let ours = o["server_cpu_ms_per_turn"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "  the same loop hand-written in Rust (reqwest + rusqlite, no server, nothing stored): \
+                 CPU {rust_cpu:.2} ms per turn (its three tool calls alone: {:.2} ms); sqlmatic's turn \
+                 costs {:.1}x this floor",
+                r["tools_cpu_ms_per_turn"].as_f64().unwrap_or(f64::NAN),
+                ours / rust_cpu
+            );
+            if let Some(python_cpu) = p["cpu_ms_per_turn"].as_f64() {
+                println!(
+                    "  Python loop / Rust loop: {:.1}x, the most any Rust implementation of this turn gained here",
+                    python_cpu / rust_cpu
+                );
+            }
+        }
+        None => println!("  hand-written Rust loop: not run ({})", r["skipped"]),
     }
     println!(
         "{} concurrent chats, scripted model waits 100 ms per call (turn floor 400 ms):",

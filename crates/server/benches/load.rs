@@ -30,6 +30,63 @@ fn env_or(name: &str, default: usize) -> usize {
 
 mod support;
 
+/// Chat bursts per side.
+const CHAT_ROUNDS: usize = 3;
+
+/// One burst of concurrent chats.
+struct Burst {
+    /// Sorted latencies of the turns that succeeded, in ms.
+    latencies: Vec<f64>,
+    errors: usize,
+    wall_s: f64,
+}
+
+impl Burst {
+    /// Medians over the rounds, and every round's p99.
+    fn summary(bursts: &[Burst]) -> serde_json::Value {
+        let median = |f: &dyn Fn(&Burst) -> f64| {
+            let mut v: Vec<f64> = bursts.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            pct(&v, 50.0)
+        };
+        json!({
+            "p50_ms": median(&|b| pct(&b.latencies, 50.0)),
+            "p99_ms": median(&|b| pct(&b.latencies, 99.0)),
+            "throughput_per_s": median(&|b| b.latencies.len() as f64 / b.wall_s),
+            "round_p99_ms": bursts.iter().map(|b| pct(&b.latencies, 99.0).round()).collect::<Vec<_>>(),
+            "errors": bursts.iter().map(|b| b.errors).sum::<usize>(),
+        })
+    }
+}
+
+/// `chats` questions at once to `POST /chat` on `port`.
+async fn chat_burst(client: &reqwest::Client, port: u16, chats: usize) -> Burst {
+    let started = Instant::now();
+    let results = futures_util::future::join_all((0..chats).map(|i| async move {
+        let t = Instant::now();
+        let r = client
+            .post(format!("http://127.0.0.1:{port}/chat"))
+            .json(&json!({"message": format!("How many pending orders? ({i})")}))
+            .send()
+            .await;
+        match r {
+            Ok(resp) if resp.status().is_success() => {
+                // the whole answer, as a client waits for it
+                resp.bytes().await.map_err(|e| e.to_string())?;
+                Ok(t.elapsed().as_secs_f64() * 1000.0)
+            }
+            Ok(resp) => Err(format!("{}", resp.status())),
+            Err(e) => Err(e.to_string()),
+        }
+    }))
+    .await;
+    let wall_s = started.elapsed().as_secs_f64();
+    let mut latencies: Vec<f64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+    latencies.sort_by(f64::total_cmp);
+    let errors = results.iter().filter(|r| r.is_err()).count();
+    Burst { latencies, errors, wall_s }
+}
+
 use support::{percentile as pct, start_server, status_kib};
 
 type Ws =
@@ -193,25 +250,39 @@ fn main() {
         rest_lat.sort_by(f64::total_cmp);
         let rest_total = done.load(Ordering::Relaxed);
 
-        // 3. concurrent chats
-        let started = Instant::now();
-        let results = futures_util::future::join_all((0..chats).map(|i| {
-            let client = client.clone();
-            async move {
-                let t = Instant::now();
-                let r = client.post(format!("http://127.0.0.1:{port}/chat")).json(&json!({"message": format!("How many pending orders? ({i})")})).send().await;
-                match r {
-                    Ok(resp) if resp.status().is_success() => Ok(t.elapsed().as_secs_f64() * 1000.0),
-                    Ok(resp) => Err(format!("{}", resp.status())),
-                    Err(e) => Err(e.to_string()),
-                }
+        // 3. concurrent chats: bursts taking turns with the floor (a bare actix-web `/chat`
+        // that only makes the turn's model calls), so a drift of the machine hits both
+        let floor = std::env::var("LOAD_BENCH_FLOOR").ok().map(|program| {
+            let floor_port =
+                std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let child = std::process::Command::new(program)
+                .args([floor_port.to_string(), "2".into(), llm.openai_url()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("starting the bare actix-web floor");
+            support::Server { child, port: floor_port }
+        });
+        if let Some(f) = &floor {
+            let started = Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", f.port)).is_err() {
+                assert!(started.elapsed() < Duration::from_secs(30), "the floor did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        }))
-        .await;
-        let chat_s = started.elapsed().as_secs_f64();
-        let mut chat_lat: Vec<f64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
-        chat_lat.sort_by(f64::total_cmp);
-        let chat_errors = results.iter().filter(|r| r.is_err()).count();
+        }
+        let mut ours = Vec::new();
+        let mut floors = Vec::new();
+        for round in 0..CHAT_ROUNDS {
+            let mut sides = vec![(port, &mut ours)];
+            if let Some(f) = &floor {
+                sides.push((f.port, &mut floors));
+            }
+            if round % 2 == 1 {
+                sides.reverse();
+            }
+            for (side_port, bursts) in sides {
+                bursts.push(chat_burst(&client, side_port, chats).await);
+            }
+        }
         drop(clients);
 
         // 4. memory comes back: rounds of concurrent heavy queries (~4 MB results each), then
@@ -267,8 +338,9 @@ fn main() {
             },
             "chats": {
                 "concurrent": chats, "model_latency_ms": 50, "model_calls_per_turn": 2,
-                "errors": chat_errors, "wall_s": chat_s, "throughput_per_s": chat_lat.len() as f64 / chat_s,
-                "p50_ms": pct(&chat_lat, 50.0), "p99_ms": pct(&chat_lat, 99.0),
+                "rounds": CHAT_ROUNDS,
+                "sqlmatic": Burst::summary(&ours),
+                "floor": if floor.is_some() { Burst::summary(&floors) } else { json!({"skipped": "LOAD_BENCH_FLOOR is not set; run `cargo xtask bench-load`"}) },
             },
             "heavy": {
                 "rounds": heavy_rounds, "concurrency": heavy_concurrency, "errors": heavy_errors,
@@ -312,13 +384,24 @@ fn main() {
         r["errors"]
     );
     println!(
-        "chats: {} concurrent (scripted model 50 ms per call, 2 calls per turn): {:.1} turns/s, p50 {:.0} ms, p99 {:.0} ms, errors {}",
-        c["concurrent"],
-        c["throughput_per_s"].as_f64().unwrap_or(0.0),
-        c["p50_ms"].as_f64().unwrap_or(f64::NAN),
-        c["p99_ms"].as_f64().unwrap_or(f64::NAN),
-        c["errors"]
+        "chats: bursts of {} concurrent (scripted model 50 ms per call, 2 calls per turn), {} rounds taking turns, median of the rounds:",
+        c["concurrent"], c["rounds"]
     );
+    for (name, side) in [
+        ("sqlmatic", &c["sqlmatic"]),
+        ("bare actix-web floor (the turn's model calls only)", &c["floor"]),
+    ] {
+        match side["p99_ms"].as_f64() {
+            Some(p99) => println!(
+                "  {name}: {:.1} turns/s, p50 {:.0} ms, p99 {p99:.0} ms (rounds' p99: {}), errors {}",
+                side["throughput_per_s"].as_f64().unwrap_or(0.0),
+                side["p50_ms"].as_f64().unwrap_or(f64::NAN),
+                side["round_p99_ms"],
+                side["errors"]
+            ),
+            None => println!("  {name}: not run ({})", side["skipped"]),
+        }
+    }
     let h = &report["heavy"];
     println!(
         "memory: {} rounds of {} concurrent ~4 MB queries ({} errors): idle RSS {} KiB before, \
