@@ -349,8 +349,10 @@ async fn the_fake_refuses_what_openai_refuses() {
     let llm = ScriptedLlm::queue(vec![Step::Reply(Reply::text("never"))]).await;
     let mut old = request();
     // execute_query's schema as shipped before: `params` an array without `items`
-    old.tools[1].parameters = json!({"type": "object", "properties": {"sql": {"type": "string"},
+    let mut tools = old.tools.to_vec();
+    tools[1].parameters = json!({"type": "object", "properties": {"sql": {"type": "string"},
         "params": {"anyOf": [{"type": "array"}, {"type": "object"}]}}, "required": ["sql"]});
+    old.tools = tools.into();
     let plain = ProviderSettings {
         compat: sqlmatic_agent::llm::ProviderCompat { strict_tools: false, ..Default::default() },
         ..settings(llm.openai_url())

@@ -132,7 +132,7 @@ impl McpServer {
             "outputSchema": {"type": "object", "properties": {"databases": {"type": "array"}}, "required": ["databases"]},
             "annotations": {"title": "List databases", "readOnlyHint": true, "destructiveHint": false, "openWorldHint": false},
         })];
-        for def in self.tools.definitions() {
+        for def in self.tools.definitions().iter() {
             let mut schema = def.parameters.clone();
             if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
                 props.insert("database".into(), database.clone());

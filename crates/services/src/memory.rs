@@ -313,7 +313,7 @@ impl MemoryService {
         let request = LlmRequest {
             model: s.model_name.to_owned(),
             messages: vec![ChatMessage::system(SUMMARY_PROMPT), ChatMessage::user(text)],
-            tools: Vec::new(),
+            tools: std::sync::Arc::from([]),
             temperature: 0.0,
             max_tokens: self.config.summary_max_tokens,
         };

@@ -236,7 +236,7 @@ impl ToolRegistry {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Toolset { tools })
+        Ok(Toolset::new(tools))
     }
 }
 
@@ -244,28 +244,39 @@ impl ToolRegistry {
 #[derive(Clone, Default)]
 pub struct Toolset {
     tools: Vec<Arc<dyn DynTool>>,
+    /// Every tool's definition, built once: a turn offers them to each model call.
+    definitions: Arc<[ToolDefinition]>,
+    /// The same without `execute_write`, for read-only databases.
+    read_only_definitions: Arc<[ToolDefinition]>,
 }
 
 impl Toolset {
-    /// The definitions to offer for `database`: `execute_write` only where writes are possible.
-    pub fn definitions_for(&self, database: &TargetDatabase) -> Vec<ToolDefinition> {
-        let mut defs = self.definitions();
-        if database.spec().read_only {
-            defs.retain(|d| d.name != crate::ExecuteWrite::NAME);
-        }
-        defs
-    }
-
-    /// Every tool's definition, in order.
-    pub fn definitions(&self) -> Vec<ToolDefinition> {
-        self.tools
+    fn new(tools: Vec<Arc<dyn DynTool>>) -> Self {
+        let definitions: Arc<[ToolDefinition]> = tools
             .iter()
             .map(|t| ToolDefinition {
                 name: t.name().to_owned(),
                 description: t.description().to_owned(),
                 parameters: t.parameters(),
             })
-            .collect()
+            .collect();
+        let read_only_definitions =
+            definitions.iter().filter(|d| d.name != crate::ExecuteWrite::NAME).cloned().collect();
+        Self { tools, definitions, read_only_definitions }
+    }
+
+    /// The definitions to offer for `database`: `execute_write` only where writes are possible.
+    pub fn definitions_for(&self, database: &TargetDatabase) -> Arc<[ToolDefinition]> {
+        if database.spec().read_only {
+            self.read_only_definitions.clone()
+        } else {
+            self.definitions.clone()
+        }
+    }
+
+    /// Every tool's definition, in order.
+    pub fn definitions(&self) -> Arc<[ToolDefinition]> {
+        self.definitions.clone()
     }
 
     /// True when the toolset has the named tool.

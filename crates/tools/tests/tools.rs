@@ -392,7 +392,7 @@ fn every_tool_schema_is_accepted_by_every_provider() {
     let names: Vec<String> = registry.names().iter().map(|n| n.to_string()).collect();
     let defs = registry.toolset(&names).unwrap().definitions();
     assert_eq!(defs.len(), names.len());
-    for d in defs {
+    for d in defs.iter() {
         let canonical = &d.parameters;
         let strict = sqlmatic_tools::schema::openai_strict(canonical);
         for (provider, violations) in [
@@ -410,6 +410,29 @@ fn every_tool_schema_is_accepted_by_every_provider() {
         );
         assert!(!d.description.is_empty() && d.description.len() <= 1024, "{}", d.name);
     }
+}
+
+/// A read-only database is never offered `execute_write`; a writable one is. The definitions
+/// are built once per toolset and shared by every turn's model calls.
+#[test]
+fn execute_write_is_offered_only_where_writes_are_possible() {
+    let names: Vec<String> =
+        ["execute_query", "execute_write"].iter().map(|n| n.to_string()).collect();
+    let toolset = ToolRegistry::builtin().toolset(&names).unwrap();
+    let config = ToolsConfig::default();
+    let (_dir, read_only) = fixture_target("CREATE TABLE t(x);", &config);
+    assert!(read_only.spec().read_only);
+    let (_dir2, path) = sqlmatic_tools::test_support::fixture_db("CREATE TABLE t(x);");
+    let spec = sqlmatic_tools::TargetSpec {
+        read_only: false,
+        ..sqlmatic_tools::TargetSpec::read_only("writable", path)
+    };
+    let writable = sqlmatic_tools::TargetDatabase::new(spec, &config);
+    let offered =
+        |target| toolset.definitions_for(target).iter().map(|d| d.name.clone()).collect::<Vec<_>>();
+    assert_eq!(offered(&read_only), ["execute_query"]);
+    assert_eq!(offered(&writable), ["execute_query", "execute_write"]);
+    assert!(Arc::ptr_eq(&toolset.definitions_for(&writable), &toolset.definitions_for(&writable)));
 }
 
 /// What a strict model sends (every property, `null` where it has nothing to say) is what the

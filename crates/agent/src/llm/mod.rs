@@ -76,8 +76,8 @@ pub struct LlmRequest {
     pub model: String,
     /// The conversation, system prompt first.
     pub messages: Vec<ChatMessage>,
-    /// The tools it may call.
-    pub tools: Vec<ToolDefinition>,
+    /// The tools it may call (shared: a toolset builds its definitions once).
+    pub tools: Arc<[ToolDefinition]>,
     /// Sampling temperature.
     pub temperature: f32,
     /// Tokens of answer at most.

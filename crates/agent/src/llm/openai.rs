@@ -541,7 +541,7 @@ mod tests {
         let req = LlmRequest {
             model: "m".into(),
             messages,
-            tools: vec![],
+            tools: std::sync::Arc::from([]),
             temperature: 0.0,
             max_tokens: 10,
         };
