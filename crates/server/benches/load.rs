@@ -95,12 +95,13 @@ type Ws =
 /// The next `database_update`. Recognised by its envelope's first key (serde writes the tag
 /// first) rather than by parsing the whole schema: with 10,000 subscribers on the same two
 /// cores, parsing 10,000 copies of the schema would measure this client, not the server.
-async fn next_update(ws: &mut Ws) -> Option<()> {
+/// Its length in bytes.
+async fn next_update(ws: &mut Ws) -> Option<usize> {
     loop {
         match tokio::time::timeout(Duration::from_secs(30), ws.next()).await.ok()?? {
             Ok(Message::Text(t)) => {
                 if t.starts_with(r#"{"event":"database_update","#) {
-                    return Some(());
+                    return Some(t.len());
                 }
             }
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
@@ -115,6 +116,80 @@ async fn next_update(ws: &mut Ws) -> Option<()> {
 /// client more than the server. A `database_update` patch fits in 4 KiB (the whole structure
 /// sent on subscribe takes a few reads).
 const SUBSCRIBER_READ_BUFFER: usize = 4 * 1024;
+
+/// Delivery of `changes` updates (after one unmeasured warm-up) to every client, each started
+/// by `change(i)`.
+#[derive(Default)]
+struct FanOut {
+    /// From the first client's receipt to each client's, in ms, sorted.
+    spread: Vec<f64>,
+    /// From the change to each client's receipt, in ms, sorted.
+    end_to_end: Vec<f64>,
+    missed: usize,
+    /// Bytes of each measured update (as the first client received it).
+    sizes: Vec<usize>,
+}
+
+async fn fan_out(
+    clients: &mut Vec<Ws>,
+    changes: usize,
+    mut change: impl AsyncFnMut(usize),
+) -> FanOut {
+    let mut out = FanOut::default();
+    // Change 0 warms up and is not measured: the first delivery after connecting costs this
+    // client ~100,000 page faults for its own buffers (`perf stat -e page-faults` on the
+    // bench process), and made that change's spread twice the others'.
+    for i in 0..=changes {
+        let receipts = Arc::new(std::sync::Mutex::new(Vec::with_capacity(clients.len())));
+        let waiting: Vec<_> = clients
+            .drain(..)
+            .map(|mut ws| {
+                let receipts = receipts.clone();
+                tokio::spawn(async move {
+                    let got = next_update(&mut ws).await;
+                    if let Some(size) = got {
+                        receipts.lock().unwrap().push((Instant::now(), size));
+                    }
+                    (ws, got.is_some())
+                })
+            })
+            .collect();
+        let changed_at = Instant::now();
+        change(i).await;
+        for handle in waiting {
+            let (ws, got) = handle.await.unwrap();
+            if !got {
+                out.missed += 1;
+            }
+            clients.push(ws);
+        }
+        let mut times = receipts.lock().unwrap().clone();
+        times.sort();
+        if let Some((first, size)) = times.first().copied().filter(|_| i > 0) {
+            out.sizes.push(size);
+            out.spread
+                .extend(times.iter().map(|(t, _)| t.duration_since(first).as_secs_f64() * 1000.0));
+            out.end_to_end.extend(
+                times.iter().map(|(t, _)| t.duration_since(changed_at).as_secs_f64() * 1000.0),
+            );
+        }
+    }
+    out.spread.sort_by(f64::total_cmp);
+    out.end_to_end.sort_by(f64::total_cmp);
+    out
+}
+
+/// Connects `n` subscribers to `port`, 200 at a time.
+async fn subscribe_all(port: u16, n: usize) -> Vec<Ws> {
+    let mut clients = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+        let batch = futures_util::future::join_all(chunk.iter().map(|_| subscriber(port))).await;
+        clients.extend(
+            batch.into_iter().map(|c| c.expect("a subscriber connects and gets the schema")),
+        );
+    }
+    clients
+}
 
 async fn subscriber(port: u16) -> Option<Ws> {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
@@ -158,55 +233,16 @@ fn main() {
         let rss_idle = status_kib(pid, "VmRSS:");
 
         // 1. fan-out
-        let mut clients = Vec::with_capacity(subscribers);
         let connect_started = Instant::now();
-        for chunk in (0..subscribers).collect::<Vec<_>>().chunks(200) {
-            let batch = futures_util::future::join_all(chunk.iter().map(|_| subscriber(port))).await;
-            clients.extend(batch.into_iter().map(|c| c.expect("a subscriber connects and gets the schema")));
-        }
+        let mut clients = subscribe_all(port, subscribers).await;
         let connect_s = connect_started.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_connected = status_kib(pid, "VmRSS:");
         let demo = dir.path().join("demo.db");
-        let mut spread = Vec::new();
-        let mut end_to_end = Vec::new();
-        let mut missed = 0usize;
-        // Change 0 warms up and is not measured: the first delivery after connecting costs this
-        // client ~100,000 page faults for its own buffers (`perf stat -e page-faults` on the
-        // bench process), and made that change's spread twice the others'.
-        for change in 0..=changes {
-            let receipts = Arc::new(std::sync::Mutex::new(Vec::with_capacity(subscribers)));
-            let waiting: Vec<_> = clients
-                .drain(..)
-                .map(|mut ws| {
-                    let receipts = receipts.clone();
-                    tokio::spawn(async move {
-                        let got = next_update(&mut ws).await.is_some();
-                        if got {
-                            receipts.lock().unwrap().push(Instant::now());
-                        }
-                        (ws, got)
-                    })
-                })
-                .collect();
-            let changed_at = Instant::now();
-            rusqlite::Connection::open(&demo).unwrap().execute_batch(&format!("CREATE TABLE bench_{change}(x)")).unwrap();
-            for handle in waiting {
-                let (ws, got) = handle.await.unwrap();
-                if !got {
-                    missed += 1;
-                }
-                clients.push(ws);
-            }
-            let mut times = receipts.lock().unwrap().clone();
-            times.sort();
-            if let Some(first) = times.first().copied().filter(|_| change > 0) {
-                spread.extend(times.iter().map(|t| t.duration_since(first).as_secs_f64() * 1000.0));
-                end_to_end.extend(times.iter().map(|t| t.duration_since(changed_at).as_secs_f64() * 1000.0));
-            }
-        }
-        spread.sort_by(f64::total_cmp);
-        end_to_end.sort_by(f64::total_cmp);
+        let fanned = fan_out(&mut clients, changes, async |i| {
+            rusqlite::Connection::open(&demo).unwrap().execute_batch(&format!("CREATE TABLE bench_{i}(x)")).unwrap();
+        })
+        .await;
 
         // 2. mixed REST load while the subscribers stay connected
         let done = Arc::new(AtomicU64::new(0));
@@ -319,14 +355,40 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let rss_after_heavy = status_kib(pid, "VmRSS:");
         let rss_peak = status_kib(pid, "VmHWM:");
+
+        // 5. the fan-out's floor: the same number of subscribers of a bare actix-ws server,
+        // sent an update of the same size by `POST /broadcast` (after sqlmatic's subscribers
+        // left: both sets at once would exceed this process's file descriptors)
+        let floor_fanned = match &floor {
+            Some(f) => {
+                let mut floor_clients = subscribe_all(f.port, subscribers).await;
+                let mut sizes = fanned.sizes.clone();
+                sizes.sort_unstable();
+                let size = sizes.get(sizes.len() / 2).copied().unwrap_or(1024);
+                let head = r#"{"event":"database_update","data":""#;
+                let payload = format!("{head}{}\"}}", "x".repeat(size.saturating_sub(head.len() + 2)));
+                let url = format!("http://127.0.0.1:{}/broadcast", f.port);
+                let out = fan_out(&mut floor_clients, changes, async |_| {
+                    client.post(&url).body(payload.clone()).send().await.unwrap();
+                })
+                .await;
+                Some(out)
+            }
+            None => None,
+        };
         json!({
             "fanout": {
                 "subscribers": subscribers,
                 "connect_s": connect_s,
                 "changes": changes,
-                "missed_updates": missed,
-                "spread_p50_ms": pct(&spread, 50.0), "spread_p99_ms": pct(&spread, 99.0),
-                "change_to_delivery_p50_ms": pct(&end_to_end, 50.0), "change_to_delivery_p99_ms": pct(&end_to_end, 99.0),
+                "missed_updates": fanned.missed,
+                "update_bytes": fanned.sizes,
+                "spread_p50_ms": pct(&fanned.spread, 50.0), "spread_p99_ms": pct(&fanned.spread, 99.0),
+                "change_to_delivery_p50_ms": pct(&fanned.end_to_end, 50.0), "change_to_delivery_p99_ms": pct(&fanned.end_to_end, 99.0),
+                "floor": match &floor_fanned {
+                    Some(f) => json!({"missed_updates": f.missed, "spread_p50_ms": pct(&f.spread, 50.0), "spread_p99_ms": pct(&f.spread, 99.0)}),
+                    None => json!({"skipped": "LOAD_BENCH_FLOOR is not set; run `cargo xtask bench-load`"}),
+                },
                 "rss_idle_kib": rss_idle, "rss_connected_kib": rss_connected,
                 "kib_per_connection": (rss_connected.saturating_sub(rss_idle)) as f64 / subscribers as f64,
             },
@@ -367,6 +429,15 @@ fn main() {
         f["change_to_delivery_p50_ms"].as_f64().unwrap_or(f64::NAN),
         f["change_to_delivery_p99_ms"].as_f64().unwrap_or(f64::NAN)
     );
+    let ff = &f["floor"];
+    match ff["spread_p99_ms"].as_f64() {
+        Some(p99) => println!(
+            "  bare actix-ws floor (same subscribers and update size, broadcast channel, nothing else), after: spread p50 {:.1} ms, p99 {p99:.1} ms, {} missed",
+            ff["spread_p50_ms"].as_f64().unwrap_or(f64::NAN),
+            ff["missed_updates"]
+        ),
+        None => println!("  bare actix-ws floor: not run ({})", ff["skipped"]),
+    }
     println!(
         "  server RSS idle {} KiB, with subscribers {} KiB: {:.1} KiB per connection",
         f["rss_idle_kib"],

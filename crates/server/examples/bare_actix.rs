@@ -5,6 +5,10 @@
 //! - `POST /chat` (`cargo xtask bench-load`, when given the model's URL) makes the turn's model
 //!   calls over HTTP with one reqwest client per worker, as sqlmatic does, and answers every
 //!   tool call with a canned result: the HTTP exchanges of a turn and nothing else.
+//! - `GET /ws` and `POST /broadcast` (`cargo xtask bench-load`): a WebSocket client's first text
+//!   message is answered with a `database_update`; a broadcast's body reaches every connected
+//!   client as one text frame, the same bytes shared by all (a tokio broadcast channel). The
+//!   fan-out and nothing else: no topics, no authentication, no schema.
 //!
 //! `cargo run --release -p sqlmatic-server --example bare_actix -- PORT WORKERS [MODEL_URL]`
 
@@ -13,8 +17,10 @@
 
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use bytestring::ByteString;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
 #[path = "support/turn.rs"]
 mod turn;
@@ -49,15 +55,63 @@ async fn chat(body: web::Json<Value>, model: web::Data<Model>) -> HttpResponse {
     }
 }
 
+/// What every `/ws` client receives.
+struct Hub {
+    updates: broadcast::Sender<ByteString>,
+}
+
+async fn ws(
+    req: HttpRequest,
+    body: web::Payload,
+    hub: web::Data<Hub>,
+) -> actix_web::Result<HttpResponse> {
+    let (response, mut session, mut stream) = actix_ws::handle(&req, body)?;
+    let mut updates = hub.updates.subscribe();
+    actix_web::rt::spawn(async move {
+        loop {
+            let sent = tokio::select! {
+                message = stream.recv() => match message {
+                    Some(Ok(actix_ws::Message::Text(_))) => {
+                        session.text(r#"{"event":"database_update","data":{}}"#).await.is_ok()
+                    }
+                    Some(Ok(actix_ws::Message::Ping(bytes))) => session.pong(&bytes).await.is_ok(),
+                    Some(Ok(actix_ws::Message::Close(_)) | Err(_)) | None => false,
+                    Some(Ok(_)) => true,
+                },
+                update = updates.recv() => match update {
+                    Ok(text) => session.text(text).await.is_ok(),
+                    Err(broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(broadcast::error::RecvError::Closed) => false,
+                },
+            };
+            if !sent {
+                break;
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    Ok(response)
+}
+
+async fn broadcast(body: String, hub: web::Data<Hub>) -> HttpResponse {
+    let reached = hub.updates.send(ByteString::from(body)).unwrap_or(0);
+    HttpResponse::Ok().json(json!({"reached": reached}))
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().and_then(|p| p.parse().ok()).unwrap_or(8099);
     let workers: usize = args.next().and_then(|w| w.parse().ok()).unwrap_or(2);
     let model_url = args.next();
+    let hub = web::Data::new(Hub { updates: broadcast::channel(16).0 });
     HttpServer::new(move || {
         let app = App::new()
+            .app_data(hub.clone())
+            .app_data(web::PayloadConfig::new(1 << 20))
             .route("/api/query", web::post().to(query))
+            .route("/ws", web::get().to(ws))
+            .route("/broadcast", web::post().to(broadcast))
             .route("/readyz", web::get().to(HttpResponse::Ok));
         match &model_url {
             // this closure runs once per worker: one client each
