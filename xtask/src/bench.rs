@@ -278,11 +278,15 @@ fn run_wrk(
     Ok(r)
 }
 
-/// Builds an example of the server crate (a benchmark's floor) in release mode; its path.
-pub fn build_example(name: &str) -> anyhow::Result<PathBuf> {
+/// Builds an example of the server crate (a benchmark's floor); its path. `profile` is the one
+/// its benchmark builds the server with (`release` for the binary, `bench` for `cargo bench`),
+/// so the example reuses those compiled crates instead of building them all a second time.
+/// Both profiles write to `target/release`.
+pub fn build_example(name: &str, profile: &str) -> anyhow::Result<PathBuf> {
     crate::run(cargo().args([
         "build",
-        "--release",
+        "--profile",
+        profile,
         "--locked",
         "-p",
         "sqlmatic-server",
@@ -306,7 +310,7 @@ const FLOOR_ROUNDS: usize = 3;
 /// the rounds' ratios is reported: on a shared machine whose speed drifts by a quarter within a
 /// minute, one run of each side, one after the other, measured the drift.
 fn bare_actix_floor(args: &BenchArgs, ours_port: u16) -> anyhow::Result<()> {
-    let bare_actix = build_example("bare_actix")?;
+    let bare_actix = build_example("bare_actix", "release")?;
     let port = free_port()?;
     let child = Command::new(bare_actix)
         .args([port.to_string(), "2".into()])

@@ -136,12 +136,12 @@ fn main() -> anyhow::Result<()> {
                 Err(e) => eprintln!("the Python comparison will be skipped: {e}"),
             }
             // the same loop in Rust, the floor under sqlmatic's turn
-            bench.env("AGENT_BENCH_RUST_LOOP", bench::build_example("agent_loop")?);
+            bench.env("AGENT_BENCH_RUST_LOOP", bench::build_example("agent_loop", "bench")?);
             run(&mut bench)
         }
         Task::BenchLoad => {
             // the chat bursts' floor: a bare actix-web `/chat` making the turn's model calls only
-            let floor = bench::build_example("bare_actix")?;
+            let floor = bench::build_example("bare_actix", "bench")?;
             run(cargo()
                 .args(["bench", "--locked", "-p", "sqlmatic-server", "--bench", "load"])
                 .env("LOAD_BENCH_FLOOR", floor))

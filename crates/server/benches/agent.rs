@@ -35,7 +35,8 @@ fn turn_script() -> Vec<Step> {
 
 mod support;
 
-use support::{cpu_ms, percentile, start_server, status_kib};
+use support::proc::{cpu_ms, status_kib};
+use support::{percentile, start_server};
 
 async fn chat(client: &reqwest::Client, port: u16, i: usize) -> Result<f64, String> {
     let started = Instant::now();

@@ -30,6 +30,12 @@ fn env_or(name: &str, default: usize) -> usize {
 
 mod support;
 
+use support::proc::status_kib;
+use support::{percentile as pct, start_server};
+
+/// Why a floor did not run.
+const NO_FLOOR: &str = "LOAD_BENCH_FLOOR is not set; run `cargo xtask bench-load`";
+
 /// Chat bursts per side.
 const CHAT_ROUNDS: usize = 3;
 
@@ -86,8 +92,6 @@ async fn chat_burst(client: &reqwest::Client, port: u16, chats: usize) -> Burst 
     let errors = results.iter().filter(|r| r.is_err()).count();
     Burst { latencies, errors, wall_s }
 }
-
-use support::{percentile as pct, start_server, status_kib};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -289,22 +293,15 @@ fn main() {
         // 3. concurrent chats: bursts taking turns with the floor (a bare actix-web `/chat`
         // that only makes the turn's model calls), so a drift of the machine hits both
         let floor = std::env::var("LOAD_BENCH_FLOOR").ok().map(|program| {
-            let floor_port =
-                std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let child = std::process::Command::new(program)
-                .args([floor_port.to_string(), "2".into(), llm.openai_url()])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("starting the bare actix-web floor");
-            support::Server { child, port: floor_port }
+            let floor_port = support::free_port();
+            support::spawn_listening(
+                std::process::Command::new(program)
+                    .args([floor_port.to_string(), "2".into(), llm.openai_url()])
+                    .stdout(std::process::Stdio::null()),
+                floor_port,
+                "the bare actix-web floor",
+            )
         });
-        if let Some(f) = &floor {
-            let started = Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", f.port)).is_err() {
-                assert!(started.elapsed() < Duration::from_secs(30), "the floor did not start");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
         let mut ours = Vec::new();
         let mut floors = Vec::new();
         for round in 0..CHAT_ROUNDS {
@@ -387,7 +384,7 @@ fn main() {
                 "change_to_delivery_p50_ms": pct(&fanned.end_to_end, 50.0), "change_to_delivery_p99_ms": pct(&fanned.end_to_end, 99.0),
                 "floor": match &floor_fanned {
                     Some(f) => json!({"missed_updates": f.missed, "spread_p50_ms": pct(&f.spread, 50.0), "spread_p99_ms": pct(&f.spread, 99.0)}),
-                    None => json!({"skipped": "LOAD_BENCH_FLOOR is not set; run `cargo xtask bench-load`"}),
+                    None => json!({"skipped": NO_FLOOR}),
                 },
                 "rss_idle_kib": rss_idle, "rss_connected_kib": rss_connected,
                 "kib_per_connection": (rss_connected.saturating_sub(rss_idle)) as f64 / subscribers as f64,
@@ -402,7 +399,7 @@ fn main() {
                 "concurrent": chats, "model_latency_ms": 50, "model_calls_per_turn": 2,
                 "rounds": CHAT_ROUNDS,
                 "sqlmatic": Burst::summary(&ours),
-                "floor": if floor.is_some() { Burst::summary(&floors) } else { json!({"skipped": "LOAD_BENCH_FLOOR is not set; run `cargo xtask bench-load`"}) },
+                "floor": if floor.is_some() { Burst::summary(&floors) } else { json!({"skipped": NO_FLOOR}) },
             },
             "heavy": {
                 "rounds": heavy_rounds, "concurrency": heavy_concurrency, "errors": heavy_errors,

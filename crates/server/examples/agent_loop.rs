@@ -16,8 +16,16 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, types::ValueRef};
 use serde_json::{Value, json};
 
+#[path = "../benches/support/proc.rs"]
+#[allow(dead_code)] // the memory readings are the benchmarks'
+mod proc;
 #[path = "support/turn.rs"]
 mod turn;
+
+/// This process's CPU time so far, in ms.
+fn cpu_ms() -> f64 {
+    proc::cpu_ms(std::process::id())
+}
 
 fn list_tables(db: &Connection) -> Value {
     let mut stmt = db
@@ -79,15 +87,6 @@ fn run_tool(db: &Connection, name: &str, args: &Value) -> Value {
         }
         other => json!({"error": format!("no tool {other}")}),
     }
-}
-
-/// User + system CPU time of this process so far, from /proc/self/stat (ticks of 10 ms).
-fn cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_comm = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<f64> =
-        after_comm.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect();
-    fields.iter().sum::<f64>() * 10.0
 }
 
 fn main() {

@@ -1,5 +1,7 @@
-//! What the benchmarks share: the release server as a child process pointed at a scripted LLM,
-//! readings from /proc, percentiles.
+//! What the benchmarks share: the release server (or a floor) as a child process pointed at a
+//! scripted LLM, readings from /proc, percentiles.
+
+pub mod proc;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -20,7 +22,7 @@ impl Drop for Server {
 /// Starts `sqlmatic` on a free port in `dir` (temp app and demo databases), its agent pointed at
 /// `llm_url`; auth and rate limits off so one client can load it. `extra` adds variables.
 pub fn start_server(dir: &Path, llm_url: &str, extra: &[(&str, &str)]) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqlmatic"));
     cmd.args(["--port", &port.to_string()])
         .current_dir(dir)
@@ -41,36 +43,24 @@ pub fn start_server(dir: &Path, llm_url: &str, extra: &[(&str, &str)]) -> Server
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    let server = Server { child: cmd.spawn().unwrap(), port };
+    spawn_listening(&mut cmd, port, "the server")
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `cmd` and waits until it listens on `port` (30 s at most).
+pub fn spawn_listening(cmd: &mut Command, port: u16, what: &str) -> Server {
+    let server =
+        Server { child: cmd.spawn().unwrap_or_else(|e| panic!("starting {what}: {e}")), port };
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
+        assert!(started.elapsed() < Duration::from_secs(30), "{what} did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     server
-}
-
-/// A `/proc/<pid>/status` field in KiB (`VmRSS:`, `VmHWM:`).
-pub fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// User + system CPU time of a process, from /proc/<pid>/stat (clock ticks of 10 ms).
-#[allow(dead_code)] // not every bench reads CPU
-pub fn cpu_ms(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_comm = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks * 10.0
 }
 
 /// The `p`th percentile of sorted values (nearest rank).
