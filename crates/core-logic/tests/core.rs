@@ -368,8 +368,12 @@ async fn evaluation_measures_retrieval_and_the_effect_of_context() {
 #[tokio::test]
 async fn an_llm_fault_storm_ends_every_turn_cleanly_and_leaves_nothing_behind() {
     use sqlmatic_agent::testing::{Reply, ScriptedLlm, Step};
+    // counted before the scripted server starts: its tasks, and the connections the core opened
+    // to it, must all be gone at the end too (a baseline taken with the server's accept loop in
+    // it raced that loop's abort)
+    let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let baseline = alive();
     let status = |s: u16| Step::Status { status: s, retry_after: Some(0), body: "{}".into() };
-    let slow = || Step::delayed(600, Step::Reply(Reply::text("late")));
     let llm = ScriptedLlm::queue(vec![
         status(500),
         status(502),
@@ -380,7 +384,7 @@ async fn an_llm_fault_storm_ends_every_turn_cleanly_and_leaves_nothing_behind() 
         Step::Garbage,
         Step::CutAfter { events: 2, reply: Reply::text("partial answer that gets cut") },
         // one call: the whole-call limit includes the retries
-        slow(),
+        Step::Hang,
         Step::Reply(Reply::raw_tool("x", "execute_query", "{not json")),
         Step::Reply(Reply::text("recovered")),
     ])
@@ -393,12 +397,11 @@ async fn an_llm_fault_storm_ends_every_turn_cleanly_and_leaves_nothing_behind() 
     config.agent.retry_base_ms = 1;
     config.agent.retry_max_ms = 5;
     config.agent.stream_idle_timeout_ms = 300;
-    // a model that sends nothing for 600 ms: over the whole-call limit (the idle limit applies
-    // between events of a stream that has started)
-    config.agent.request_timeout_ms = 400;
+    // a model that never answers: over the whole-call limit (the idle limit applies between
+    // events of a stream that has started). Wide enough that the first turn's three retried
+    // failures fit in it on a loaded machine.
+    config.agent.request_timeout_ms = 2000;
     fx.core = Sqlmatic::open(config).unwrap();
-    let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
-    let baseline = alive();
     let first = fx.core.chat(&local(), ChatRequest::new("q")).await.unwrap_err();
     let Error::Turn { thread_id, .. } = &first else { panic!("{first:?}") };
     let thread_id = *thread_id;

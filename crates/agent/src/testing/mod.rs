@@ -364,16 +364,30 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
     }
 }
 
+/// Resolves when the client has closed the connection (or reset it), as a real server notices
+/// a client that gave up: a hanging or slow step then ends with it instead of outliving the test.
+async fn peer_closed(stream: &TcpStream) {
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        // clients here never pipeline; a byte sent early changes nothing for this response
+        Ok(_) => std::future::pending().await,
+    }
+}
+
 /// Writes one response; false when the connection must close.
 async fn respond(stream: &mut TcpStream, mut step: Step, anthropic: bool, streaming: bool) -> bool {
     while let Step::Delay { ms, then } = step {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            () = peer_closed(stream) => return false,
+        }
         step = *then;
     }
     match step {
         Step::Delay { .. } => true,
         Step::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
+            peer_closed(stream).await;
             false
         }
         Step::Status { status, retry_after, body } => {
