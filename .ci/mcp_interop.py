@@ -6,12 +6,29 @@ Usage: python .ci/mcp_interop.py BIN HTTP_URL TOKEN   (run by .ci/mcp with the v
 """
 
 import asyncio
+import logging
 import os
 import sys
 
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+
+
+class Complaints(logging.Handler):
+    """The SDK's own warnings (e.g. "Session termination failed: 202"): each is a mismatch it
+    tolerated, so each fails the check."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.seen = []
+
+    def emit(self, record):
+        self.seen.append(f"{record.name}: {record.getMessage()}")
+
+
+COMPLAINTS = Complaints()
+logging.getLogger("mcp").addHandler(COMPLAINTS)
 
 
 def check(condition, what):
@@ -57,6 +74,7 @@ async def main() -> None:
             read, write = streams[0], streams[1]
             async with ClientSession(read, write) as session:
                 await exercise(session, "streamable HTTP")
+    check(not COMPLAINTS.seen, f"the SDK complained: {COMPLAINTS.seen}")
 
 
 asyncio.run(main())

@@ -583,10 +583,16 @@ pub async fn endpoint(
         Err(never) => match never {},
     };
     let (parts, body) = response.into_parts();
-    let mut out = HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(parts.status.as_u16())
-            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
-    );
+    let mut status = actix_web::http::StatusCode::from_u16(parts.status.as_u16())
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    // rmcp ends a session (DELETE) with 202; the official Python SDK counts only 200 and 204 as
+    // success and logs "Session termination failed: 202" on every clean disconnect
+    if req.method() == actix_web::http::Method::DELETE
+        && status == actix_web::http::StatusCode::ACCEPTED
+    {
+        status = actix_web::http::StatusCode::NO_CONTENT;
+    }
+    let mut out = HttpResponse::build(status);
     for (name, value) in &parts.headers {
         out.append_header((name.as_str(), value.as_bytes()));
     }

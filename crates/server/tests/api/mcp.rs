@@ -1,6 +1,7 @@
 //! MCP over Streamable HTTP (`/mcp` on the server), driven by rmcp's own client: tools with
 //! their annotations and schemas, each tool, a masked column, grants, a bad token, the schema
-//! resource, `ask` with progress and its thread over REST, and an older protocol revision.
+//! resource, `ask` with progress and its thread over REST, an older protocol revision, and the
+//! end of a session.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -283,6 +284,37 @@ async fn mcp_refuses_origins_that_are_not_allowed() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// The Streamable HTTP session's end, as the official Python SDK does it on every disconnect: a
+/// DELETE it counts as done only on 200 or 204, after which the session id is unknown (404).
+#[actix_web::test]
+async fn a_deleted_session_ends_with_no_content_and_is_gone() {
+    let app = spawn_app().await;
+    let mcp = |method: reqwest::Method| {
+        app.client
+            .request(method, app.url("/mcp"))
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-06-18")
+    };
+    let init = mcp(reqwest::Method::POST)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(init.status(), 200);
+    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let ended =
+        mcp(reqwest::Method::DELETE).header("Mcp-Session-Id", &session).send().await.unwrap();
+    assert_eq!(ended.status(), 204);
+    let after = mcp(reqwest::Method::POST)
+        .header("Mcp-Session-Id", &session)
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 404, "{:?}", after.text().await);
 }
 
 #[actix_web::test]
