@@ -19,6 +19,11 @@ use crate::{Error, Result, Sqlmatic};
 /// `POST /api/verified-queries`: promote a candidate, or add a question and its SQL.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "database": "demo",
+    "question": "How many customers are there per segment?",
+    "sql": "SELECT segment, count(*) AS customers FROM customers GROUP BY segment ORDER BY customers DESC"
+})))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// A candidate to promote (from feedback).

@@ -20,6 +20,11 @@ pub const VISIBLE_FIELDS: &[(&str, &str)] = &[
 /// `POST /api/query`
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "sql": "SELECT city, count(*) AS customers FROM customers WHERE country = ? GROUP BY city ORDER BY customers DESC LIMIT 5",
+    "params": ["Germany"],
+    "database": "demo"
+}))]
 pub struct QueryRequest {
     /// One read-only SQLite statement (at most 100,000 bytes).
     #[schema(min_length = 1, max_length = 100000)]
@@ -67,6 +72,7 @@ pub struct Pagination {
 /// `POST /api/threads`
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Revenue by country", "database": "demo"}))]
 pub struct CreateThread {
     /// 1-200 characters; derived from the first question when absent.
     #[schema(min_length = 1, max_length = 200)]
@@ -77,6 +83,7 @@ pub struct CreateThread {
 /// `PATCH /api/threads/{id}`
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Top customers in 2024"}))]
 pub struct RenameThread {
     #[schema(min_length = 1, max_length = 200)]
     pub title: String,
@@ -100,6 +107,7 @@ pub struct ThreadDetail {
 /// `POST /chat`
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"message": "Which five countries have the most customers?", "database": "demo"}))]
 pub struct ChatBody {
     /// Continue this thread; a new thread is created when absent.
     pub thread_id: Option<ThreadId>,
@@ -157,6 +165,7 @@ pub struct ErrorDetail {
 /// `POST /api/approvals/{digest}` and the WebSocket `approve`/`reject` actions.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"approve": false, "reason": "not on the production database"}))]
 pub struct ApprovalBody {
     pub approve: bool,
     #[serde(default)]

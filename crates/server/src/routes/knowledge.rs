@@ -19,6 +19,7 @@ fn numeric_id(id: &str, code: Code, what: &str) -> Result<i64, ApiError> {
 /// `POST /api/messages/{id}/feedback`
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"rating": "down", "comment": "it counted cancelled orders too"}))]
 pub struct FeedbackBody {
     /// `up`: the answer is right (its question and SQL become a verified-query candidate);
     /// `down`: it is wrong.
