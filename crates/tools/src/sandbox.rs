@@ -174,13 +174,41 @@ fn fallback_collation(conn: &Connection, name: &str) -> rusqlite::Result<()> {
     conn.create_collation(name, |a: &str, b: &str| a.cmp(b))
 }
 
+/// How long a read waits for another process's write lock before it answers "busy".
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+
+std::thread_local! {
+    /// When the current wait for a lock began (SQLite calls the handler on the waiting thread).
+    static BUSY_SINCE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// SQLite's busy handler for reads: retry every millisecond for up to [`BUSY_WAIT`]. SQLite's
+/// own busy timeout backs off to 100 ms sleeps, and a reader of a rollback-journal file that
+/// an application commits to every few milliseconds then rarely lands in a gap between two
+/// writes: it starved, and answered "busy", on a loaded machine.
+fn wait_for_writer(attempt: i32) -> bool {
+    let now = std::time::Instant::now();
+    let since = BUSY_SINCE.with(|since| {
+        // attempt 0 starts a new wait
+        if attempt == 0 || since.get().is_none() {
+            since.set(Some(now));
+        }
+        since.get().unwrap_or(now)
+    });
+    if now.duration_since(since) >= BUSY_WAIT {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(1));
+    true
+}
+
 /// Applies every per-connection layer of the sandbox. Used for pooled connections and tests.
 pub fn harden(conn: &Connection, max_value_bytes: usize, masked: MaskSet) -> rusqlite::Result<()> {
     conn.pragma_update(None, "query_only", true)?;
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.collation_needed(fallback_collation)?;
     crate::functions::register(conn, max_value_bytes)?;
-    conn.busy_timeout(Duration::from_secs(2))?;
+    conn.busy_handler(Some(wait_for_writer))?;
     let max_value = i32::try_from(max_value_bytes).unwrap_or(i32::MAX);
     conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)?;
     conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, SqlQuery::MAX_BYTES as i32 + 1)?;

@@ -410,7 +410,10 @@ fn a_wal_database_whose_shm_cannot_be_created_opens_immutable_and_says_so() {
 
 #[test]
 fn reads_succeed_while_another_process_writes() {
-    for journal in ["DELETE", "WAL"] {
+    // (journal mode, how long each write holds its lock, reads): an application committing
+    // often, and one whose rollback-journal transactions lock readers out for 20 ms at a time,
+    // with 1 ms gaps between them that a read has to find
+    for (journal, hold_ms, reads) in [("DELETE", 0, 100), ("WAL", 0, 100), ("DELETE", 20, 20)] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("busy.db");
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -424,7 +427,18 @@ fn reads_succeed_while_another_process_writes() {
             std::thread::spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    conn.execute("INSERT INTO log(v) VALUES (hex(randomblob(64)))", []).unwrap();
+                    if hold_ms == 0 {
+                        conn.execute("INSERT INTO log(v) VALUES (hex(randomblob(64)))", [])
+                            .unwrap();
+                    } else {
+                        // EXCLUSIVE: readers are locked out until the commit
+                        conn.execute_batch(
+                            "BEGIN EXCLUSIVE; INSERT INTO log(v) VALUES (hex(randomblob(64)));",
+                        )
+                        .unwrap();
+                        std::thread::sleep(Duration::from_millis(hold_ms));
+                        conn.execute_batch("COMMIT").unwrap();
+                    }
                     n += 1;
                     // an application writing often, not a tight loop that starves every reader
                     // of a rollback-journal database (there, busy readers get a retryable error)
@@ -435,16 +449,16 @@ fn reads_succeed_while_another_process_writes() {
         };
         let config = ToolsConfig::default();
         let db = target(&path, &config);
-        for _ in 0..100 {
+        for _ in 0..reads {
             block_on(db.query(
                 "SELECT count(*), max(id) FROM log",
                 &QueryParams::None,
                 &config.limits(),
                 &AUDIT,
             ))
-            .unwrap_or_else(|e| panic!("{journal}: read failed while writing: {e}"));
+            .unwrap_or_else(|e| panic!("{journal}/{hold_ms}: read failed while writing: {e}"));
             block_on(db.schema(&config.limits()))
-                .unwrap_or_else(|e| panic!("{journal}: structure failed: {e}"));
+                .unwrap_or_else(|e| panic!("{journal}/{hold_ms}: structure failed: {e}"));
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         assert!(writer.join().unwrap() > 0, "{journal}: the writer wrote");
