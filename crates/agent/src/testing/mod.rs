@@ -365,7 +365,8 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
 }
 
 /// Resolves when the client has closed the connection (or reset it), as a real server notices
-/// a client that gave up: a hanging or slow step then ends with it instead of outliving the test.
+/// a client that gave up: a hanging, stalled or slow step then ends with it instead of
+/// outliving the test.
 async fn peer_closed(stream: &TcpStream) {
     let mut byte = [0u8; 1];
     match stream.peek(&mut byte).await {
@@ -459,7 +460,7 @@ async fn respond(stream: &mut TcpStream, mut step: Step, anthropic: bool, stream
                 let _ = stream.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes()).await;
             }
             let _ = stream.flush().await;
-            tokio::time::sleep(Duration::from_secs(3600)).await;
+            peer_closed(stream).await;
             false
         }
     }

@@ -348,7 +348,7 @@ async fn cancel_stops_an_answer_and_keeps_the_partial_text() {
         reply: Reply::text("The answer is forty two and more"),
     }])
     .await;
-    let app = spawn_with(|c| use_llm(c, &llm)).await;
+    let app = spawn_with(|c| use_stalling_llm(c, &llm)).await;
     let mut ws = app.ws_connect().await;
     ws_send(&mut ws, json!({"action": "chat", "message": "What is the answer?"})).await;
     let mut text = String::new();

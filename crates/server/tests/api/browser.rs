@@ -506,7 +506,9 @@ async fn stop_cancels_an_answer_and_shows_it_as_stopped() {
         reply: Reply::text("Counting every order of every customer takes a while"),
     }])
     .await;
-    let app = spawn_with(|c| use_llm(c, &llm)).await;
+    // with use_llm's 1.5 s idle limit the answer could end as a time-out before the click,
+    // hiding Stop
+    let app = spawn_with(|c| use_stalling_llm(c, &llm)).await;
     let browser = Driver::start().await;
     browser.goto(&app.url("/")).await;
     browser.until("document.body.dataset.ready === 'true'", "the app to start").await;

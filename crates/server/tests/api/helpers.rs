@@ -67,6 +67,14 @@ pub fn use_llm(config: &mut Config, llm: &sqlmatic_agent::testing::ScriptedLlm) 
     config.agent.request_timeout_ms = 5000;
 }
 
+/// [`use_llm`] for a model that stalls until the test acts (cancels, revokes, clicks Stop): no
+/// time limit may end the turn first, however slowly a loaded machine gets to that act.
+pub fn use_stalling_llm(config: &mut Config, llm: &sqlmatic_agent::testing::ScriptedLlm) {
+    use_llm(config, llm);
+    config.agent.stream_idle_timeout_ms = 60_000;
+    config.agent.request_timeout_ms = 60_000;
+}
+
 /// Starts the server on an existing directory (its app database survives a restart).
 pub async fn spawn_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {

@@ -290,7 +290,8 @@ async fn revoked_or_rotated_tokens_close_open_sockets_and_cancel_turns() {
         reply: Reply::text("thinking about it for a long time"),
     }])
     .await;
-    let (app, t, _d) = spawn_secured(|c| use_llm(c, &llm)).await;
+    // the turn ends only if the revocation cancels it
+    let (app, t, _d) = spawn_secured(|c| use_stalling_llm(c, &llm)).await;
     let open = |token: String| {
         let url = format!("ws://127.0.0.1:{}/ws", app.port);
         async move {
