@@ -79,7 +79,11 @@ pub async fn list_verified(
 /// its `sql`. The database runs the SQL first, read-only within the limits; SQL that fails is
 /// refused with `422 verification_failed`. The admin is recorded as `verified_by`.
 #[utoipa::path(post, path = "/api/verified-queries", tag = "knowledge", request_body = VerifyRequest,
-    responses((status = 201, body = VerifiedQuery), (status = 400, body = crate::wire::ErrorBody),
+    responses((status = 201, body = VerifiedQuery, links(("delete" = (
+        operation_id = "delete_verified",
+        parameters(("id" = "$response.body#/id")),
+        description = "Remove the verified query just added",
+    )))), (status = 400, body = crate::wire::ErrorBody),
     (status = 404, body = crate::wire::ErrorBody), (status = 422, body = crate::wire::ErrorBody)))]
 #[post("/api/verified-queries")]
 pub async fn verify(
