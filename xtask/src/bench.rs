@@ -15,6 +15,11 @@ use serde_json::{Value, json};
 
 use crate::{cargo, root};
 
+// the same /proc readings as the benchmarks and the examples they run
+#[path = "../../crates/server/benches/support/proc.rs"]
+mod proc;
+use proc::status_kib;
+
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Seconds per scenario.
@@ -101,17 +106,6 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     Some(out)
 }
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 struct Server(Child);
 
 impl Drop for Server {
@@ -186,14 +180,14 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     // Warm the schema cache and let start-up allocations settle before reading idle memory.
     http_get(port, "/api/database/structure");
     std::thread::sleep(Duration::from_secs(1));
-    let idle_rss = rss_kib(pid, "VmRSS:");
+    let idle_rss = status_kib(pid, "VmRSS:");
     let mut results = Vec::new();
     for s in SCENARIOS {
         let mut r = run_wrk(&args, &dir, port, s)?;
-        r["rss_after_kib"] = json!(rss_kib(pid, "VmRSS:"));
+        r["rss_after_kib"] = json!(status_kib(pid, "VmRSS:"));
         results.push(r);
     }
-    let peak = rss_kib(pid, "VmHWM:");
+    let peak = status_kib(pid, "VmHWM:");
     let report = json!({
         "connections": args.connections,
         "threads": args.threads,

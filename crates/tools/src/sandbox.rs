@@ -190,7 +190,7 @@ fn wait_for_writer(attempt: i32) -> bool {
     let now = std::time::Instant::now();
     let since = BUSY_SINCE.with(|since| {
         // attempt 0 starts a new wait
-        if attempt == 0 || since.get().is_none() {
+        if attempt == 0 {
             since.set(Some(now));
         }
         since.get().unwrap_or(now)

@@ -1,4 +1,5 @@
-//! Readings of a process from /proc, shared by the benchmarks and the examples they run.
+//! Readings of a process from /proc, shared by the benchmarks, the examples they run and
+//! `cargo xtask bench`.
 
 /// A `/proc/<pid>/status` field in KiB (`VmRSS:`, `VmHWM:`).
 pub fn status_kib(pid: u32, field: &str) -> u64 {
