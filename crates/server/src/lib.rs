@@ -95,12 +95,16 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     e.error_response()
 }
 
-/// Turns actix's empty 405 into our JSON error.
+/// Turns actix's empty 405 (and rmcp's bare-text one on `/mcp`) into our JSON error, naming
+/// the methods the response's own `Allow` gives, or else the OpenAPI document's.
 fn method_not_allowed<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let (req, _) = res.into_parts();
-    let methods = routes::openapi::methods_for(req.path()).unwrap_or_default().join(", ");
+    let (req, res) = res.into_parts();
+    let methods = match res.headers().get(actix_web::http::header::ALLOW) {
+        Some(allow) => allow.to_str().unwrap_or_default().to_owned(),
+        None => routes::openapi::methods_for(req.path()).unwrap_or_default().join(", "),
+    };
     let e = ApiError::new(
         Code::MethodNotAllowed,
         format!("{} is not allowed on {}; use {methods}", req.method(), req.path()),

@@ -547,6 +547,21 @@ pub fn http_service(core: Arc<Sqlmatic>) -> HttpService {
     )
 }
 
+/// The code for an rmcp transport error: a 4xx without a Content-Type (a bare text reason).
+/// JSON-RPC errors carry their own JSON body and pass through as they are; a 405 is shaped by
+/// the server's handler for every 405.
+fn transport_error_code(parts: &http::response::Parts) -> Option<Code> {
+    if parts.headers.contains_key(http::header::CONTENT_TYPE) {
+        return None;
+    }
+    match parts.status.as_u16() {
+        400 => Some(Code::MalformedRequest),
+        404 => Some(Code::NotFound),
+        415 => Some(Code::UnsupportedMediaType),
+        _ => None,
+    }
+}
+
 /// `/mcp`: authenticated by the middleware (bearer token, rate limits); `Origin` checked
 /// against `api.allowed_origins` (DNS-rebinding protection); then handed to rmcp.
 pub async fn endpoint(
@@ -583,6 +598,15 @@ pub async fn endpoint(
         Err(never) => match never {},
     };
     let (parts, body) = response.into_parts();
+    if let Some(code) = transport_error_code(&parts) {
+        // rmcp answers transport mistakes (no session id, an unknown session, a wrong
+        // Content-Type) with a bare text body; they get the error shape every other route has
+        let text = http_body_util::BodyExt::collect(body)
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        return Err(crate::error::ApiError::new(code, format!("MCP: {}", text.trim())));
+    }
     let mut status = actix_web::http::StatusCode::from_u16(parts.status.as_u16())
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
     // rmcp ends a session (DELETE) with 202; the official Python SDK counts only 200 and 204 as

@@ -287,7 +287,8 @@ async fn mcp_refuses_origins_that_are_not_allowed() {
 }
 
 /// The Streamable HTTP session's end, as the official Python SDK does it on every disconnect: a
-/// DELETE it counts as done only on 200 or 204, after which the session id is unknown (404).
+/// DELETE it counts as done only on 200 or 204, after which the session id is unknown (404);
+/// without a session id it is a 400. Both errors in the API's `{"error": …}` shape.
 #[actix_web::test]
 async fn a_deleted_session_ends_with_no_content_and_is_gone() {
     let app = spawn_app().await;
@@ -314,7 +315,18 @@ async fn a_deleted_session_ends_with_no_content_and_is_gone() {
         .send()
         .await
         .unwrap();
-    assert_eq!(after.status(), 404, "{:?}", after.text().await);
+    assert_error(after, 404, "not_found").await;
+    // transport mistakes get the API's error shape, not rmcp's bare text
+    let anonymous = mcp(reqwest::Method::DELETE).send().await.unwrap();
+    let body = assert_error(anonymous, 400, "malformed_request").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("Session ID"), "{body}");
+    let put = mcp(reqwest::Method::PUT).send().await.unwrap();
+    assert_eq!(put.headers()["allow"], "GET, POST, DELETE");
+    let body = assert_error(put, 405, "method_not_allowed").await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().ends_with("use GET, POST, DELETE"),
+        "{body}"
+    );
 }
 
 #[actix_web::test]
